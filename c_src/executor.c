@@ -1,0 +1,371 @@
+/*
+ * executor.c: py_nif:call/eval/exec, and where their Python work runs.
+ *
+ * The three NIFs are dirty I/O NIFs and run the Python work right there, on
+ * the calling dirty scheduler: no hand-off to another thread, which is what
+ * makes a short call cheap (docs/performance.md has the figures).
+ *
+ * A Python call may block (sleep, I/O, a queue), holding its dirty
+ * scheduler meanwhile. So at most `dirty_limit` calls run on dirty
+ * schedulers at once, by default one fewer than there are dirty I/O
+ * schedulers; a call over the limit is handed to the pool (pool.c), whose
+ * threads grow while all are busy. One dirty I/O scheduler is therefore
+ * always free to admit new calls, and no call waits behind blocked ones.
+ *
+ * Arguments are checked before the GIL is taken; a caller's mistake gives
+ * {error, {badarg, What}}.
+ */
+#include "pyerl.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#define NAME_SIZE 1024
+
+static atomic_int dirty_limit;
+static atomic_int dirty_running;
+static atomic_long dirty_calls;
+
+void
+pyerl_executor_init(int dirty_io_schedulers)
+{
+    atomic_store(&dirty_limit, dirty_io_schedulers > 1 ? dirty_io_schedulers - 1 : 0);
+}
+
+/* ---- running a request (GIL held) ------------------------------------ */
+
+/* Module by its dotted name; new reference or NULL with an exception. */
+static PyObject *
+import_module(const char *name)
+{
+    PyObject *key = PyUnicode_FromString(name);
+    PyObject *module;
+
+    if (!key) {
+        return NULL;
+    }
+    module = PyImport_GetModule(key);
+    if (!module && !PyErr_Occurred()) {
+        module = PyImport_Import(key);
+    }
+    Py_DECREF(key);
+    return module;
+}
+
+/* obj.a.b.c for the dotted path "a.b.c"; new reference or NULL. */
+static PyObject *
+get_attribute_path(PyObject *obj, char *path)
+{
+    PyObject *current = Py_NewRef(obj), *next;
+    char *part = path, *dot;
+
+    for (;;) {
+        dot = strchr(part, '.');
+        if (dot) {
+            *dot = '\0';
+        }
+        next = PyObject_GetAttrString(current, part);
+        Py_DECREF(current);
+        if (!next || !dot) {
+            return next;
+        }
+        current = next;
+        part = dot + 1;
+    }
+}
+
+static PyObject *
+run_call(ErlNifEnv *env, const struct pyerl_request *req)
+{
+    char module_name[NAME_SIZE], function_name[NAME_SIZE];
+    PyObject *module = NULL, *function = NULL, *args = NULL, *args_tuple = NULL, *kwargs = NULL;
+    PyObject *result = NULL;
+    size_t kwargs_size = 0;
+
+    pyerl_name_text(env, req->module, module_name, sizeof module_name);
+    pyerl_name_text(env, req->function, function_name, sizeof function_name);
+    if (!(module = import_module(module_name)) ||
+        !(function = get_attribute_path(module, function_name)) ||
+        !(args = pyerl_term_to_py(env, req->args, "args")) || !(args_tuple = PyList_AsTuple(args))) {
+        goto done;
+    }
+    enif_get_map_size(env, req->kwargs, &kwargs_size);
+    if (kwargs_size > 0 && !(kwargs = pyerl_kwargs_to_py(env, req->kwargs, "kwargs"))) {
+        goto done;
+    }
+    result = PyObject_Call(function, args_tuple, kwargs);
+done:
+    Py_XDECREF(module);
+    Py_XDECREF(function);
+    Py_XDECREF(args);
+    Py_XDECREF(args_tuple);
+    Py_XDECREF(kwargs);
+    return result;
+}
+
+/* Compiles the code binary; new reference or NULL with an exception. */
+static PyObject *
+compile_code(ErlNifEnv *env, ERL_NIF_TERM code, int start, const char *filename)
+{
+    ErlNifBinary bin;
+    char *source;
+    PyObject *compiled;
+
+    enif_inspect_binary(env, code, &bin);
+    if (memchr(bin.data, '\0', bin.size)) {
+        PyErr_SetString(PyExc_SyntaxError, "source code cannot contain null bytes");
+        return NULL;
+    }
+    source = enif_alloc(bin.size + 1);
+    if (!source) {
+        return PyErr_NoMemory();
+    }
+    memcpy(source, bin.data, bin.size);
+    source[bin.size] = '\0';
+    compiled = Py_CompileString(source, filename, start);
+    enif_free(source);
+    return compiled;
+}
+
+/* eval takes an expression, or failing that statements (whose value is
+ * None), so that py:eval also runs a loop or an assignment. */
+static PyObject *
+compile_request(ErlNifEnv *env, const struct pyerl_request *req)
+{
+    PyObject *code;
+
+    if (req->op == PYERL_EXEC) {
+        return compile_code(env, req->code, Py_file_input, "<py:exec>");
+    }
+    code = compile_code(env, req->code, Py_eval_input, "<py:eval>");
+    if (!code && PyErr_ExceptionMatches(PyExc_SyntaxError)) {
+        PyErr_Clear();
+        code = compile_code(env, req->code, Py_file_input, "<py:eval>");
+    }
+    return code;
+}
+
+static PyObject *
+run_code(ErlNifEnv *env, const struct pyerl_request *req)
+{
+    int is_eval = req->op == PYERL_EVAL;
+    PyObject *code = compile_request(env, req);
+    PyObject *locals = NULL, *result = NULL;
+    size_t locals_size = 0;
+
+    if (!code) {
+        return NULL;
+    }
+    if (is_eval) {
+        enif_get_map_size(env, req->locals, &locals_size);
+    }
+    if (locals_size > 0 && !(locals = pyerl_kwargs_to_py(env, req->locals, "locals"))) {
+        goto done;
+    }
+    result = PyEval_EvalCode(code, pyerl_main_dict(), locals ? locals : pyerl_main_dict());
+done:
+    Py_DECREF(code);
+    Py_XDECREF(locals);
+    return result;
+}
+
+ERL_NIF_TERM
+pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env,
+          struct pyerl_call *call, const ErlNifPid *caller)
+{
+    PyObject *result;
+    ERL_NIF_TERM value = ATOM(ok), out;
+    int converted, interrupted;
+
+    if (pyerl_gil_acquire() < 0) {
+        return enif_make_tuple2(out_env, ATOM(error), enif_make_atom(out_env, "no_thread_state"));
+    }
+    pyerl_call_begin(call, caller, req->deadline_ns);
+    result = req->op == PYERL_CALL ? run_call(in_env, req) : run_code(in_env, req);
+    converted = result && (req->op == PYERL_EXEC || pyerl_py_to_term(out_env, result, &value,
+                                                                      "result"));
+    /* Dropping the result may run __del__ code: still inside the call. */
+    Py_XDECREF(result);
+    interrupted = pyerl_call_end(call);
+    if (interrupted) {
+        PyErr_Clear();
+        out = enif_make_tuple2(out_env, ATOM(error), ATOM(timeout));
+    } else if (!converted) {
+        out = pyerl_error_from_python(out_env);
+    } else {
+        out = req->op == PYERL_EXEC ? ATOM(ok) : enif_make_tuple2(out_env, ATOM(ok), value);
+    }
+    pyerl_gil_release();
+    return out;
+}
+
+/* ---- the NIFs --------------------------------------------------------- */
+
+/* Timeout in ms (a non-negative integer or infinity) to a deadline. */
+static int
+get_deadline(ErlNifEnv *env, ERL_NIF_TERM term, int64_t *deadline_ns)
+{
+    ErlNifSInt64 ms;
+
+    if (term == ATOM(infinity)) {
+        *deadline_ns = INT64_MAX;
+        return 1;
+    }
+    if (!enif_get_int64(env, term, &ms) || ms < 0) {
+        return 0;
+    }
+    *deadline_ns = pyerl_deadline_after(ms);
+    return 1;
+}
+
+struct dirty_run {
+    ErlNifEnv *env;
+    const struct pyerl_request *req;
+    ErlNifPid self;
+    ERL_NIF_TERM result;
+};
+
+static void
+run_dirty(void *arg)
+{
+    struct dirty_run *run = arg;
+    struct pyerl_call call;
+
+    run->result = pyerl_run(run->env, run->req, run->env, &call, &run->self);
+}
+
+static ERL_NIF_TERM
+dispatch(ErlNifEnv *env, const struct pyerl_request *req)
+{
+    struct dirty_run run = {.env = env, .req = req};
+    int ran;
+
+    if (atomic_fetch_add(&dirty_running, 1) >= atomic_load(&dirty_limit)) {
+        atomic_fetch_sub(&dirty_running, 1);
+        return pyerl_pool_submit(env, req);
+    }
+    enif_self(env, &run.self);
+    ran = pyerl_run_on_large_stack(run_dirty, &run) == 0;
+    atomic_fetch_sub(&dirty_running, 1);
+    if (!ran) {
+        return pyerl_pool_submit(env, req);
+    }
+    atomic_fetch_add(&dirty_calls, 1);
+    return run.result;
+}
+
+/* call(Module, Function, Args, Kwargs, Timeout) */
+ERL_NIF_TERM
+pyerl_nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    struct pyerl_request req = {.op = PYERL_CALL};
+    char name[NAME_SIZE];
+    unsigned length;
+
+    (void)argc;
+    if (pyerl_name_text(env, argv[0], name, sizeof name) <= 0) {
+        return pyerl_badarg(env, "module");
+    }
+    if (pyerl_name_text(env, argv[1], name, sizeof name) <= 0) {
+        return pyerl_badarg(env, "function");
+    }
+    if (!enif_get_list_length(env, argv[2], &length)) {
+        return pyerl_badarg(env, "args");
+    }
+    if (!enif_is_map(env, argv[3])) {
+        return pyerl_badarg(env, "kwargs");
+    }
+    if (!get_deadline(env, argv[4], &req.deadline_ns)) {
+        return pyerl_badarg(env, "timeout");
+    }
+    req.module = argv[0];
+    req.function = argv[1];
+    req.args = argv[2];
+    req.kwargs = argv[3];
+    return dispatch(env, &req);
+}
+
+/* eval(Code, Locals, Timeout) */
+ERL_NIF_TERM
+pyerl_nif_eval(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    struct pyerl_request req = {.op = PYERL_EVAL};
+
+    (void)argc;
+    if (!enif_is_binary(env, argv[0])) {
+        return pyerl_badarg(env, "code");
+    }
+    if (!enif_is_map(env, argv[1])) {
+        return pyerl_badarg(env, "locals");
+    }
+    if (!get_deadline(env, argv[2], &req.deadline_ns)) {
+        return pyerl_badarg(env, "timeout");
+    }
+    req.code = argv[0];
+    req.locals = argv[1];
+    return dispatch(env, &req);
+}
+
+/* exec(Code, Timeout) */
+ERL_NIF_TERM
+pyerl_nif_exec(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    struct pyerl_request req = {.op = PYERL_EXEC};
+
+    (void)argc;
+    if (!enif_is_binary(env, argv[0])) {
+        return pyerl_badarg(env, "code");
+    }
+    if (!get_deadline(env, argv[1], &req.deadline_ns)) {
+        return pyerl_badarg(env, "timeout");
+    }
+    req.code = argv[0];
+    return dispatch(env, &req);
+}
+
+/* set_dirty_limit(N): how many calls may run on dirty schedulers at once;
+ * 0 sends every call to the pool. */
+ERL_NIF_TERM
+pyerl_nif_set_dirty_limit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    int limit;
+
+    (void)argc;
+    if (!enif_get_int(env, argv[0], &limit) || limit < 0) {
+        return enif_make_badarg(env);
+    }
+    atomic_store(&dirty_limit, limit);
+    return ATOM(ok);
+}
+
+ERL_NIF_TERM
+pyerl_nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    long threads, idle, queued, served;
+    ERL_NIF_TERM keys[8], values[8], map;
+    const char *version = Py_GetVersion();
+    unsigned char *text;
+
+    (void)argc;
+    (void)argv;
+    pyerl_pool_counts(&threads, &idle, &queued, &served);
+    keys[0] = ATOM(dirty_limit);
+    values[0] = enif_make_int(env, atomic_load(&dirty_limit));
+    keys[1] = ATOM(dirty_running);
+    values[1] = enif_make_int(env, atomic_load(&dirty_running));
+    keys[2] = ATOM(dirty_calls);
+    values[2] = enif_make_long(env, atomic_load(&dirty_calls));
+    keys[3] = ATOM(pool_threads);
+    values[3] = enif_make_long(env, threads);
+    keys[4] = ATOM(pool_idle);
+    values[4] = enif_make_long(env, idle);
+    keys[5] = ATOM(pool_queued);
+    values[5] = enif_make_long(env, queued);
+    keys[6] = ATOM(pool_calls);
+    values[6] = enif_make_long(env, served);
+    keys[7] = ATOM(python_version);
+    text = enif_make_new_binary(env, strcspn(version, " "), &values[7]);
+    memcpy(text, version, strcspn(version, " "));
+    enif_make_map_from_arrays(env, keys, values, 8, &map);
+    return map;
+}

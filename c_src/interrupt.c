@@ -1,0 +1,367 @@
+/*
+ * interrupt.c: stopping Python work that Erlang no longer waits for.
+ *
+ * Every call run for Erlang is registered here while it runs (struct
+ * pyerl_call). One watchdog thread interrupts a call when its deadline
+ * passes, when its Erlang caller has died, or when pyerl_call_interrupt asks
+ * (a pool job whose caller gave up). Interrupting raises
+ * erlang.CallInterrupted in the call's thread through
+ * PyThreadState_SetAsyncExc, which Python delivers at the next bytecode
+ * boundary, and wakes the call if it sleeps in erlang.sleep.
+ *
+ * erlang.sleep replaces time.sleep inside the VM: Python only interrupts a
+ * sleep on its main thread (signals), and calls never run there, so a plain
+ * time.sleep(60) would hold its thread for the full minute. Other blocking C
+ * calls (a socket read, a lock) see the exception when they return; that
+ * limit is documented in docs/calls.md.
+ *
+ * A call that swallows the exception (a bare `except:`) gets it again every
+ * REFIRE_NS until it ends.
+ *
+ * Locking: `lock` guards the list and the lock-guarded fields of struct
+ * pyerl_call. The watchdog takes the GIL holding no lock and `lock` inside it
+ * (the GIL is outermost). Calls register and unregister with the GIL held,
+ * so while the watchdog holds the GIL, no call it finds listed can end.
+ * Whether a caller is alive is asked of ERTS with no lock held.
+ *
+ * Wake-ups: the watchdog sleeps until the earliest deadline or, while calls
+ * run, at most TICK_NS (to look at callers). After IDLE_TICKS ticks with no
+ * call it sleeps until signalled. A new call signals it only if its deadline
+ * comes before the planned wake-up, so most calls cost one short,
+ * uncontended mutex hold on each side.
+ */
+#include "pyerl.h"
+
+#include <errno.h>
+#include <time.h>
+
+#define TICK_NS (100 * 1000 * 1000LL)
+#define LIVENESS_NS TICK_NS
+#define REFIRE_NS (1000 * 1000 * 1000LL)
+#define IDLE_TICKS 10
+#define BATCH 64
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_condattr_t monotonic;
+static int started; /* set once by pyerl_watchdog_start, from load */
+
+/* lock-guarded: */
+static pthread_cond_t watchdog_wake;
+static struct pyerl_call *calls;
+static uint64_t last_serial;
+static int64_t planned_wake_ns = INT64_MAX;
+
+static PyObject *original_sleep; /* time.sleep as Python made it; GIL */
+static _Thread_local struct pyerl_call *current_call;
+
+int64_t
+pyerl_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static struct timespec
+to_timespec(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
+
+    return ts;
+}
+
+int64_t
+pyerl_deadline_after(int64_t timeout_ms)
+{
+    int64_t now = pyerl_now_ns();
+
+    if (timeout_ms < 0 || timeout_ms > (INT64_MAX - now) / 1000000LL) {
+        return INT64_MAX;
+    }
+    return now + timeout_ms * 1000000LL;
+}
+
+/* ---- registering calls ------------------------------------------------ */
+
+void
+pyerl_call_begin(struct pyerl_call *call, const ErlNifPid *caller, int64_t deadline_ns)
+{
+    int64_t now = pyerl_now_ns();
+
+    call->thread_id = PyThread_get_thread_ident();
+    call->started_ns = now;
+    call->has_caller = caller != NULL;
+    if (caller) {
+        call->caller = *caller;
+    }
+    pthread_cond_init(&call->wake, &monotonic);
+
+    pthread_mutex_lock(&lock);
+    call->serial = ++last_serial;
+    call->deadline_ns = deadline_ns;
+    call->next_check_ns = now + LIVENESS_NS;
+    call->interrupted = 0;
+    call->registered = 1;
+    call->prev = NULL;
+    call->next = calls;
+    if (calls) {
+        calls->prev = call;
+    }
+    calls = call;
+    if (call->deadline_ns < planned_wake_ns ||
+        (call->has_caller && call->next_check_ns < planned_wake_ns)) {
+        pthread_cond_signal(&watchdog_wake);
+    }
+    pthread_mutex_unlock(&lock);
+    current_call = call;
+}
+
+int
+pyerl_call_end(struct pyerl_call *call)
+{
+    int interrupted;
+
+    current_call = NULL;
+    pthread_mutex_lock(&lock);
+    if (call->prev) {
+        call->prev->next = call->next;
+    } else {
+        calls = call->next;
+    }
+    if (call->next) {
+        call->next->prev = call->prev;
+    }
+    call->registered = 0;
+    interrupted = call->interrupted;
+    pthread_mutex_unlock(&lock);
+    pthread_cond_destroy(&call->wake);
+    if (interrupted) {
+        /* An interruption raised but not yet delivered must not hit the
+         * thread's next call. */
+        PyThreadState_SetAsyncExc(call->thread_id, NULL);
+    }
+    return interrupted;
+}
+
+void
+pyerl_call_interrupt(struct pyerl_call *call)
+{
+    pthread_mutex_lock(&lock);
+    if (call->registered && !call->interrupted) {
+        call->deadline_ns = 0;
+        pthread_cond_signal(&watchdog_wake);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+/* ---- the watchdog ----------------------------------------------------- */
+
+struct target {
+    struct pyerl_call *call; /* compared, never dereferenced unless listed */
+    uint64_t serial;
+    ErlNifPid caller;
+};
+
+/* Lock held. The listed call that target names, or NULL if it has ended. */
+static struct pyerl_call *
+find_listed(const struct target *t)
+{
+    struct pyerl_call *c;
+
+    for (c = calls; c; c = c->next) {
+        if (c == t->call && c->serial == t->serial) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* Lock held. Fills due (calls past deadline) and check (callers to look at);
+ * returns when the watchdog should wake next. */
+static int64_t
+scan(int64_t now, struct target *due, int *n_due, struct target *check, int *n_check)
+{
+    int64_t next = INT64_MAX;
+    struct pyerl_call *c;
+
+    *n_due = *n_check = 0;
+    for (c = calls; c; c = c->next) {
+        if (c->deadline_ns <= now && *n_due < BATCH) {
+            due[(*n_due)++] = (struct target){c, c->serial, c->caller};
+        } else if (c->deadline_ns < next) {
+            next = c->deadline_ns;
+        }
+        if (c->has_caller && c->next_check_ns <= now && *n_check < BATCH) {
+            check[(*n_check)++] = (struct target){c, c->serial, c->caller};
+            c->next_check_ns = now + LIVENESS_NS;
+        }
+        if (c->has_caller && c->next_check_ns < next) {
+            next = c->next_check_ns;
+        }
+    }
+    return next;
+}
+
+/* No lock held. Marks due the calls whose caller has died. */
+static void
+check_callers(struct target *check, int n_check)
+{
+    int i;
+    struct pyerl_call *c;
+
+    for (i = 0; i < n_check; i++) {
+        check[i].serial = enif_is_process_alive(NULL, &check[i].caller) ? 0 : check[i].serial;
+    }
+    pthread_mutex_lock(&lock);
+    for (i = 0; i < n_check; i++) {
+        if (check[i].serial && (c = find_listed(&check[i]))) {
+            c->deadline_ns = 0;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+/* No lock held. Raises CallInterrupted in each due call still running. */
+static void
+interrupt_due(struct target *due, int n_due)
+{
+    struct pyerl_call *c;
+    int i;
+
+    if (pyerl_gil_acquire() < 0) {
+        return;
+    }
+    pthread_mutex_lock(&lock);
+    for (i = 0; i < n_due; i++) {
+        if ((c = find_listed(&due[i]))) {
+            PyThreadState_SetAsyncExc(c->thread_id, pyerl_call_interrupted);
+            c->interrupted = 1;
+            c->deadline_ns = pyerl_now_ns() + REFIRE_NS;
+            pthread_cond_broadcast(&c->wake);
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    pyerl_gil_release();
+}
+
+static void *
+watchdog_main(void *arg)
+{
+    struct target due[BATCH], check[BATCH];
+    int n_due, n_check, idle_ticks = 0;
+    int64_t now, next;
+    struct timespec until;
+
+    (void)arg;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        now = pyerl_now_ns();
+        next = scan(now, due, &n_due, check, &n_check);
+        if (n_due > 0 || n_check > 0) {
+            pthread_mutex_unlock(&lock);
+            check_callers(check, n_check);
+            interrupt_due(due, n_due);
+            pthread_mutex_lock(&lock);
+            continue;
+        }
+        idle_ticks = calls ? 0 : idle_ticks + 1;
+        if (idle_ticks <= IDLE_TICKS && next > now + TICK_NS) {
+            next = now + TICK_NS;
+        }
+        planned_wake_ns = next;
+        if (next == INT64_MAX) {
+            pthread_cond_wait(&watchdog_wake, &lock);
+        } else {
+            until = to_timespec(next);
+            pthread_cond_timedwait(&watchdog_wake, &lock, &until);
+        }
+        planned_wake_ns = 0;
+    }
+    return NULL;
+}
+
+int
+pyerl_watchdog_start(void)
+{
+    pthread_t thread;
+    pthread_attr_t attr;
+    int rc;
+
+    if (started) {
+        return 0;
+    }
+    if (pthread_condattr_init(&monotonic) != 0 ||
+        pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&watchdog_wake, &monotonic) != 0 || pthread_attr_init(&attr) != 0) {
+        return -1;
+    }
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&thread, &attr, watchdog_main, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        return -1;
+    }
+    started = 1;
+    return 0;
+}
+
+/* ---- erlang.sleep ----------------------------------------------------- */
+
+PyObject *
+pyerl_sleep(PyObject *module, PyObject *arg)
+{
+    struct pyerl_call *call = current_call;
+    double seconds;
+    int64_t end;
+    struct timespec until;
+    int interrupted;
+
+    (void)module;
+    seconds = call ? PyFloat_AsDouble(arg) : -1.0;
+    if (!call || !(seconds >= 0.0)) {
+        /* Not in a call made by Erlang, or an argument time.sleep should
+         * judge: let it, with its own errors. */
+        PyErr_Clear();
+        return PyObject_CallOneArg(original_sleep, arg);
+    }
+    end = seconds < 1e9 ? pyerl_now_ns() + (int64_t)(seconds * 1e9) : INT64_MAX / 2;
+    until = to_timespec(end);
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&lock);
+    while (!call->interrupted && pyerl_now_ns() < end) {
+        if (pthread_cond_timedwait(&call->wake, &lock, &until) == ETIMEDOUT) {
+            break;
+        }
+    }
+    interrupted = call->interrupted;
+    pthread_mutex_unlock(&lock);
+    Py_END_ALLOW_THREADS
+    if (interrupted) {
+        /* Raise it here rather than at the next bytecode, and only once. */
+        PyThreadState_SetAsyncExc(call->thread_id, NULL);
+        PyErr_SetNone(pyerl_call_interrupted);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+int
+pyerl_install_sleep(PyObject *erlang_module)
+{
+    PyObject *time_module = PyImport_ImportModule("time");
+    PyObject *replacement = NULL;
+    int rc = -1;
+
+    if (!time_module) {
+        return -1;
+    }
+    original_sleep = PyObject_GetAttrString(time_module, "sleep");
+    replacement = PyObject_GetAttrString(erlang_module, "sleep");
+    if (original_sleep && replacement) {
+        rc = PyObject_SetAttrString(time_module, "sleep", replacement);
+    }
+    Py_DECREF(time_module);
+    Py_XDECREF(replacement);
+    return rc;
+}

@@ -1,0 +1,67 @@
+/*
+ * nif.c: the py_nif module's function table and its load callbacks.
+ *
+ * Loading starts what lives for the rest of the VM: the interpreter
+ * (interp.c), the watchdog thread (interrupt.c) and the pool (pool.c).
+ * Nothing is torn down on unload: Python cannot be restarted in a process,
+ * so a reload (upgrade) picks up what is already running.
+ *
+ * The load info is the number of dirty I/O schedulers, which ERTS does not
+ * tell NIFs, from py_nif's on_load.
+ */
+#include "pyerl.h"
+
+#include <stdio.h>
+
+static int
+setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
+{
+    char err[256];
+    int dirty_io;
+
+    pyerl_atoms_init(env);
+    if (!enif_get_int(env, load_info, &dirty_io) || dirty_io < 1) {
+        enif_fprintf(stderr, "py_nif: load info must be the dirty I/O scheduler count\r\n");
+        return 1;
+    }
+    if (pyerl_pool_init(env) < 0) {
+        enif_fprintf(stderr, "py_nif: cannot set up the call pool\r\n");
+        return 2;
+    }
+    if (pyerl_interp_start(err, sizeof err) < 0) {
+        enif_fprintf(stderr, "py_nif: %s\r\n", err);
+        return 3;
+    }
+    if (pyerl_watchdog_start() < 0) {
+        enif_fprintf(stderr, "py_nif: cannot start the watchdog thread\r\n");
+        return 4;
+    }
+    pyerl_executor_init(dirty_io);
+    return 0;
+}
+
+static int
+load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info)
+{
+    (void)priv_data;
+    return setup(env, load_info);
+}
+
+static int
+upgrade(ErlNifEnv *env, void **priv_data, void **old_priv_data, ERL_NIF_TERM load_info)
+{
+    (void)priv_data;
+    (void)old_priv_data;
+    return setup(env, load_info);
+}
+
+static ErlNifFunc nif_funcs[] = {
+    {"call", 5, pyerl_nif_call, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"eval", 3, pyerl_nif_eval, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"exec", 2, pyerl_nif_exec, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"cancel", 1, pyerl_nif_cancel, 0},
+    {"set_dirty_limit", 1, pyerl_nif_set_dirty_limit, 0},
+    {"stats", 0, pyerl_nif_stats, 0},
+};
+
+ERL_NIF_INIT(py_nif, nif_funcs, load, NULL, upgrade, NULL)

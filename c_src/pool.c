@@ -1,0 +1,266 @@
+/*
+ * pool.c: NIF-owned threads for the calls that are not run on a dirty
+ * scheduler (see executor.c for when that is).
+ *
+ * A job is a NIF resource holding a copy of the request in its own env, the
+ * caller's pid and a fresh reference. Threads take jobs from one FIFO queue.
+ * When a job is queued and no thread is free to take it, a new thread starts
+ * (up to MAX_THREADS), so a job does not wait behind blocked ones; a thread
+ * idle for IDLE_EXIT_NS exits. Threads have PYERL_STACK_SIZE stacks.
+ *
+ * The result reaches the caller as {Ref, Result}. The caller may give up
+ * first (its timeout): py_nif:cancel/1 then answers `sent` if the result has
+ * been sent (the caller will receive it) or `cancelled` if it never will be,
+ * and interrupts the work. The answer is exact because the thread sends and
+ * cancel decides under the same job mutex.
+ *
+ * Lock order: pool lock and job locks are never held together; a job lock
+ * may be held while taking the watchdog's lock (pyerl_call_interrupt). None
+ * is held while taking the GIL.
+ */
+#include "pyerl.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#define MAX_THREADS 1024
+#define IDLE_EXIT_NS (30 * 1000 * 1000 * 1000LL)
+
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_SENT, JOB_CANCELLED };
+
+struct job {
+    ErlNifEnv *env; /* owns the request's terms and ref */
+    struct pyerl_request req;
+    ERL_NIF_TERM ref;
+    ErlNifPid caller;
+    struct pyerl_call call; /* registered with the watchdog while running */
+    struct job *next;       /* guarded by the pool lock */
+    pthread_mutex_t lock;
+    enum job_state state; /* guarded by lock */
+};
+
+static ErlNifResourceType *job_type;
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_condattr_t monotonic;
+/* pool_lock-guarded: */
+static pthread_cond_t work_ready;
+static struct job *queue_head, *queue_tail;
+static long queued, threads, idle, starting;
+static atomic_long served;
+
+static void
+job_dtor(ErlNifEnv *env, void *obj)
+{
+    struct job *job = obj;
+
+    (void)env;
+    if (job->env) {
+        enif_free_env(job->env);
+    }
+    pthread_mutex_destroy(&job->lock);
+}
+
+/* ---- the threads ------------------------------------------------------ */
+
+/* Waits for a job; NULL when the thread has idled long enough to exit. */
+static struct job *
+take_job(void)
+{
+    struct job *job = NULL;
+    struct timespec until;
+    int64_t end = pyerl_now_ns() + IDLE_EXIT_NS;
+
+    until.tv_sec = end / 1000000000LL;
+    until.tv_nsec = end % 1000000000LL;
+    pthread_mutex_lock(&pool_lock);
+    idle++;
+    while (!queue_head) {
+        if (pthread_cond_timedwait(&work_ready, &pool_lock, &until) != 0 && !queue_head) {
+            break;
+        }
+    }
+    idle--;
+    if (queue_head) {
+        job = queue_head;
+        queue_head = job->next;
+        if (!queue_head) {
+            queue_tail = NULL;
+        }
+        queued--;
+    } else {
+        threads--;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    return job;
+}
+
+static void
+run_job(struct job *job)
+{
+    ErlNifEnv *out_env;
+    ERL_NIF_TERM result, message;
+    int wanted;
+
+    pthread_mutex_lock(&job->lock);
+    wanted = job->state == JOB_QUEUED && enif_is_process_alive(NULL, &job->caller);
+    job->state = wanted ? JOB_RUNNING : JOB_CANCELLED;
+    pthread_mutex_unlock(&job->lock);
+    if (!wanted || !(out_env = enif_alloc_env())) {
+        return;
+    }
+    result = pyerl_run(job->env, &job->req, out_env, &job->call, &job->caller);
+    message = enif_make_tuple2(out_env, enif_make_copy(out_env, job->ref), result);
+    pthread_mutex_lock(&job->lock);
+    if (job->state == JOB_RUNNING) {
+        enif_send(NULL, &job->caller, out_env, message);
+        job->state = JOB_SENT;
+    }
+    pthread_mutex_unlock(&job->lock);
+    enif_free_env(out_env);
+    atomic_fetch_add(&served, 1);
+}
+
+static void *
+pool_thread_main(void *arg)
+{
+    struct job *job;
+
+    (void)arg;
+    pthread_mutex_lock(&pool_lock);
+    starting--;
+    pthread_mutex_unlock(&pool_lock);
+    while ((job = take_job())) {
+        run_job(job);
+        enif_release_resource(job); /* the queue's reference */
+    }
+    pyerl_thread_state_drop();
+    return NULL;
+}
+
+/* Pool lock held. Starts a thread if the queued jobs outnumber the threads
+ * free to take them. A failed start leaves the job queued for the threads
+ * there are. */
+static void
+grow_if_needed(void)
+{
+    pthread_attr_t attr;
+    pthread_t thread;
+
+    if (queued <= idle + starting || threads >= MAX_THREADS || pthread_attr_init(&attr) != 0) {
+        return;
+    }
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, PYERL_STACK_SIZE);
+    if (pthread_create(&thread, &attr, pool_thread_main, NULL) == 0) {
+        threads++;
+        starting++;
+    }
+    pthread_attr_destroy(&attr);
+}
+
+/* ---- submitting and cancelling ---------------------------------------- */
+
+ERL_NIF_TERM
+pyerl_pool_submit(ErlNifEnv *env, const struct pyerl_request *req)
+{
+    struct job *job = enif_alloc_resource(job_type, sizeof *job);
+    ERL_NIF_TERM handle;
+
+    if (!job) {
+        return enif_make_tuple2(env, ATOM(error), enif_make_atom(env, "enomem"));
+    }
+    memset(job, 0, sizeof *job);
+    pthread_mutex_init(&job->lock, NULL);
+    job->env = enif_alloc_env();
+    if (!job->env) {
+        enif_release_resource(job);
+        return enif_make_tuple2(env, ATOM(error), enif_make_atom(env, "enomem"));
+    }
+    job->req = *req;
+    if (req->op == PYERL_CALL) {
+        job->req.module = enif_make_copy(job->env, req->module);
+        job->req.function = enif_make_copy(job->env, req->function);
+        job->req.args = enif_make_copy(job->env, req->args);
+        job->req.kwargs = enif_make_copy(job->env, req->kwargs);
+    } else {
+        job->req.code = enif_make_copy(job->env, req->code);
+        job->req.locals = req->op == PYERL_EVAL ? enif_make_copy(job->env, req->locals) : 0;
+    }
+    job->ref = enif_make_ref(job->env);
+    job->state = JOB_QUEUED;
+    enif_self(env, &job->caller);
+
+    handle = enif_make_resource(env, job); /* the caller's reference */
+    pthread_mutex_lock(&pool_lock);
+    if (queue_tail) {
+        queue_tail->next = job;
+    } else {
+        queue_head = job;
+    }
+    queue_tail = job;
+    queued++;
+    grow_if_needed();
+    pthread_cond_signal(&work_ready);
+    pthread_mutex_unlock(&pool_lock);
+    /* The queue's reference is the one enif_alloc_resource gave us. */
+    return enif_make_tuple3(env, ATOM(queued), enif_make_copy(env, job->ref), handle);
+}
+
+/* cancel(Job) -> sent | cancelled. Runs on a normal scheduler: takes only
+ * short mutexes. */
+ERL_NIF_TERM
+pyerl_nif_cancel(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    struct job *job;
+    ERL_NIF_TERM answer;
+
+    (void)argc;
+    if (!enif_get_resource(env, argv[0], job_type, (void **)&job)) {
+        return enif_make_badarg(env);
+    }
+    pthread_mutex_lock(&job->lock);
+    if (job->state == JOB_SENT) {
+        answer = ATOM(sent);
+    } else {
+        if (job->state == JOB_RUNNING) {
+            pyerl_call_interrupt(&job->call);
+        }
+        job->state = JOB_CANCELLED;
+        answer = ATOM(cancelled);
+    }
+    pthread_mutex_unlock(&job->lock);
+    return answer;
+}
+
+void
+pyerl_pool_counts(long *n_threads, long *n_idle, long *n_queued, long *n_served)
+{
+    pthread_mutex_lock(&pool_lock);
+    *n_threads = threads;
+    *n_idle = idle;
+    *n_queued = queued;
+    pthread_mutex_unlock(&pool_lock);
+    *n_served = atomic_load(&served);
+}
+
+int
+pyerl_pool_init(ErlNifEnv *env)
+{
+    static int cond_ready;
+
+    job_type = enif_open_resource_type(env, NULL, "pyerl_job", job_dtor,
+                                       ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, NULL);
+    if (!job_type) {
+        return -1;
+    }
+    if (!cond_ready) {
+        if (pthread_condattr_init(&monotonic) != 0 ||
+            pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC) != 0 ||
+            pthread_cond_init(&work_ready, &monotonic) != 0) {
+            return -1;
+        }
+        cond_ready = 1;
+    }
+    return 0;
+}

@@ -1,0 +1,236 @@
+/*
+ * pyerl.h: what the files of the NIF share.
+ *
+ * CPython requires Python.h before any system header, so it comes first and
+ * erl_nif.h second; every .c file of the NIF includes this header and nothing
+ * of Python or ERTS directly. Each section below lists what one .c file
+ * offers the others. Every non-static symbol carries the pyerl_ prefix.
+ *
+ * Threads and locks, for the whole NIF:
+ *  - Python runs on dirty I/O schedulers and on threads of our pool
+ *    (pool.c), never on a normal scheduler.
+ *  - Lock order: the GIL is outermost. A NIF mutex may be taken while
+ *    holding the GIL, never the other way round.
+ */
+#ifndef PYERL_H
+#define PYERL_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <erl_nif.h>
+
+#include <pthread.h>
+#include <stdint.h>
+
+/* ---- atoms.c: atoms made once at load ------------------------------- */
+
+#define PYERL_ATOM_NAMES(X)                                                                        \
+    X(badarg)                                                                                      \
+    X(cancelled)                                                                                   \
+    X(dirty_calls)                                                                                 \
+    X(dirty_limit)                                                                                 \
+    X(dirty_running)                                                                               \
+    X(error)                                                                                       \
+    X(false)                                                                                       \
+    X(infinity)                                                                                    \
+    X(nil)                                                                                         \
+    X(none)                                                                                        \
+    X(ok)                                                                                          \
+    X(pool_calls)                                                                                  \
+    X(pool_idle)                                                                                   \
+    X(pool_queued)                                                                                 \
+    X(pool_threads)                                                                                \
+    X(python_version)                                                                              \
+    X(queued)                                                                                      \
+    X(sent)                                                                                        \
+    X(timeout)                                                                                     \
+    X(true)                                                                                        \
+    X(undefined)
+
+struct pyerl_atoms {
+#define PYERL_ATOM_FIELD(name) ERL_NIF_TERM name;
+    PYERL_ATOM_NAMES(PYERL_ATOM_FIELD)
+#undef PYERL_ATOM_FIELD
+};
+
+extern struct pyerl_atoms pyerl_atoms;
+#define ATOM(name) (pyerl_atoms.name)
+
+void pyerl_atoms_init(ErlNifEnv *env);
+
+/* ---- interp.c: the one interpreter and per-thread Python state -------- */
+
+/* Starts CPython once per OS process. Returns 0, or -1 with a message in
+ * err. Called from load/upgrade on a normal scheduler; a second call after a
+ * reload finds the interpreter running and returns 0. */
+int pyerl_interp_start(char *err, size_t err_size);
+
+/* Takes the GIL on the calling thread, creating the thread's Python state
+ * on its first use; returns -1 (GIL not taken) if that state cannot be
+ * made. The caller must hold no NIF mutex. */
+int pyerl_gil_acquire(void);
+void pyerl_gil_release(void);
+
+/* Drops the calling thread's Python state; for threads about to exit.
+ * The caller must not hold the GIL. */
+void pyerl_thread_state_drop(void);
+
+/* The __main__ module's dict: borrowed, lives forever. GIL held. */
+PyObject *pyerl_main_dict(void);
+
+/* ---- erlang_module.c: the Python `erlang` module ---------------------- */
+
+PyObject *pyerl_erlang_module_init(void);
+
+/* Borrowed references, valid once the module is initialised. */
+extern PyTypeObject *pyerl_atom_type;
+extern PyTypeObject *pyerl_pid_type;
+extern PyTypeObject *pyerl_ref_type;
+extern PyObject *pyerl_call_interrupted;
+
+/* New erlang.Atom from UTF-8 text, or NULL with an exception set. */
+PyObject *pyerl_atom_from_utf8(const char *text, Py_ssize_t len);
+
+/* Wraps a pid or reference term as erlang.Pid / erlang.Ref (new reference,
+ * or NULL with an exception set). */
+PyObject *pyerl_opaque_from_term(PyTypeObject *type, ErlNifEnv *env, ERL_NIF_TERM term);
+
+/* The term wrapped by a Pid or Ref object, made in env. Returns 1, or 0 with
+ * an exception set. */
+int pyerl_opaque_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out);
+
+/* ---- convert.c: terms <-> Python objects ------------------------------ */
+
+/* Containers nested deeper than this are refused with a clear error. It
+ * bounds the C stack used by conversion on every thread that converts. */
+#define PYERL_MAX_DEPTH 512
+
+/* Erlang term to a new Python reference, or NULL with an exception set. GIL
+ * held. `where` names the value in error messages ("args", "result"). */
+PyObject *pyerl_term_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const char *where);
+
+/* Python object to a term made in env. Returns 1, or 0 with an exception set
+ * (TypeError or ValueError naming the type and where it was). GIL held. */
+int pyerl_py_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const char *where);
+
+/* Keyword arguments or eval locals: a map whose keys are atoms or binaries,
+ * to a new dict with str keys, or NULL with an exception set. GIL held. */
+PyObject *pyerl_kwargs_to_py(ErlNifEnv *env, ERL_NIF_TERM map, const char *where);
+
+/* Text of an atom or binary into buf as NUL-terminated UTF-8. Returns its
+ * length, or -1 when the term is neither, is too long, or holds a NUL byte.
+ * No GIL needed. */
+Py_ssize_t pyerl_name_text(ErlNifEnv *env, ERL_NIF_TERM term, char *buf, size_t size);
+
+/* ---- errors.c: Python exceptions as terms ----------------------------- */
+
+/* Takes the current Python exception and returns
+ * {error, {Type, Message}, Traceback}; clears the exception. GIL held. */
+ERL_NIF_TERM pyerl_error_from_python(ErlNifEnv *env);
+
+/* The pending exception, normalised, with its traceback attached: a new
+ * reference, or NULL if none is pending. Clears the error indicator. */
+PyObject *pyerl_take_exception(void);
+
+/* {error, {badarg, Detail}}: a caller's mistake found by the NIF. */
+ERL_NIF_TERM pyerl_badarg(ErlNifEnv *env, const char *what);
+
+/* ---- interrupt.c: timeouts, dead callers, interruptible sleep -------- */
+
+/* One Python call being run for Erlang, known to the watchdog thread while
+ * it runs so that it can be interrupted. Fields after `lock-guarded` are
+ * guarded by the watchdog mutex. */
+struct pyerl_call {
+    unsigned long thread_id; /* PyThread ident of the running thread */
+    int64_t started_ns;
+    ErlNifPid caller;
+    int has_caller;
+    /* lock-guarded: */
+    struct pyerl_call *prev, *next;
+    uint64_t serial; /* tells a reused struct from the one the watchdog saw */
+    int64_t deadline_ns;
+    int64_t next_check_ns; /* when to look again whether the caller lives */
+    int registered;
+    int interrupted;
+    pthread_cond_t wake; /* wakes an interruptible sleep in this call */
+};
+
+int pyerl_watchdog_start(void);
+
+/* Monotonic time in nanoseconds; any thread. */
+int64_t pyerl_now_ns(void);
+
+/* The monotonic time timeout_ms from now; INT64_MAX for timeout_ms < 0. */
+int64_t pyerl_deadline_after(int64_t timeout_ms);
+
+/* Starts and ends the watch over one call; both on the running thread with
+ * the GIL held. deadline_ns is monotonic. pyerl_call_end returns 1
+ * when the call was interrupted (timeout or dead caller), after clearing any
+ * interruption not yet delivered to Python. */
+void pyerl_call_begin(struct pyerl_call *call, const ErlNifPid *caller, int64_t deadline_ns);
+int pyerl_call_end(struct pyerl_call *call);
+
+/* Asks the watchdog to interrupt the call now. Any thread, no GIL; cheap, so
+ * a normal scheduler may call it. */
+void pyerl_call_interrupt(struct pyerl_call *call);
+
+/* erlang.sleep / time.sleep replacement; see interrupt.c. */
+PyObject *pyerl_sleep(PyObject *module, PyObject *seconds);
+
+/* Replaces time.sleep with pyerl_sleep. GIL held. Returns 0 or -1 with an
+ * exception set. */
+int pyerl_install_sleep(PyObject *erlang_module);
+
+/* ---- stack.c: a large stack for Python on small-stack threads -------- */
+
+/* Every thread that runs Python has at least this much stack. */
+#define PYERL_STACK_SIZE (8 * 1024 * 1024)
+
+/* Runs fn(arg) on the calling thread, on a stack of PYERL_STACK_SIZE (its
+ * own if large enough). Returns 0, or -1 if no such stack could be had (fn
+ * has not run). */
+int pyerl_run_on_large_stack(void (*fn)(void *), void *arg);
+
+/* ---- executor.c: running call / eval / exec --------------------------- */
+
+enum pyerl_op { PYERL_CALL, PYERL_EVAL, PYERL_EXEC };
+
+/* What to run, as terms of one env: CALL uses module, function, args,
+ * kwargs; EVAL uses code and locals; EXEC uses code. */
+struct pyerl_request {
+    enum pyerl_op op;
+    ERL_NIF_TERM module, function, args, kwargs;
+    ERL_NIF_TERM code, locals;
+    int64_t deadline_ns; /* monotonic; INT64_MAX: no limit */
+};
+
+/* Runs the request on the calling thread (which must not be a normal
+ * scheduler and must not hold the GIL) and returns the result term made in
+ * out_env: {ok, V} | ok | {error, timeout} | {error, {T, M}, Traceback}. */
+ERL_NIF_TERM pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env,
+                       struct pyerl_call *call, const ErlNifPid *caller);
+
+ERL_NIF_TERM pyerl_nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM pyerl_nif_eval(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM pyerl_nif_exec(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM pyerl_nif_set_dirty_limit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM pyerl_nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+
+/* How many calls may run on dirty schedulers at once; set from load. */
+void pyerl_executor_init(int dirty_io_schedulers);
+
+/* ---- pool.c: NIF-owned threads for calls that do not fit on dirty ---- */
+
+int pyerl_pool_init(ErlNifEnv *env);
+
+/* Queues a copy of req for the pool and returns {queued, Ref, Job}; the
+ * caller gets {Ref, Result} later unless it cancels. */
+ERL_NIF_TERM pyerl_pool_submit(ErlNifEnv *env, const struct pyerl_request *req);
+
+ERL_NIF_TERM pyerl_nif_cancel(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+
+/* Pool figures for stats(): threads, idle threads, queued jobs, jobs run. */
+void pyerl_pool_counts(long *threads, long *idle, long *queued, long *served);
+
+#endif

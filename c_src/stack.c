@@ -1,0 +1,129 @@
+/*
+ * stack.c: running Python on a large stack when the thread's own is small.
+ *
+ * Dirty schedulers have small stacks (320 KB by default), and Python code
+ * that recurses through C (sorted with a key, __repr__, json.dumps) uses
+ * far more before Python's recursion limit stops it: on a dirty scheduler
+ * that crashes the VM. Python runs on threads whose stacks are at least
+ * PYERL_STACK_SIZE, so such code ends in RecursionError instead.
+ *
+ * A thread whose stack is smaller gets, on its first call, a stack of that
+ * size (reserved, committed by the kernel only as it is touched, with a
+ * guard page below) and switches to it for each call with swapcontext: the
+ * same OS thread, so the call still costs no hand-off. The stack is the
+ * thread's for its life; dirty schedulers live as long as the VM.
+ *
+ * AddressSanitizer must be told about the switch, or it takes the new stack
+ * for a corrupt one.
+ */
+#include "pyerl.h"
+
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define ASAN_SWITCH 1
+#endif
+
+#define GUARD_SIZE (64 * 1024)
+
+struct thread_stack {
+    int checked;  /* we looked at the thread's own stack */
+    int switches; /* ... and found it small */
+    char *base;   /* the large stack, guard page included */
+    ucontext_t caller, callee;
+    void (*fn)(void *);
+    void *arg;
+#ifdef ASAN_SWITCH
+    const void *caller_bottom;
+    size_t caller_size;
+#endif
+};
+
+static _Thread_local struct thread_stack thread_stack;
+
+static size_t
+own_stack_size(void)
+{
+    pthread_attr_t attr;
+    void *addr;
+    size_t size = 0;
+
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &addr, &size);
+        pthread_attr_destroy(&attr);
+    }
+    return size;
+}
+
+static void
+trampoline(void)
+{
+    struct thread_stack *ts = &thread_stack;
+
+#ifdef ASAN_SWITCH
+    __sanitizer_finish_switch_fiber(NULL, &ts->caller_bottom, &ts->caller_size);
+#endif
+    ts->fn(ts->arg);
+#ifdef ASAN_SWITCH
+    __sanitizer_start_switch_fiber(NULL, ts->caller_bottom, ts->caller_size);
+#endif
+    /* Returning resumes ts->caller through uc_link. */
+}
+
+static int
+prepare(struct thread_stack *ts)
+{
+    char *base;
+
+    ts->checked = 1;
+    ts->switches = own_stack_size() < PYERL_STACK_SIZE;
+    if (!ts->switches) {
+        return 0;
+    }
+    base = mmap(NULL, GUARD_SIZE + PYERL_STACK_SIZE, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED) {
+        return -1;
+    }
+    if (mprotect(base, GUARD_SIZE, PROT_NONE) != 0 || getcontext(&ts->callee) != 0) {
+        munmap(base, GUARD_SIZE + PYERL_STACK_SIZE);
+        return -1;
+    }
+    ts->base = base;
+    return 0;
+}
+
+int
+pyerl_run_on_large_stack(void (*fn)(void *), void *arg)
+{
+    struct thread_stack *ts = &thread_stack;
+
+    if (!ts->checked && prepare(ts) < 0) {
+        ts->checked = 0;
+        return -1;
+    }
+    if (!ts->switches) {
+        fn(arg);
+        return 0;
+    }
+    ts->fn = fn;
+    ts->arg = arg;
+    ts->callee.uc_stack.ss_sp = ts->base + GUARD_SIZE;
+    ts->callee.uc_stack.ss_size = PYERL_STACK_SIZE;
+    ts->callee.uc_link = &ts->caller;
+    makecontext(&ts->callee, trampoline, 0);
+#ifdef ASAN_SWITCH
+    void *fake_stack = NULL;
+    __sanitizer_start_switch_fiber(&fake_stack, ts->base + GUARD_SIZE, PYERL_STACK_SIZE);
+#endif
+    if (swapcontext(&ts->caller, &ts->callee) != 0) {
+        return -1;
+    }
+#ifdef ASAN_SWITCH
+    __sanitizer_finish_switch_fiber(fake_stack, NULL, NULL);
+#endif
+    return 0;
+}

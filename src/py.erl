@@ -1,0 +1,154 @@
+%% @doc Calling Python from Erlang.
+%%
+%% One CPython interpreter lives in the VM for as long as the NIF library
+%% is loaded. Calls run in the calling process (on a dirty scheduler, or on a
+%% NIF-owned thread when many calls are blocked at once), so any number of
+%% processes may call at the same time.
+%%
+%% == Error contract ==
+%% <ul>
+%% <li>A Python exception gives `{error, {Type, Message}}'. `Type' is an
+%%     atom for Python's built-in exception classes (`ZeroDivisionError',
+%%     `KeyError'...) and a binary `<<"module.Class">>' for any other class.
+%%     The formatted traceback of the most recent failure in the calling
+%%     process is returned by {@link last_traceback/0}.</li>
+%% <li>A value that has no form on the other side gives
+%%     `{error, {TypeError | ValueError, Message}}' naming the type and the
+%%     place, e.g. `<<"Python value of type 'object' has no Erlang form (at
+%%     result[1])">>'.</li>
+%% <li>When the timeout expires the result is `{error, timeout}' and the
+%%     Python code of that call is interrupted: `erlang.CallInterrupted' is
+%%     raised in it.</li>
+%% <li>A caller's mistake (an argument of the wrong type) gives
+%%     `{error, {badarg, Which}}', `Which' naming the argument.</li>
+%% </ul>
+%%
+%% Names of modules and functions are atoms or binaries; a dotted module
+%% name (`` 'os.path' '') is imported as Python would, and a dotted function
+%% name is an attribute path (`<<"Path.home">>').
+-module(py).
+
+-export([call/3, call/4, call/5]).
+-export([eval/1, eval/2, eval/3, exec/1, exec/2]).
+-export([last_traceback/0, stats/0]).
+-export([configure/0]).
+
+-export_type([name/0, code/0, py_error/0]).
+
+-type name() :: atom() | binary().
+-type code() :: iodata() | unicode:chardata().
+-type py_error() ::
+    {error, {ExceptionType :: atom() | binary(), Message :: binary()}}
+    | {error, timeout}
+    | {error, {badarg, atom()}}.
+
+-define(TRACEBACK_KEY, '$py_last_traceback').
+-define(DEFAULT_TIMEOUT_KEY, {?MODULE, default_timeout}).
+-define(DEFAULT_TIMEOUT, 30000).
+
+%% @equiv call(Module, Function, Args, #{})
+-spec call(name(), name(), list()) -> {ok, term()} | py_error().
+call(Module, Function, Args) ->
+    call(Module, Function, Args, #{}).
+
+%% @equiv call(Module, Function, Args, Kwargs, DefaultTimeout)
+-spec call(name(), name(), list(), map()) -> {ok, term()} | py_error().
+call(Module, Function, Args, Kwargs) ->
+    call(Module, Function, Args, Kwargs, default_timeout()).
+
+%% @doc Calls `Module.Function(*Args, **Kwargs)' and returns its result.
+%% Kwargs keys are atoms or binaries. Timeout is in milliseconds or
+%% `infinity'.
+-spec call(name(), name(), list(), map(), timeout()) -> {ok, term()} | py_error().
+call(Module, Function, Args, Kwargs, Timeout) ->
+    finish(py_nif:call(Module, Function, Args, Kwargs, Timeout), Timeout).
+
+%% @equiv eval(Code, #{})
+-spec eval(code()) -> {ok, term()} | py_error().
+eval(Code) ->
+    eval(Code, #{}).
+
+%% @equiv eval(Code, Locals, DefaultTimeout)
+-spec eval(code(), map()) -> {ok, term()} | py_error().
+eval(Code, Locals) ->
+    eval(Code, Locals, default_timeout()).
+
+%% @doc Evaluates a Python expression. Globals are the interpreter's shared
+%% `__main__' namespace; `Locals' (keys atoms or binaries) are local names
+%% for this evaluation only.
+-spec eval(code(), map(), timeout()) -> {ok, term()} | py_error().
+eval(Code, Locals, Timeout) ->
+    with_code(Code, fun(Source) -> finish(py_nif:eval(Source, Locals, Timeout), Timeout) end).
+
+%% @equiv exec(Code, DefaultTimeout)
+-spec exec(code()) -> ok | py_error().
+exec(Code) ->
+    exec(Code, default_timeout()).
+
+%% @doc Executes Python statements in the shared `__main__' namespace, so
+%% that what they define is visible to later calls from any process.
+-spec exec(code(), timeout()) -> ok | py_error().
+exec(Code, Timeout) ->
+    with_code(Code, fun(Source) -> finish(py_nif:exec(Source, Timeout), Timeout) end).
+
+%% @doc The formatted Python traceback of the most recent call from this
+%% process that failed with a Python exception, or `undefined'. It is kept
+%% until the next such failure.
+-spec last_traceback() -> binary() | undefined.
+last_traceback() ->
+    get(?TRACEBACK_KEY).
+
+%% @doc Counters of the execution machinery: calls run on dirty schedulers
+%% and on the pool, threads of the pool, the Python version.
+-spec stats() -> #{atom() => term()}.
+stats() ->
+    py_nif:stats().
+
+%% @private Applies the application environment; called at application
+%% start.
+-spec configure() -> ok.
+configure() ->
+    Timeout = application:get_env(erlang_python, default_timeout, ?DEFAULT_TIMEOUT),
+    persistent_term:put(?DEFAULT_TIMEOUT_KEY, Timeout),
+    Limit = application:get_env(
+        erlang_python, dirty_call_limit, erlang:system_info(dirty_io_schedulers) - 1),
+    py_nif:set_dirty_limit(Limit).
+
+%% Internals
+
+default_timeout() ->
+    persistent_term:get(?DEFAULT_TIMEOUT_KEY, ?DEFAULT_TIMEOUT).
+
+with_code(Code, Run) when is_binary(Code) ->
+    Run(Code);
+with_code(Code, Run) ->
+    try unicode:characters_to_binary(Code) of
+        Source when is_binary(Source) -> Run(Source);
+        _ -> {error, {badarg, code}}
+    catch
+        error:badarg -> {error, {badarg, code}}
+    end.
+
+finish({ok, _} = Ok, _Timeout) ->
+    Ok;
+finish(ok, _Timeout) ->
+    ok;
+finish({error, Exception, Traceback}, _Timeout) ->
+    put(?TRACEBACK_KEY, Traceback),
+    {error, Exception};
+finish({queued, Ref, Job}, Timeout) ->
+    %% Run by a pool thread, which sends {Ref, Result}.
+    receive
+        {Ref, Result} -> finish(Result, Timeout)
+    after Timeout ->
+        case py_nif:cancel(Job) of
+            cancelled ->
+                {error, timeout};
+            sent ->
+                receive
+                    {Ref, Result} -> finish(Result, Timeout)
+                end
+        end
+    end;
+finish({error, _} = Error, _Timeout) ->
+    Error.

@@ -1,0 +1,49 @@
+%% @private
+%% @doc The NIF stubs. Use the `py' module; these functions are its
+%% implementation and may change without notice.
+%%
+%% The library is found in the application's priv directory, or at the path
+%% in the environment variable `ERLANG_PYTHON_NIF' (without the `.so'), which
+%% is how the test matrix loads builds made for other Pythons.
+-module(py_nif).
+
+-export([call/5, eval/3, exec/2, cancel/1, set_dirty_limit/1, stats/0]).
+
+-on_load(load/0).
+
+-spec load() -> ok | {error, term()}.
+load() ->
+    erlang:load_nif(library_path(), erlang:system_info(dirty_io_schedulers)).
+
+library_path() ->
+    case os:getenv("ERLANG_PYTHON_NIF") of
+        false -> filename:join(priv_dir(), "py_nif");
+        Path -> filename:rootname(Path, ".so")
+    end.
+
+priv_dir() ->
+    case code:priv_dir(erlang_python) of
+        {error, bad_name} ->
+            Ebin = filename:dirname(code:which(?MODULE)),
+            filename:join(filename:dirname(Ebin), "priv");
+        Dir ->
+            Dir
+    end.
+
+-spec call(py:name(), py:name(), list(), map(), timeout()) -> term().
+call(_Module, _Function, _Args, _Kwargs, _Timeout) -> erlang:nif_error(not_loaded).
+
+-spec eval(binary(), map(), timeout()) -> term().
+eval(_Code, _Locals, _Timeout) -> erlang:nif_error(not_loaded).
+
+-spec exec(binary(), timeout()) -> term().
+exec(_Code, _Timeout) -> erlang:nif_error(not_loaded).
+
+-spec cancel(reference()) -> sent | cancelled.
+cancel(_Job) -> erlang:nif_error(not_loaded).
+
+-spec set_dirty_limit(non_neg_integer()) -> ok.
+set_dirty_limit(_Limit) -> erlang:nif_error(not_loaded).
+
+-spec stats() -> map().
+stats() -> erlang:nif_error(not_loaded).
