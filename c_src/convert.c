@@ -37,11 +37,11 @@ enum path_kind { PATH_ROOT, PATH_INDEX, PATH_TERM_KEY, PATH_PY_KEY, PATH_KEY_ITS
 struct path {
     const struct path *up;
     enum path_kind kind;
-    const char *root;    /* PATH_ROOT */
-    Py_ssize_t index;    /* PATH_INDEX */
-    ErlNifEnv *env;      /* PATH_TERM_KEY */
-    ERL_NIF_TERM term;   /* PATH_TERM_KEY */
-    PyObject *py;        /* PATH_PY_KEY, borrowed */
+    const char *root;  /* PATH_ROOT */
+    Py_ssize_t index;  /* PATH_INDEX */
+    ErlNifEnv *env;    /* PATH_TERM_KEY */
+    ERL_NIF_TERM term; /* PATH_TERM_KEY */
+    PyObject *py;      /* PATH_PY_KEY, borrowed */
 };
 
 static size_t
@@ -261,8 +261,8 @@ bignum_to_py(ErlNifEnv *env, ERL_NIF_TERM term)
         n = ext.data[2];
         head = 3;
     } else if (ext.size >= 7 && ext.data[1] == EXT_LARGE_BIG) {
-        n = ((size_t)ext.data[2] << 24) | ((size_t)ext.data[3] << 16) |
-            ((size_t)ext.data[4] << 8) | ext.data[5];
+        n = ((size_t)ext.data[2] << 24) | ((size_t)ext.data[3] << 16) | ((size_t)ext.data[4] << 8) |
+            ext.data[5];
         head = 6;
     } else {
         PyErr_SetString(PyExc_SystemError, "unexpected integer encoding");
@@ -795,8 +795,8 @@ py_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const struct path *
         return sequence_to_term(env, obj, 0, out, p, depth);
     }
     if (PyTuple_Check(obj)) {
-        return items_to_term(env, ((PyTupleObject *)obj)->ob_item, PyTuple_GET_SIZE(obj), 1, out,
-                             p, depth);
+        return items_to_term(env, ((PyTupleObject *)obj)->ob_item, PyTuple_GET_SIZE(obj), 1, out, p,
+                             depth);
     }
     if (PyDict_Check(obj)) {
         return dict_to_term(env, obj, out, p, depth);

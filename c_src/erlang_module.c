@@ -70,8 +70,7 @@ pyerl_atom_from_utf8(const char *text, Py_ssize_t len)
 /* ---- Pid and Ref ----------------------------------------------------- */
 
 struct opaque {
-    PyObject_HEAD
-    PyObject *ext; /* bytes: the term in external format; owned */
+    PyObject_HEAD PyObject *ext; /* bytes: the term in external format; owned */
 };
 
 static void

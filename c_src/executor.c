@@ -86,7 +86,8 @@ run_call(ErlNifEnv *env, const struct pyerl_request *req)
     pyerl_name_text(env, req->function, function_name, sizeof function_name);
     if (!(module = import_module(module_name)) ||
         !(function = get_attribute_path(module, function_name)) ||
-        !(args = pyerl_term_to_py(env, req->args, "args")) || !(args_tuple = PyList_AsTuple(args))) {
+        !(args = pyerl_term_to_py(env, req->args, "args")) ||
+        !(args_tuple = PyList_AsTuple(args))) {
         goto done;
     }
     enif_get_map_size(env, req->kwargs, &kwargs_size);
@@ -182,8 +183,8 @@ pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env
     }
     pyerl_call_begin(call, caller, req->deadline_ns);
     result = req->op == PYERL_CALL ? run_call(in_env, req) : run_code(in_env, req);
-    converted = result && (req->op == PYERL_EXEC || pyerl_py_to_term(out_env, result, &value,
-                                                                      "result"));
+    converted =
+        result && (req->op == PYERL_EXEC || pyerl_py_to_term(out_env, result, &value, "result"));
     /* Dropping the result may run __del__ code: still inside the call. */
     Py_XDECREF(result);
     interrupted = pyerl_call_end(call);
