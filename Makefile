@@ -1,0 +1,36 @@
+# The two commands of the README:
+#   make demo   installs what is missing, builds, runs examples/demo.erl
+#   make test   installs what is missing, builds, runs every test suite and
+#               ends with one line "N passed, M failed"
+# and for CI and developers:
+#   make matrix  the core suites against every other Python >= 3.10 found
+#
+# PYTHON selects the Python to embed (default: python3 on PATH).
+
+PYTHON ?= python3
+export PYTHON
+
+.PHONY: all deps build test demo matrix clean
+
+all: build
+
+deps:
+	@scripts/ensure-deps.sh
+
+build: deps
+	rebar3 compile
+
+test: build
+	scripts/run-tests.sh
+
+demo: build
+	@mkdir -p _build/demo
+	erlc -o _build/demo examples/demo.erl
+	erl -noshell -pa _build/default/lib/erlang_python/ebin -pa _build/demo -eval 'demo:main(), halt().'
+
+matrix: build
+	scripts/python-matrix.sh
+
+clean:
+	rebar3 clean
+	rm -rf _build

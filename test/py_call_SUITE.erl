@@ -1,0 +1,470 @@
+%% Calling Python from Erlang: py:call / py:eval / py:exec as a user sees
+%% them. The documented examples, every error path, timeouts that really
+%% stop the Python code, killed callers, concurrency (including with a single
+%% dirty I/O scheduler, in a peer VM), the NIF-owned thread path, and
+%% application stop/start. Conversion details live in py_convert_SUITE.
+-module(py_call_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
+         init_per_group/2, end_per_group/2]).
+
+-export([sqrt_returns_a_float/1, kwargs_reach_the_function/1,
+         dotted_module_is_imported/1, names_may_be_binaries/1,
+         dotted_function_is_an_attribute_path/1, eval_sums_a_range/1,
+         eval_sees_locals/1, eval_accepts_iolists_and_strings/1,
+         eval_runs_statements/1, exec_definitions_are_shared_by_processes/1,
+         c_extension_numpy_imports/1, python_output_reaches_the_terminal/1]).
+-export([exception_becomes_error_tuple/1, traceback_is_kept_for_the_caller/1,
+         missing_module_is_an_error/1, missing_function_is_an_error/1,
+         wrong_arity_is_an_error/1, syntax_error_is_an_error/1,
+         user_exception_type_is_a_binary/1, fake_builtin_exception_is_not_an_atom/1,
+         many_exception_classes_create_no_atoms/1, sys_exit_does_not_stop_the_vm/1,
+         unprintable_exception_still_reported/1, null_byte_in_code_is_an_error/1,
+         bad_arguments_are_rejected/1]).
+-export([timeout_stops_a_busy_loop/1, timeout_cuts_a_sleep_short/1,
+         except_exception_cannot_swallow_the_interrupt/1, infinity_timeout_is_accepted/1,
+         killed_caller_stops_its_python_work/1, interpreter_usable_after_timeouts/1]).
+-export([long_call_does_not_block_other_callers/1, hundred_processes_call_at_once/1,
+         blocked_calls_do_not_starve_a_quick_call/1,
+         single_dirty_scheduler_still_makes_progress/1]).
+-export([pool_runs_calls/1, pool_timeout_stops_the_work/1, pool_killed_caller_is_harmless/1,
+         pool_grows_for_blocked_calls/1]).
+-export([application_restart_keeps_the_interpreter/1, stats_count_calls/1]).
+-export([starvation_check/1]).
+
+all() ->
+    [{group, api}, {group, errors}, {group, timeouts}, {group, concurrency},
+     {group, pool}, {group, lifecycle}].
+
+groups() ->
+    [{api, [parallel],
+      [sqrt_returns_a_float, kwargs_reach_the_function, dotted_module_is_imported,
+       names_may_be_binaries, dotted_function_is_an_attribute_path, eval_sums_a_range,
+       eval_sees_locals, eval_accepts_iolists_and_strings, eval_runs_statements,
+       exec_definitions_are_shared_by_processes, c_extension_numpy_imports,
+       python_output_reaches_the_terminal]},
+     {errors, [parallel],
+      [exception_becomes_error_tuple, traceback_is_kept_for_the_caller,
+       missing_module_is_an_error, missing_function_is_an_error, wrong_arity_is_an_error,
+       syntax_error_is_an_error, user_exception_type_is_a_binary,
+       fake_builtin_exception_is_not_an_atom, many_exception_classes_create_no_atoms,
+       sys_exit_does_not_stop_the_vm, unprintable_exception_still_reported,
+       null_byte_in_code_is_an_error, bad_arguments_are_rejected]},
+     {timeouts, [],
+      [timeout_stops_a_busy_loop, timeout_cuts_a_sleep_short,
+       except_exception_cannot_swallow_the_interrupt, infinity_timeout_is_accepted,
+       killed_caller_stops_its_python_work, interpreter_usable_after_timeouts]},
+     {concurrency, [],
+      [long_call_does_not_block_other_callers, hundred_processes_call_at_once,
+       blocked_calls_do_not_starve_a_quick_call,
+       single_dirty_scheduler_still_makes_progress]},
+     {pool, [],
+      [pool_runs_calls, pool_timeout_stops_the_work, pool_killed_caller_is_harmless,
+       pool_grows_for_blocked_calls]},
+     {lifecycle, [],
+      [application_restart_keeps_the_interpreter, stats_count_calls]}].
+
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = py:exec(<<"import time, threading">>),
+    Config.
+
+end_per_suite(_Config) ->
+    ok.
+
+%% The pool group sends every call to NIF-owned threads, as a VM with one
+%% dirty I/O scheduler does.
+init_per_group(pool, Config) ->
+    restart_with(dirty_call_limit, 0),
+    #{dirty_limit := 0} = py:stats(),
+    Config;
+init_per_group(_Group, Config) ->
+    Config.
+
+end_per_group(pool, _Config) ->
+    ok = application:stop(erlang_python),
+    application:unset_env(erlang_python, dirty_call_limit),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok;
+end_per_group(_Group, _Config) ->
+    ok.
+
+%%% api
+
+sqrt_returns_a_float(_Config) ->
+    {ok, 4.0} = py:call(math, sqrt, [16]).
+
+kwargs_reach_the_function(_Config) ->
+    {ok, <<"{\n  \"a\": 1\n}">>} = py:call(json, dumps, [#{<<"a">> => 1}], #{indent => 2}),
+    {ok, <<"[1,2]">>} = py:call(json, dumps, [[1, 2]],
+                                #{<<"indent">> => undefined, separators => {<<",">>, <<":">>}}).
+
+dotted_module_is_imported(_Config) ->
+    {ok, <<"/a/b">>} = py:call('os.path', join, [<<"/a">>, <<"b">>]).
+
+names_may_be_binaries(_Config) ->
+    {ok, 4.0} = py:call(<<"math">>, <<"sqrt">>, [16]),
+    {ok, 3} = py:call(builtins, len, [[a, b, c]]).
+
+dotted_function_is_an_attribute_path(_Config) ->
+    {ok, <<"/x/y">>} = py:call(os, 'path.join', [<<"/x">>, <<"y">>]),
+    {error, {'AttributeError', _}} = py:call(os, 'path.nope', []).
+
+eval_sums_a_range(_Config) ->
+    {ok, 45} = py:eval(<<"sum(range(10))">>).
+
+eval_sees_locals(_Config) ->
+    {ok, 25} = py:eval(<<"x * y">>, #{x => 5, y => 5}),
+    {ok, 7} = py:eval(<<"a + b">>, #{<<"a">> => 3, b => 4}),
+    %% Locals are for that evaluation only.
+    {error, {'NameError', _}} = py:eval(<<"x">>).
+
+eval_accepts_iolists_and_strings(_Config) ->
+    {ok, 2} = py:eval("1 + 1"),
+    {ok, 6} = py:eval([<<"1">>, " + ", [<<"2">>, $+, $3]]),
+    {ok, <<"é"/utf8>>} = py:eval([$', 233, $']).
+
+eval_runs_statements(_Config) ->
+    {ok, none} = py:eval(<<"eval_statement_ran = 42">>),
+    {ok, 42} = py:eval(<<"eval_statement_ran">>).
+
+exec_definitions_are_shared_by_processes(_Config) ->
+    ok = py:exec(<<"def f(a): return a + 1">>),
+    {ok, 2} = py:call('__main__', f, [1]),
+    Self = self(),
+    spawn_link(fun() -> Self ! {other, py:call('__main__', f, [41])} end),
+    receive {other, Result} -> {ok, 42} = Result end.
+
+c_extension_numpy_imports(_Config) ->
+    case python_has(<<"numpy">>) of
+        false ->
+            {skip, "numpy is not installed for this Python"};
+        true ->
+            {ok, 4.0} = py:call(numpy, sqrt, [16.0]),
+            {ok, 6} = py:eval(<<"int(__import__('numpy').arange(4).sum())">>)
+    end.
+
+%% A separate VM, whose standard output and error we capture.
+python_output_reaches_the_terminal(_Config) ->
+    Code = "{ok, _} = application:ensure_all_started(erlang_python), "
+           "ok = py:exec(<<\"print('to-stdout'); import sys; "
+           "sys.stderr.write('to-stderr')\">>), halt().",
+    Output = run_erl(Code),
+    ?assertNotEqual(nomatch, string:find(Output, "to-stdout"), Output),
+    ?assertNotEqual(nomatch, string:find(Output, "to-stderr"), Output).
+
+%%% errors
+
+exception_becomes_error_tuple(_Config) ->
+    {error, {'ZeroDivisionError', <<"division by zero">>}} = py:eval(<<"1/0">>),
+    {error, {'KeyError', <<"'k'">>}} = py:eval(<<"{}['k']">>).
+
+traceback_is_kept_for_the_caller(_Config) ->
+    undefined = py:last_traceback(),
+    ok = py:exec(<<"def failing_inner():\n    raise ValueError('deep')\n"
+                   "def failing_outer():\n    failing_inner()\n">>),
+    {error, {'ValueError', <<"deep">>}} = py:call('__main__', failing_outer, []),
+    Traceback = py:last_traceback(),
+    true = is_binary(Traceback),
+    [_ | _] = binary:matches(Traceback, [<<"failing_outer">>, <<"failing_inner">>]),
+    {match, _} = re:run(Traceback, "ValueError: deep"),
+    %% Another process has its own.
+    Self = self(),
+    spawn_link(fun() -> Self ! {tb, py:last_traceback()} end),
+    receive {tb, Other} -> undefined = Other end.
+
+missing_module_is_an_error(_Config) ->
+    {error, {'ModuleNotFoundError', Message}} = py:call(no_such_module_here, f, []),
+    {match, _} = re:run(Message, "no_such_module_here").
+
+missing_function_is_an_error(_Config) ->
+    {error, {'AttributeError', Message}} = py:call(math, no_such_function, []),
+    {match, _} = re:run(Message, "no_such_function").
+
+wrong_arity_is_an_error(_Config) ->
+    {error, {'TypeError', _}} = py:call(math, sqrt, [1, 2, 3]),
+    {error, {'TypeError', _}} = py:call(math, sqrt, []),
+    {error, {'TypeError', _}} = py:call(math, sqrt, [16], #{bogus => 1}).
+
+syntax_error_is_an_error(_Config) ->
+    {error, {'SyntaxError', _}} = py:exec(<<"def (:">>),
+    {error, {'SyntaxError', _}} = py:eval(<<"1 +">>),
+    {error, {'IndentationError', _}} = py:exec(<<"if True:\nx = 1">>).
+
+user_exception_type_is_a_binary(_Config) ->
+    ok = py:exec(<<"class AppError(Exception): pass\n"
+                   "def raise_app_error(): raise AppError('boom')">>),
+    {error, {<<"__main__.AppError">>, <<"boom">>}} = py:call('__main__', raise_app_error, []),
+    {error, {<<"json.decoder.JSONDecodeError">>, _}} = py:call(json, loads, [<<"{">>]).
+
+fake_builtin_exception_is_not_an_atom(_Config) ->
+    ok = py:exec(<<"class Sneaky(Exception): pass\nSneaky.__module__ = 'builtins'\n"
+                   "def raise_sneaky(): raise Sneaky('x')">>),
+    {error, {<<"builtins.Sneaky">>, <<"x">>}} = py:call('__main__', raise_sneaky, []).
+
+many_exception_classes_create_no_atoms(_Config) ->
+    ok = py:exec(<<"def raise_numbered(i):\n"
+                   "    raise type('Generated%d' % i, (Exception,), {})('n')">>),
+    {error, _} = py:call('__main__', raise_numbered, [0]),
+    Before = erlang:system_info(atom_count),
+    [{error, {_, <<"n">>}} = py:call('__main__', raise_numbered, [I]) || I <- lists:seq(1, 2000)],
+    After = erlang:system_info(atom_count),
+    ?assert(After - Before < 10, {atoms_grew, After - Before}).
+
+sys_exit_does_not_stop_the_vm(_Config) ->
+    {error, {'SystemExit', <<"3">>}} = py:eval(<<"__import__('sys').exit(3)">>),
+    {error, {'SystemExit', _}} = py:exec(<<"raise SystemExit">>),
+    {ok, 2} = py:eval(<<"1 + 1">>).
+
+unprintable_exception_still_reported(_Config) ->
+    ok = py:exec(<<"class Unprintable(Exception):\n    def __str__(self): raise RuntimeError('no')\n"
+                   "def raise_unprintable(): raise Unprintable()">>),
+    {error, {<<"__main__.Unprintable">>, Message}} = py:call('__main__', raise_unprintable, []),
+    true = is_binary(Message).
+
+null_byte_in_code_is_an_error(_Config) ->
+    {error, {'SyntaxError', _}} = py:eval(<<"1", 0, "+1">>),
+    {error, {badarg, module}} = py:call(<<"ma", 0, "th">>, sqrt, [4]).
+
+bad_arguments_are_rejected(_Config) ->
+    {error, {badarg, module}} = py:call(123, sqrt, [16]),
+    {error, {badarg, module}} = py:call(<<>>, sqrt, [16]),
+    {error, {badarg, function}} = py:call(math, "sqrt", [16]),
+    {error, {badarg, args}} = py:call(math, sqrt, 16),
+    {error, {badarg, args}} = py:call(math, sqrt, [16 | 2]),
+    {error, {badarg, kwargs}} = py:call(math, sqrt, [16], [{a, 1}]),
+    {error, {badarg, timeout}} = py:call(math, sqrt, [16], #{}, -1),
+    {error, {badarg, timeout}} = py:call(math, sqrt, [16], #{}, soon),
+    {error, {badarg, code}} = py:eval(123),
+    {error, {badarg, code}} = py:eval([<<"1">>, foo]),
+    {error, {badarg, locals}} = py:eval(<<"1">>, [{a, 1}]),
+    {error, {badarg, timeout}} = py:eval(<<"1">>, #{}, 1.5),
+    {error, {badarg, code}} = py:exec(an_atom),
+    {error, {badarg, timeout}} = py:exec(<<"pass">>, -5),
+    {error, {'TypeError', _}} = py:eval(<<"1">>, #{1 => 2}).
+
+%%% timeouts
+
+timeout_stops_a_busy_loop(_Config) ->
+    ok = py:exec(<<"spin_count = 0\n"
+                   "def spin():\n    global spin_count\n    while True: spin_count += 1\n">>),
+    {error, timeout} = py:eval(<<"while True: pass">>, #{}, 100),
+    {error, timeout} = py:call('__main__', spin, [], #{}, 100),
+    assert_stops_changing(<<"spin_count">>).
+
+timeout_cuts_a_sleep_short(_Config) ->
+    ok = py:exec(<<"sleep_state = 'idle'\n"
+                   "def sleeper(seconds):\n    global sleep_state\n    sleep_state = 'sleeping'\n"
+                   "    try:\n        time.sleep(seconds)\n        sleep_state = 'finished'\n"
+                   "    except BaseException as e:\n        sleep_state = type(e).__name__\n        raise\n">>),
+    {error, timeout} = py:call('__main__', sleeper, [30], #{}, 100),
+    %% Interrupted, not left to sleep for 30 s.
+    wait_until(fun() -> py:eval(<<"sleep_state">>) =:= {ok, <<"CallInterrupted">>} end),
+    %% `from time import sleep' gets the same interruptible sleep.
+    {error, timeout} = py:eval(<<"__import__('time').sleep(30)">>, #{}, 100),
+    {ok, none} = py:call(time, sleep, [0.01]).
+
+except_exception_cannot_swallow_the_interrupt(_Config) ->
+    ok = py:exec(<<"def stubborn():\n    while True:\n        try:\n            time.sleep(30)\n"
+                   "        except Exception:\n            pass\n">>),
+    {error, timeout} = py:call('__main__', stubborn, [], #{}, 100),
+    {ok, 2} = py:eval(<<"1 + 1">>).
+
+infinity_timeout_is_accepted(_Config) ->
+    {ok, 4.0} = py:call(math, sqrt, [16], #{}, infinity),
+    {ok, 3} = py:eval(<<"1 + 2">>, #{}, infinity),
+    ok = py:exec(<<"pass">>, infinity).
+
+killed_caller_stops_its_python_work(_Config) ->
+    ok = py:exec(<<"orphan_count = 0\n"
+                   "def orphan():\n    global orphan_count\n    while True: orphan_count += 1\n">>),
+    Pid = spawn(fun() -> py:call('__main__', orphan, [], #{}, infinity) end),
+    wait_until(fun() -> element(2, py:eval(<<"orphan_count">>)) > 0 end),
+    exit(Pid, kill),
+    assert_stops_changing(<<"orphan_count">>),
+    {ok, 2} = py:eval(<<"1 + 1">>).
+
+interpreter_usable_after_timeouts(_Config) ->
+    [{error, timeout} = py:eval(<<"while True: pass">>, #{}, 20) || _ <- lists:seq(1, 5)],
+    %% No interruption left pending for the next call on the same thread.
+    [{ok, 4.0} = py:call(math, sqrt, [16]) || _ <- lists:seq(1, 200)].
+
+%%% concurrency
+
+long_call_does_not_block_other_callers(_Config) ->
+    Self = self(),
+    Sleeper = spawn_link(fun() -> Self ! {slept, py:call(time, sleep, [2])} end),
+    timer:sleep(50),
+    Callers = [spawn_link(fun() -> Self ! {quick, I, py:call(math, sqrt, [I * I])} end)
+               || I <- lists:seq(1, 100)],
+    [receive {quick, I, R} -> {ok, F} = R, true = F == I end || I <- lists:seq(1, 100)],
+    %% All 100 answered while the sleeper still sleeps.
+    receive {slept, _} -> ct:fail(sleeper_finished_first) after 0 -> ok end,
+    receive {slept, Slept} -> {ok, none} = Slept end,
+    [unlink(P) || P <- [Sleeper | Callers]],
+    ok.
+
+hundred_processes_call_at_once(_Config) ->
+    Self = self(),
+    Pids = [spawn_link(fun() ->
+                 Results = [py:eval(<<"a * 1000 + b">>, #{a => P, b => N}) || N <- lists:seq(1, 50)],
+                 Self ! {done, P, Results}
+             end) || P <- lists:seq(1, 100)],
+    [receive {done, P, Results} ->
+         Expected = [{ok, P * 1000 + N} || N <- lists:seq(1, 50)],
+         Expected = Results
+     end || P <- lists:seq(1, 100)],
+    [unlink(P) || P <- Pids],
+    ok.
+
+blocked_calls_do_not_starve_a_quick_call(_Config) ->
+    ok = starvation_check(20).
+
+%% Invariant 1 with a single dirty scheduler of each kind, in a peer VM.
+single_dirty_scheduler_still_makes_progress(_Config) ->
+    {ok, Peer, _} = peer:start_link(#{connection => standard_io,
+                                   args => peer_args(["+SDio", "1", "+SDcpu", "1"])}),
+    try
+        {ok, _} = peer:call(Peer, application, ensure_all_started, [erlang_python]),
+        1 = peer:call(Peer, erlang, system_info, [dirty_io_schedulers]),
+        ok = peer:call(Peer, ?MODULE, starvation_check, [20], 30000)
+    after
+        peer:stop(Peer)
+    end.
+
+%%% pool
+
+pool_runs_calls(_Config) ->
+    #{pool_calls := Before} = py:stats(),
+    {ok, 4.0} = py:call(math, sqrt, [16]),
+    {ok, 45} = py:eval(<<"sum(range(10))">>),
+    ok = py:exec(<<"pool_defined = 1">>),
+    {error, {'ZeroDivisionError', _}} = py:eval(<<"1/0">>),
+    {match, _} = re:run(py:last_traceback(), "ZeroDivisionError"),
+    #{pool_calls := After} = py:stats(),
+    ?assert(After - Before >= 4),
+    [{ok, N} = py:eval(<<"n">>, #{n => N}) || N <- lists:seq(1, 200)],
+    {messages, []} = process_info(self(), messages).
+
+pool_timeout_stops_the_work(_Config) ->
+    ok = py:exec(<<"pool_spin = 0\n"
+                   "def pool_spinner():\n    global pool_spin\n    while True: pool_spin += 1\n">>),
+    {error, timeout} = py:call('__main__', pool_spinner, [], #{}, 100),
+    assert_stops_changing(<<"pool_spin">>),
+    {error, timeout} = py:call(time, sleep, [30], #{}, 50),
+    %% No late reply lands in the caller's mailbox.
+    timer:sleep(200),
+    {messages, []} = process_info(self(), messages).
+
+pool_killed_caller_is_harmless(_Config) ->
+    ok = py:exec(<<"pool_orphan = 0\n"
+                   "def pool_orphan_loop():\n    global pool_orphan\n    while True: pool_orphan += 1\n">>),
+    Pid = spawn(fun() -> py:call('__main__', pool_orphan_loop, [], #{}, infinity) end),
+    wait_until(fun() -> element(2, py:eval(<<"pool_orphan">>)) > 0 end),
+    exit(Pid, kill),
+    assert_stops_changing(<<"pool_orphan">>),
+    {ok, 2} = py:eval(<<"1 + 1">>).
+
+pool_grows_for_blocked_calls(_Config) ->
+    ok = starvation_check(20),
+    #{pool_threads := Threads} = py:stats(),
+    ?assert(Threads >= 20, {pool_threads, Threads}).
+
+%%% lifecycle
+
+application_restart_keeps_the_interpreter(_Config) ->
+    ok = py:exec(<<"survives_restart = 'yes'">>),
+    ok = application:stop(erlang_python),
+    {ok, 4.0} = py:call(math, sqrt, [16]),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    {ok, <<"yes">>} = py:eval(<<"survives_restart">>),
+    ok = application:stop(erlang_python),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    {ok, 4.0} = py:call(math, sqrt, [16]).
+
+stats_count_calls(_Config) ->
+    {ok, Version} = py:eval(<<"'%d.%d.%d' % __import__('sys').version_info[:3]">>),
+    #{dirty_calls := D0, pool_calls := P0, python_version := Version} = py:stats(),
+    [{ok, _} = py:call(math, sqrt, [4]) || _ <- lists:seq(1, 10)],
+    #{dirty_calls := D1, pool_calls := P1} = py:stats(),
+    10 = (D1 - D0) + (P1 - P0).
+
+%%% helpers
+
+%% N calls sleep in Python; a quick call started after them answers before
+%% any of them has finished.
+starvation_check(N) ->
+    Self = self(),
+    Sleepers = [spawn_link(fun() -> Self ! {slept, py:call(time, sleep, [0.5])} end)
+                || _ <- lists:seq(1, N)],
+    timer:sleep(100),
+    {ok, 2} = py:eval(<<"1 + 1">>),
+    Early = receive {slept, _} -> true after 0 -> false end,
+    [receive {slept, {ok, none}} -> ok end || _ <- lists:seq(1, N - (case Early of true -> 1; false -> 0 end))],
+    [unlink(P) || P <- Sleepers],
+    case Early of
+        false -> ok;
+        true -> {error, quick_call_waited_for_a_sleeper}
+    end.
+
+restart_with(Key, Value) ->
+    ok = application:stop(erlang_python),
+    ok = application:set_env(erlang_python, Key, Value),
+    {ok, _} = application:ensure_all_started(erlang_python).
+
+%% The value of the Python global Name no longer changes: the code that was
+%% changing it has stopped.
+assert_stops_changing(Name) ->
+    wait_until(fun() ->
+        {ok, A} = py:eval(Name),
+        timer:sleep(150),
+        {ok, B} = py:eval(Name),
+        A =:= B
+    end).
+
+wait_until(Check) ->
+    wait_until(Check, 50).
+
+wait_until(Check, 0) ->
+    ?assert(Check());
+wait_until(Check, N) ->
+    case Check() of
+        true -> ok;
+        false -> timer:sleep(100), wait_until(Check, N - 1)
+    end.
+
+python_has(Module) ->
+    case py:exec(<<"import ", Module/binary>>) of
+        {error, {'ModuleNotFoundError', _}} ->
+            {ok, Exe} = py:eval(<<"__import__('sys').executable">>),
+            Cmd = binary_to_list(Exe) ++ " -c 'import " ++ binary_to_list(Module) ++ "' 2>/dev/null && echo yes",
+            case os:cmd(Cmd) of
+                "yes\n" -> ct:fail({embedded_import_fails, Module});
+                _ -> false
+            end;
+        {error, Other} ->
+            ct:fail({import_failed, Module, Other});
+        ok ->
+            true
+    end.
+
+peer_args(Extra) ->
+    ["-pa", filename:dirname(code:which(py)), filename:dirname(code:which(?MODULE)) | Extra].
+
+%% Runs Code in a new VM and returns what it wrote to stdout and stderr.
+run_erl(Code) ->
+    Port = open_port({spawn_executable, os:find_executable("erl")},
+                     [{args, ["-noshell", "-pa", filename:dirname(code:which(py)), "-eval", Code]},
+                      stderr_to_stdout, exit_status, binary]),
+    collect_output(Port, <<>>).
+
+collect_output(Port, Acc) ->
+    receive
+        {Port, {data, Data}} -> collect_output(Port, <<Acc/binary, Data/binary>>);
+        {Port, {exit_status, 0}} -> Acc;
+        {Port, {exit_status, Status}} -> ct:fail({vm_exited, Status, Acc})
+    after 60000 -> ct:fail({vm_hung, Acc})
+    end.
