@@ -4,13 +4,14 @@
 #               ends with one line "N passed, M failed"
 # and for CI and developers:
 #   make matrix  the core suites against every other Python >= 3.10 found
+#   make bench   call latency, with baselines measured in the same run
 #
 # PYTHON selects the Python to embed (default: python3 on PATH).
 
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: all deps build test demo matrix clean
+.PHONY: all deps build test demo matrix bench clean
 
 all: build
 
@@ -27,6 +28,13 @@ demo: build
 	@mkdir -p _build/demo
 	erlc -o _build/demo examples/demo.erl
 	erl -noshell -pa _build/default/lib/erlang_python/ebin -pa _build/demo -eval 'demo:main(), halt().'
+
+bench: build
+	@mkdir -p _build/bench
+	$(CC) -O2 -fPIC -shared -I$$(erl -noshell -eval 'io:format("~ts/erts-~ts/include", [code:root_dir(), erlang:system_info(version)]), halt().') \
+		-o _build/bench/baseline_nif.so bench/baseline_nif.c
+	erlc -o _build/bench bench/*.erl
+	erl -noshell -pa _build/default/lib/erlang_python/ebin -pa _build/bench -eval 'py_bench:main(), halt().'
 
 matrix: build
 	scripts/python-matrix.sh

@@ -1,0 +1,56 @@
+%% @doc `make bench': latency of calls into Python, as medians and p99 over
+%% many sequential calls after a warm-up, each also given as a ratio to a
+%% baseline measured in the same run (a no-op dirty NIF call).
+%%
+%% Rows for the NIF-owned thread path are measured with dirty_call_limit set
+%% to 0, which sends every call there.
+-module(py_bench).
+-export([main/0]).
+
+-define(WARMUP, 2000).
+-define(N, 20000).
+
+-spec main() -> ok.
+main() ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    #{python_version := Version} = py:stats(),
+    io:format("erlang_python benchmark: OTP ~s, Python ~s, ~b cores, ~b dirty I/O schedulers~n",
+              [erlang:system_info(otp_release), Version, erlang:system_info(logical_processors),
+               erlang:system_info(dirty_io_schedulers)]),
+    Baseline = measure(fun baseline_nif:dirty_noop/0),
+    Rows = [{"no-op NIF (normal scheduler)", measure(fun baseline_nif:noop/0)},
+            {"no-op dirty NIF (baseline)", Baseline},
+            {"py:call(math, sqrt, [16])", measure(fun sqrt/0)},
+            {"py:eval(<<\"1+1\">>)", measure(fun eval/0)}]
+        ++ with_pool_only([{"py:call(math, sqrt, [16]), pool thread", fun sqrt/0},
+                           {"py:eval(<<\"1+1\">>), pool thread", fun eval/0}]),
+    {BaseMedian, _} = Baseline,
+    io:format("~n~-44s ~12s ~12s ~10s~n", ["", "median us", "p99 us", "x baseline"]),
+    [io:format("~-44s ~12.2f ~12.2f ~10.2f~n", [Name, Median, P99, Median / BaseMedian])
+     || {Name, {Median, P99}} <- Rows],
+    ok.
+
+sqrt() -> {ok, 4.0} = py:call(math, sqrt, [16]).
+eval() -> {ok, 2} = py:eval(<<"1+1">>).
+
+with_pool_only(Cases) ->
+    ok = application:stop(erlang_python),
+    ok = application:set_env(erlang_python, dirty_call_limit, 0),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    try
+        [{Name, measure(Fun)} || {Name, Fun} <- Cases]
+    after
+        ok = application:stop(erlang_python),
+        application:unset_env(erlang_python, dirty_call_limit),
+        {ok, _} = application:ensure_all_started(erlang_python)
+    end.
+
+%% {Median, P99} in microseconds.
+measure(Fun) ->
+    [Fun() || _ <- lists:seq(1, ?WARMUP)],
+    Times = lists:sort([begin
+                            T0 = erlang:monotonic_time(nanosecond),
+                            Fun(),
+                            erlang:monotonic_time(nanosecond) - T0
+                        end || _ <- lists:seq(1, ?N)]),
+    {lists:nth(?N div 2, Times) / 1000, lists:nth(?N * 99 div 100, Times) / 1000}.
