@@ -110,8 +110,16 @@ stats() ->
 configure() ->
     Timeout = application:get_env(erlang_python, default_timeout, ?DEFAULT_TIMEOUT),
     persistent_term:put(?DEFAULT_TIMEOUT_KEY, Timeout),
-    Limit = application:get_env(
-        erlang_python, dirty_call_limit, erlang:system_info(dirty_io_schedulers) - 1),
+    %% One dirty I/O scheduler always stays free to admit new calls.
+    Max = erlang:system_info(dirty_io_schedulers) - 1,
+    Limit = case application:get_env(erlang_python, dirty_call_limit, Max) of
+        N when is_integer(N), N >= 0, N =< Max ->
+            N;
+        Other ->
+            logger:warning("erlang_python: dirty_call_limit ~p is not an integer "
+                           "from 0 to ~b; using ~b", [Other, Max, Max]),
+            Max
+    end,
     py_nif:set_dirty_limit(Limit).
 
 %% Internals

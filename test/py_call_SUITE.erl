@@ -32,7 +32,8 @@
          single_dirty_scheduler_still_makes_progress/1]).
 -export([pool_runs_calls/1, pool_timeout_stops_the_work/1, pool_killed_caller_is_harmless/1,
          pool_grows_for_blocked_calls/1]).
--export([application_restart_keeps_the_interpreter/1, stats_count_calls/1]).
+-export([application_restart_keeps_the_interpreter/1, stats_count_calls/1,
+         dirty_call_limit_out_of_range_is_clamped/1]).
 -export([starvation_check/1]).
 
 all() ->
@@ -65,7 +66,8 @@ groups() ->
       [pool_runs_calls, pool_timeout_stops_the_work, pool_killed_caller_is_harmless,
        pool_grows_for_blocked_calls]},
      {lifecycle, [],
-      [application_restart_keeps_the_interpreter, stats_count_calls]}].
+      [application_restart_keeps_the_interpreter, stats_count_calls,
+       dirty_call_limit_out_of_range_is_clamped]}].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erlang_python),
@@ -391,6 +393,21 @@ stats_count_calls(_Config) ->
     [{ok, _} = py:call(math, sqrt, [4]) || _ <- lists:seq(1, 10)],
     #{dirty_calls := D1, pool_calls := P1} = py:stats(),
     10 = (D1 - D0) + (P1 - P0).
+
+dirty_call_limit_out_of_range_is_clamped(_Config) ->
+    Max = erlang:system_info(dirty_io_schedulers) - 1,
+    try
+        restart_with(dirty_call_limit, 1000),
+        #{dirty_limit := Max} = py:stats(),
+        restart_with(dirty_call_limit, 2),
+        #{dirty_limit := 2} = py:stats(),
+        restart_with(dirty_call_limit, many),
+        #{dirty_limit := Max} = py:stats()
+    after
+        ok = application:stop(erlang_python),
+        application:unset_env(erlang_python, dirty_call_limit),
+        {ok, _} = application:ensure_all_started(erlang_python)
+    end.
 
 %%% helpers
 
