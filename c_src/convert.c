@@ -115,11 +115,14 @@ refail_at(const struct path *p, const char *what)
 {
     PyObject *exc = pyerl_take_exception();
     PyObject *text = exc ? PyObject_Str(exc) : NULL;
+    PyObject *type = exc ? (PyObject *)Py_TYPE(exc) : PyExc_ValueError;
 
     PyErr_Clear();
-    fail_at(exc ? (PyObject *)Py_TYPE(exc) : PyExc_ValueError, p, "%s: %s", what,
-            text && PyUnicode_AsUTF8(text) ? PyUnicode_AsUTF8(text) : "?");
-    PyErr_Clear();
+    /* Unicode errors cannot be made from a message alone. */
+    if (PyObject_IsSubclass(type, PyExc_UnicodeError) == 1) {
+        type = PyExc_ValueError;
+    }
+    fail_at(type, p, "%s: %s", what, text && PyUnicode_AsUTF8(text) ? PyUnicode_AsUTF8(text) : "?");
     Py_XDECREF(text);
     Py_XDECREF(exc);
 }
