@@ -111,6 +111,8 @@ run_job(struct job *job)
     }
     result = pyerl_run(job->env, &job->req, out_env, &job->call, &job->caller);
     message = enif_make_tuple2(out_env, enif_make_copy(out_env, job->ref), result);
+    /* Counted before the caller can see the result and ask for stats. */
+    atomic_fetch_add(&served, 1);
     pthread_mutex_lock(&job->lock);
     if (job->state == JOB_RUNNING) {
         enif_send(NULL, &job->caller, out_env, message);
@@ -118,7 +120,6 @@ run_job(struct job *job)
     }
     pthread_mutex_unlock(&job->lock);
     enif_free_env(out_env);
-    atomic_fetch_add(&served, 1);
 }
 
 static void *
