@@ -30,8 +30,7 @@
 -export([long_call_does_not_block_other_callers/1, hundred_processes_call_at_once/1,
          blocked_calls_do_not_starve_a_quick_call/1,
          single_dirty_scheduler_still_makes_progress/1]).
--export([pool_runs_calls/1, pool_timeout_stops_the_work/1, pool_killed_caller_is_harmless/1,
-         pool_grows_for_blocked_calls/1]).
+-export([pool_runs_calls/1, pool_grows_for_blocked_calls/1]).
 -export([application_restart_keeps_the_interpreter/1, stats_count_calls/1,
          dirty_call_limit_out_of_range_is_clamped/1]).
 -export([starvation_check/1]).
@@ -62,9 +61,9 @@ groups() ->
       [long_call_does_not_block_other_callers, hundred_processes_call_at_once,
        blocked_calls_do_not_starve_a_quick_call,
        single_dirty_scheduler_still_makes_progress]},
+     %% The timeouts group again, with every call on a pool thread.
      {pool, [],
-      [pool_runs_calls, pool_timeout_stops_the_work, pool_killed_caller_is_harmless,
-       pool_grows_for_blocked_calls]},
+      [pool_runs_calls, pool_grows_for_blocked_calls, {group, timeouts}]},
      {lifecycle, [],
       [application_restart_keeps_the_interpreter, stats_count_calls,
        dirty_call_limit_out_of_range_is_clamped]}].
@@ -267,7 +266,10 @@ timeout_cuts_a_sleep_short(_Config) ->
     wait_until(fun() -> py:eval(<<"sleep_state">>) =:= {ok, <<"CallInterrupted">>} end),
     %% `from time import sleep' gets the same interruptible sleep.
     {error, timeout} = py:eval(<<"__import__('time').sleep(30)">>, #{}, 100),
-    {ok, none} = py:call(time, sleep, [0.01]).
+    {ok, none} = py:call(time, sleep, [0.01]),
+    %% No late reply lands in the caller's mailbox.
+    timer:sleep(200),
+    {messages, []} = process_info(self(), messages).
 
 except_exception_cannot_swallow_the_interrupt(_Config) ->
     ok = py:exec(<<"def stubborn():\n    while True:\n        try:\n            time.sleep(30)\n"
@@ -350,25 +352,6 @@ pool_runs_calls(_Config) ->
     ?assert(After - Before >= 4),
     [{ok, N} = py:eval(<<"n">>, #{n => N}) || N <- lists:seq(1, 200)],
     {messages, []} = process_info(self(), messages).
-
-pool_timeout_stops_the_work(_Config) ->
-    ok = py:exec(<<"pool_spin = 0\n"
-                   "def pool_spinner():\n    global pool_spin\n    while True: pool_spin += 1\n">>),
-    {error, timeout} = py:call('__main__', pool_spinner, [], #{}, 100),
-    assert_stops_changing(<<"pool_spin">>),
-    {error, timeout} = py:call(time, sleep, [30], #{}, 50),
-    %% No late reply lands in the caller's mailbox.
-    timer:sleep(200),
-    {messages, []} = process_info(self(), messages).
-
-pool_killed_caller_is_harmless(_Config) ->
-    ok = py:exec(<<"pool_orphan = 0\n"
-                   "def pool_orphan_loop():\n    global pool_orphan\n    while True: pool_orphan += 1\n">>),
-    Pid = spawn(fun() -> py:call('__main__', pool_orphan_loop, [], #{}, infinity) end),
-    wait_until(fun() -> element(2, py:eval(<<"pool_orphan">>)) > 0 end),
-    exit(Pid, kill),
-    assert_stops_changing(<<"pool_orphan">>),
-    {ok, 2} = py:eval(<<"1 + 1">>).
 
 pool_grows_for_blocked_calls(_Config) ->
     ok = starvation_check(20),
