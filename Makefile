@@ -11,7 +11,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: all deps build test demo matrix bench clean
+.PHONY: all deps build test demo matrix bench format-check clean
 
 all: build
 
@@ -21,8 +21,16 @@ deps:
 build: deps
 	rebar3 compile
 
-test: build
+test: build format-check
 	scripts/run-tests.sh
+
+# The C sources follow .clang-format (skipped where clang-format is absent).
+format-check:
+	@if command -v clang-format >/dev/null; then \
+		clang-format --dry-run --Werror c_src/*.c c_src/*.h bench/*.c; \
+	else \
+		echo "format-check: clang-format not installed, skipped"; \
+	fi
 
 demo: build
 	@mkdir -p _build/demo
