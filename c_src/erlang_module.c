@@ -6,6 +6,7 @@
  *   erlang.CallInterrupted raised inside Python when the Erlang side gave up
  *                          on the call (timeout, caller died)
  *   erlang.sleep           time.sleep that such an interruption cuts short
+ *   erlang.call, erlang.send and registered names: see callback.c
  *
  * Pid and Ref keep the term in external format (a bytes object) rather than
  * the term itself: a remote pid or any reference lives on a heap, and keeping
@@ -191,6 +192,18 @@ pyerl_opaque_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
 /* ---- the module ------------------------------------------------------ */
 
 static PyMethodDef erlang_methods[] = {
+    {"call", (PyCFunction)(void (*)(void))pyerl_erlang_call, METH_FASTCALL,
+     "call(name, *args)\n--\n\nCalls the Erlang function registered as name with the "
+     "list of args and returns its result. Raises ErlangError if it raises, "
+     "UnknownFunctionError if nothing is registered as name."},
+    {"send", (PyCFunction)(void (*)(void))pyerl_erlang_send, METH_FASTCALL,
+     "send(pid, message)\n--\n\nSends message to the Erlang process pid, like pid ! message."},
+    {"__getattr__", pyerl_erlang_getattr, METH_O,
+     "Registered Erlang functions as attributes: erlang.name(*args)."},
+    {"_set_registered", (PyCFunction)(void (*)(void))pyerl_erlang_set_registered, METH_FASTCALL,
+     "Kept up to date by the Erlang registry; not for use."},
+    {"_clear_registered", pyerl_erlang_clear_registered, METH_NOARGS,
+     "Kept up to date by the Erlang registry; not for use."},
     {"sleep", pyerl_sleep, METH_O,
      "sleep(seconds)\n--\n\nLike time.sleep (which is this function inside the VM), but "
      "a call from Erlang that times out or whose caller dies wakes it at once."},
@@ -246,7 +259,8 @@ pyerl_erlang_module_init(void)
     if (PyModule_AddObjectRef(module, "Atom", (PyObject *)pyerl_atom_type) < 0 ||
         PyModule_AddObjectRef(module, "Pid", (PyObject *)pyerl_pid_type) < 0 ||
         PyModule_AddObjectRef(module, "Ref", (PyObject *)pyerl_ref_type) < 0 ||
-        PyModule_AddObjectRef(module, "CallInterrupted", pyerl_call_interrupted) < 0) {
+        PyModule_AddObjectRef(module, "CallInterrupted", pyerl_call_interrupted) < 0 ||
+        pyerl_callback_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

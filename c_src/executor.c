@@ -181,7 +181,7 @@ pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env
     if (pyerl_gil_acquire() < 0) {
         return enif_make_tuple2(out_env, ATOM(error), enif_make_atom(out_env, "no_thread_state"));
     }
-    pyerl_call_begin(call, caller, req->deadline_ns);
+    pyerl_call_begin(call, caller, req->process_env, req->deadline_ns, req->depth);
     result = req->op == PYERL_CALL ? run_call(in_env, req) : run_code(in_env, req);
     converted =
         result && (req->op == PYERL_EXEC || pyerl_py_to_term(out_env, result, &value, "result"));
@@ -236,7 +236,7 @@ run_dirty(void *arg)
 }
 
 static ERL_NIF_TERM
-dispatch(ErlNifEnv *env, const struct pyerl_request *req)
+dispatch(ErlNifEnv *env, struct pyerl_request *req)
 {
     struct dirty_run run = {.env = env, .req = req};
     int ran;
@@ -246,7 +246,9 @@ dispatch(ErlNifEnv *env, const struct pyerl_request *req)
         return pyerl_pool_submit(env, req);
     }
     enif_self(env, &run.self);
+    req->process_env = env;
     ran = pyerl_run_on_large_stack(run_dirty, &run) == 0;
+    req->process_env = NULL;
     atomic_fetch_sub(&dirty_running, 1);
     if (!ran) {
         return pyerl_pool_submit(env, req);
@@ -255,7 +257,14 @@ dispatch(ErlNifEnv *env, const struct pyerl_request *req)
     return run.result;
 }
 
-/* call(Module, Function, Args, Kwargs, Timeout) */
+/* Depth of Python -> Erlang -> Python nesting: 0 from plain Erlang. */
+static int
+get_depth(ErlNifEnv *env, ERL_NIF_TERM term, int *depth)
+{
+    return enif_get_int(env, term, depth) && *depth >= 0;
+}
+
+/* call(Module, Function, Args, Kwargs, Timeout, Depth) */
 ERL_NIF_TERM
 pyerl_nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
@@ -279,6 +288,9 @@ pyerl_nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     if (!get_deadline(env, argv[4], &req.deadline_ns)) {
         return pyerl_badarg(env, "timeout");
     }
+    if (!get_depth(env, argv[5], &req.depth)) {
+        return enif_make_badarg(env);
+    }
     req.module = argv[0];
     req.function = argv[1];
     req.args = argv[2];
@@ -286,7 +298,7 @@ pyerl_nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     return dispatch(env, &req);
 }
 
-/* eval(Code, Locals, Timeout) */
+/* eval(Code, Locals, Timeout, Depth) */
 ERL_NIF_TERM
 pyerl_nif_eval(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
@@ -302,12 +314,15 @@ pyerl_nif_eval(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     if (!get_deadline(env, argv[2], &req.deadline_ns)) {
         return pyerl_badarg(env, "timeout");
     }
+    if (!get_depth(env, argv[3], &req.depth)) {
+        return enif_make_badarg(env);
+    }
     req.code = argv[0];
     req.locals = argv[1];
     return dispatch(env, &req);
 }
 
-/* exec(Code, Timeout) */
+/* exec(Code, Timeout, Depth) */
 ERL_NIF_TERM
 pyerl_nif_exec(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
@@ -319,6 +334,9 @@ pyerl_nif_exec(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     }
     if (!get_deadline(env, argv[1], &req.deadline_ns)) {
         return pyerl_badarg(env, "timeout");
+    }
+    if (!get_depth(env, argv[2], &req.depth)) {
+        return enif_make_badarg(env);
     }
     req.code = argv[0];
     return dispatch(env, &req);

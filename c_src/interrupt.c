@@ -7,7 +7,8 @@
  * (a pool job whose caller gave up). Interrupting raises
  * erlang.CallInterrupted in the call's thread through
  * PyThreadState_SetAsyncExc, which Python delivers at the next bytecode
- * boundary, and wakes the call if it sleeps in erlang.sleep.
+ * boundary, and wakes the call if it sleeps in erlang.sleep or waits in
+ * erlang.call.
  *
  * erlang.sleep replaces time.sleep inside the VM: Python only interrupts a
  * sleep on its main thread (signals), and calls never run there, so a plain
@@ -34,6 +35,7 @@
 
 #include <errno.h>
 #include <time.h>
+#include <unistd.h>
 
 #define TICK_NS (100 * 1000 * 1000LL)
 #define LIVENESS_NS TICK_NS
@@ -85,13 +87,17 @@ pyerl_deadline_after(int64_t timeout_ms)
 /* ---- registering calls ------------------------------------------------ */
 
 void
-pyerl_call_begin(struct pyerl_call *call, const ErlNifPid *caller, int64_t deadline_ns)
+pyerl_call_begin(struct pyerl_call *call, const ErlNifPid *caller, ErlNifEnv *env,
+                 int64_t deadline_ns, int depth)
 {
     int64_t now = pyerl_now_ns();
 
     call->thread_id = PyThread_get_thread_ident();
     call->started_ns = now;
     call->has_caller = caller != NULL;
+    call->env = env;
+    call->depth = depth;
+    call->wake_fd = -1;
     if (caller) {
         call->caller = *caller;
     }
@@ -141,6 +147,31 @@ pyerl_call_end(struct pyerl_call *call)
          * thread's next call. */
         PyThreadState_SetAsyncExc(call->thread_id, NULL);
     }
+    return interrupted;
+}
+
+struct pyerl_call *
+pyerl_current_call(void)
+{
+    return current_call;
+}
+
+void
+pyerl_call_set_wake_fd(struct pyerl_call *call, int fd)
+{
+    pthread_mutex_lock(&lock);
+    call->wake_fd = fd;
+    pthread_mutex_unlock(&lock);
+}
+
+int
+pyerl_call_is_interrupted(struct pyerl_call *call)
+{
+    int interrupted;
+
+    pthread_mutex_lock(&lock);
+    interrupted = call->interrupted;
+    pthread_mutex_unlock(&lock);
     return interrupted;
 }
 
@@ -239,6 +270,10 @@ interrupt_due(struct target *due, int n_due)
             c->interrupted = 1;
             c->deadline_ns = pyerl_now_ns() + REFIRE_NS;
             pthread_cond_broadcast(&c->wake);
+            if (c->wake_fd >= 0) {
+                uint64_t one = 1;
+                (void)!write(c->wake_fd, &one, sizeof one);
+            }
         }
     }
     pthread_mutex_unlock(&lock);

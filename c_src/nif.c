@@ -2,7 +2,8 @@
  * nif.c: the py_nif module's function table and its load callbacks.
  *
  * Loading starts what lives for the rest of the VM: the interpreter
- * (interp.c), the watchdog thread (interrupt.c) and the pool (pool.c).
+ * (interp.c), the watchdog thread (interrupt.c), the pool (pool.c) and the
+ * resource types of jobs and thread workers (worker.c).
  * Nothing is torn down on unload: Python cannot be restarted in a process,
  * so a reload (upgrade) picks up what is already running.
  *
@@ -23,6 +24,10 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
     if (!enif_get_int(env, load_info, &dirty_io) || dirty_io < 1) {
         enif_fprintf(stderr, "py_nif: load info must be the dirty I/O scheduler count\r\n");
         return 1;
+    }
+    if (pyerl_worker_init(env) < 0) {
+        enif_fprintf(stderr, "py_nif: cannot set up thread workers\r\n");
+        return 2;
     }
     if (pyerl_pool_init(env) < 0) {
         enif_fprintf(stderr, "py_nif: cannot set up the call pool\r\n");
@@ -56,11 +61,14 @@ upgrade(ErlNifEnv *env, void **priv_data, void **old_priv_data, ERL_NIF_TERM loa
 }
 
 static ErlNifFunc nif_funcs[] = {
-    {"call", 5, pyerl_nif_call, ERL_NIF_DIRTY_JOB_IO_BOUND},
-    {"eval", 3, pyerl_nif_eval, ERL_NIF_DIRTY_JOB_IO_BOUND},
-    {"exec", 2, pyerl_nif_exec, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"call", 6, pyerl_nif_call, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"eval", 4, pyerl_nif_eval, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"exec", 3, pyerl_nif_exec, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"cancel", 1, pyerl_nif_cancel, 0},
+    {"worker_bind", 2, pyerl_nif_worker_bind, 0},
+    {"worker_reply", 3, pyerl_nif_worker_reply, 0},
     {"set_dirty_limit", 1, pyerl_nif_set_dirty_limit, 0},
+    {"set_max_depth", 1, pyerl_nif_set_max_depth, 0},
     {"stats", 0, pyerl_nif_stats, 0},
 };
 

@@ -32,8 +32,11 @@
     X(dirty_limit)                                                                                 \
     X(dirty_running)                                                                               \
     X(error)                                                                                       \
+    X(exit)                                                                                        \
     X(false)                                                                                       \
+    X(handler_died)                                                                                \
     X(infinity)                                                                                    \
+    X(new_worker)                                                                                  \
     X(nil)                                                                                         \
     X(none)                                                                                        \
     X(ok)                                                                                          \
@@ -41,12 +44,16 @@
     X(pool_idle)                                                                                   \
     X(pool_queued)                                                                                 \
     X(pool_threads)                                                                                \
+    X(py_call)                                                                                     \
+    X(py_coordinator)                                                                              \
     X(python_version)                                                                              \
     X(queued)                                                                                      \
     X(sent)                                                                                        \
+    X(stale)                                                                                       \
     X(timeout)                                                                                     \
     X(true)                                                                                        \
-    X(undefined)
+    X(undefined)                                                                                   \
+    X(unknown)
 
 struct pyerl_atoms {
 #define PYERL_ATOM_FIELD(name) ERL_NIF_TERM name;
@@ -146,6 +153,8 @@ struct pyerl_call {
     int64_t started_ns;
     ErlNifPid caller;
     int has_caller;
+    ErlNifEnv *env; /* the caller's env on a dirty scheduler, else NULL */
+    int depth;      /* Erlang -> Python nesting: 0 for a call from plain Erlang */
     /* lock-guarded: */
     struct pyerl_call *prev, *next;
     uint64_t serial; /* tells a reused struct from the one the watchdog saw */
@@ -153,6 +162,7 @@ struct pyerl_call {
     int64_t next_check_ns; /* when to look again whether the caller lives */
     int registered;
     int interrupted;
+    int wake_fd;         /* an eventfd the call waits on in erlang.call, or -1 */
     pthread_cond_t wake; /* wakes an interruptible sleep in this call */
 };
 
@@ -168,8 +178,17 @@ int64_t pyerl_deadline_after(int64_t timeout_ms);
  * the GIL held. deadline_ns is monotonic. pyerl_call_end returns 1
  * when the call was interrupted (timeout or dead caller), after clearing any
  * interruption not yet delivered to Python. */
-void pyerl_call_begin(struct pyerl_call *call, const ErlNifPid *caller, int64_t deadline_ns);
+void pyerl_call_begin(struct pyerl_call *call, const ErlNifPid *caller, ErlNifEnv *env,
+                      int64_t deadline_ns, int depth);
 int pyerl_call_end(struct pyerl_call *call);
+
+/* The call running on this thread, or NULL (a thread Python started). */
+struct pyerl_call *pyerl_current_call(void);
+
+/* While a call waits in erlang.call: the eventfd an interruption must
+ * write to (-1 when it stops waiting). Any thread. */
+void pyerl_call_set_wake_fd(struct pyerl_call *call, int fd);
+int pyerl_call_is_interrupted(struct pyerl_call *call);
 
 /* Asks the watchdog to interrupt the call now. Any thread, no GIL; cheap, so
  * a normal scheduler may call it. */
@@ -192,6 +211,52 @@ int pyerl_install_sleep(PyObject *erlang_module);
  * has not run). */
 int pyerl_run_on_large_stack(void (*fn)(void *), void *arg);
 
+/* ---- worker.c: per-thread channels for waiting on Erlang ----------- */
+
+struct pyerl_worker;
+
+#define PYERL_WORKER_NOT_RUNNING (-1)
+#define PYERL_WORKER_INTERRUPTED (-2)
+
+int pyerl_worker_init(ErlNifEnv *env);
+
+/* The calling thread's worker, taken on first use; NULL if none can be
+ * made. */
+struct pyerl_worker *pyerl_worker_for_thread(void);
+
+/* The env in which to make a request's terms; owned by the worker's thread. */
+ErlNifEnv *pyerl_worker_env(struct pyerl_worker *w);
+
+/* Sends {py_call, Worker, Serial, Name, Args, Depth} (Name and Args made in
+ * the worker's env) to the worker's handler and waits for the reply with
+ * the GIL released (GIL held on entry and on return). Returns 0 with the
+ * reply in *reply (in *reply_env, valid until the thread's next request),
+ * PYERL_WORKER_NOT_RUNNING if the application is not running, or
+ * PYERL_WORKER_INTERRUPTED if call was interrupted meanwhile. caller_env is
+ * the calling process's env on a dirty scheduler, else NULL. */
+int pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM name,
+                      ERL_NIF_TERM args, int depth, struct pyerl_call *call, ERL_NIF_TERM *reply,
+                      ErlNifEnv **reply_env);
+
+ERL_NIF_TERM pyerl_nif_worker_bind(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM pyerl_nif_worker_reply(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+
+/* ---- callback.c: erlang.call, erlang.send and names from Erlang ------- */
+
+extern PyObject *pyerl_erlang_error;
+extern PyObject *pyerl_unknown_function_error;
+
+PyObject *pyerl_erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pyerl_erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pyerl_erlang_getattr(PyObject *module, PyObject *name);
+PyObject *pyerl_erlang_set_registered(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pyerl_erlang_clear_registered(PyObject *module, PyObject *unused);
+
+/* Exception classes and the registered-name set; at module creation. */
+int pyerl_callback_init(PyObject *module);
+
+ERL_NIF_TERM pyerl_nif_set_max_depth(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+
 /* ---- executor.c: running call / eval / exec --------------------------- */
 
 enum pyerl_op { PYERL_CALL, PYERL_EVAL, PYERL_EXEC };
@@ -202,7 +267,10 @@ struct pyerl_request {
     enum pyerl_op op;
     ERL_NIF_TERM module, function, args, kwargs;
     ERL_NIF_TERM code, locals;
-    int64_t deadline_ns; /* monotonic; INT64_MAX: no limit */
+    int64_t deadline_ns;    /* monotonic; INT64_MAX: no limit */
+    int depth;              /* see struct pyerl_call */
+    ErlNifEnv *process_env; /* the caller's env while run on its dirty
+                             * scheduler; NULL on a pool thread */
 };
 
 /* Runs the request on the calling thread (which must not be a normal

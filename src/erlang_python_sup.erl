@@ -1,6 +1,8 @@
 %% @private
-%% @doc Top supervisor of erlang_python. It has no children yet: calls from
-%% Erlang into Python need no process of their own (they run in the caller).
+%% @doc Top supervisor of erlang_python: the registry of functions that
+%% Python may call, and the coordinator that spawns their handler
+%% processes. Calls from Erlang into Python need no process of their own
+%% (they run in the caller).
 -module(erlang_python_sup).
 -behaviour(supervisor).
 
@@ -12,4 +14,6 @@ start_link() ->
 
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
-    {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, []}}.
+    Children = [#{id => py_registry, start => {py_registry, start_link, []}},
+                #{id => py_coordinator, start => {py_coordinator, start_link, []}}],
+    {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, Children}}.

@@ -30,6 +30,7 @@
 
 -export([call/3, call/4, call/5]).
 -export([eval/1, eval/2, eval/3, exec/1, exec/2]).
+-export([register_function/2, register_function/3, unregister_function/1]).
 -export([last_traceback/0, stats/0]).
 -export([configure/0]).
 
@@ -43,6 +44,7 @@
     | {error, {badarg, atom()}}.
 
 -define(TRACEBACK_KEY, '$py_last_traceback').
+-define(DEPTH_KEY, '$py_depth').
 -define(DEFAULT_TIMEOUT_KEY, {?MODULE, default_timeout}).
 -define(DEFAULT_TIMEOUT, 30000).
 
@@ -61,7 +63,7 @@ call(Module, Function, Args, Kwargs) ->
 %% `infinity'.
 -spec call(name(), name(), list(), map(), timeout()) -> {ok, term()} | py_error().
 call(Module, Function, Args, Kwargs, Timeout) ->
-    finish(py_nif:call(Module, Function, Args, Kwargs, Timeout), Timeout).
+    finish(py_nif:call(Module, Function, Args, Kwargs, Timeout, depth()), Timeout).
 
 %% @equiv eval(Code, #{})
 -spec eval(code()) -> {ok, term()} | py_error().
@@ -78,7 +80,7 @@ eval(Code, Locals) ->
 %% for this evaluation only.
 -spec eval(code(), map(), timeout()) -> {ok, term()} | py_error().
 eval(Code, Locals, Timeout) ->
-    with_code(Code, fun(Source) -> finish(py_nif:eval(Source, Locals, Timeout), Timeout) end).
+    with_code(Code, fun(Source) -> finish(py_nif:eval(Source, Locals, Timeout, depth()), Timeout) end).
 
 %% @equiv exec(Code, DefaultTimeout)
 -spec exec(code()) -> ok | py_error().
@@ -89,7 +91,29 @@ exec(Code) ->
 %% that what they define is visible to later calls from any process.
 -spec exec(code(), timeout()) -> ok | py_error().
 exec(Code, Timeout) ->
-    with_code(Code, fun(Source) -> finish(py_nif:exec(Source, Timeout), Timeout) end).
+    with_code(Code, fun(Source) -> finish(py_nif:exec(Source, Timeout, depth()), Timeout) end).
+
+%% @doc Makes `Fun' callable from Python as `erlang.call(Name, *Args)',
+%% `erlang.Name(*Args)' or `from erlang import Name'. `Fun' gets the
+%% argument list. Registering a name again replaces its function. Needs the
+%% application to be running.
+-spec register_function(name(), fun((list()) -> term())) -> ok | {error, {badarg, atom()}}.
+register_function(Name, Fun) when is_function(Fun, 1) ->
+    with_name(Name, fun(Key) -> py_registry:register(Key, Fun) end);
+register_function(_Name, _Fun) ->
+    {error, {badarg, function}}.
+
+%% @doc As {@link register_function/2}, calling `Module:Function(Args)'.
+-spec register_function(name(), module(), atom()) -> ok | {error, {badarg, atom()}}.
+register_function(Name, Module, Function) when is_atom(Module), is_atom(Function) ->
+    with_name(Name, fun(Key) -> py_registry:register(Key, {Module, Function}) end);
+register_function(_Name, _Module, _Function) ->
+    {error, {badarg, function}}.
+
+%% @doc Removes a registered name; calls already running finish normally.
+-spec unregister_function(name()) -> ok | {error, {badarg, atom()}}.
+unregister_function(Name) ->
+    with_name(Name, fun py_registry:unregister/1).
 
 %% @doc The formatted Python traceback of the most recent call from this
 %% process that failed with a Python exception, or `undefined'. It is kept
@@ -120,9 +144,29 @@ configure() ->
                            "from 0 to ~b; using ~b", [Other, Max, Max]),
             Max
     end,
-    py_nif:set_dirty_limit(Limit).
+    ok = py_nif:set_dirty_limit(Limit),
+    Depth = application:get_env(erlang_python, max_callback_depth, 64),
+    py_nif:set_max_depth(Depth).
 
 %% Internals
+
+%% How deep in Python -> Erlang -> Python nesting this process is: a
+%% handler running a function for Python sets it.
+depth() ->
+    case get(?DEPTH_KEY) of
+        undefined -> 0;
+        Depth -> Depth
+    end.
+
+with_name(Name, Run) when is_atom(Name) ->
+    Run(atom_to_binary(Name, utf8));
+with_name(Name, Run) when is_binary(Name), Name =/= <<>> ->
+    case unicode:characters_to_binary(Name) of
+        Name -> Run(Name);
+        _ -> {error, {badarg, name}}
+    end;
+with_name(_Name, _Run) ->
+    {error, {badarg, name}}.
 
 default_timeout() ->
     persistent_term:get(?DEFAULT_TIMEOUT_KEY, ?DEFAULT_TIMEOUT).

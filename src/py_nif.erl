@@ -7,7 +7,9 @@
 %% is how the test matrix loads builds made for other Pythons.
 -module(py_nif).
 
--export([call/5, eval/3, exec/2, cancel/1, set_dirty_limit/1, stats/0]).
+-export([call/6, eval/4, exec/3, cancel/1, stats/0]).
+-export([worker_bind/2, worker_reply/3]).
+-export([set_dirty_limit/1, set_max_depth/1]).
 
 -on_load(load/0).
 
@@ -30,17 +32,27 @@ priv_dir() ->
             Dir
     end.
 
--spec call(py:name(), py:name(), list(), map(), timeout()) -> term().
-call(_Module, _Function, _Args, _Kwargs, _Timeout) -> erlang:nif_error(not_loaded).
+%% Depth: how deep in Python -> Erlang -> Python nesting the caller is.
+-spec call(py:name(), py:name(), list(), map(), timeout(), non_neg_integer()) -> term().
+call(_Module, _Function, _Args, _Kwargs, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
 
--spec eval(binary(), map(), timeout()) -> term().
-eval(_Code, _Locals, _Timeout) -> erlang:nif_error(not_loaded).
+-spec eval(binary(), map(), timeout(), non_neg_integer()) -> term().
+eval(_Code, _Locals, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
 
--spec exec(binary(), timeout()) -> term().
-exec(_Code, _Timeout) -> erlang:nif_error(not_loaded).
+-spec exec(binary(), timeout(), non_neg_integer()) -> term().
+exec(_Code, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
 
 -spec cancel(reference()) -> sent | cancelled.
 cancel(_Job) -> erlang:nif_error(not_loaded).
+
+-spec worker_bind(reference(), pid()) -> ok | {error, handler_died}.
+worker_bind(_Worker, _Handler) -> erlang:nif_error(not_loaded).
+
+-spec worker_reply(reference(), non_neg_integer(), term()) -> ok | stale.
+worker_reply(_Worker, _Serial, _Reply) -> erlang:nif_error(not_loaded).
+
+-spec set_max_depth(pos_integer()) -> ok.
+set_max_depth(_Depth) -> erlang:nif_error(not_loaded).
 
 -spec set_dirty_limit(non_neg_integer()) -> ok.
 set_dirty_limit(_Limit) -> erlang:nif_error(not_loaded).

@@ -1,0 +1,376 @@
+/*
+ * worker.c: thread workers, the channel through which a Python thread waits
+ * for the result of an Erlang function.
+ *
+ * A worker is a NIF resource with an eventfd and a one-request slot. A
+ * thread takes one on its first erlang.call and keeps it, bound through a
+ * thread-specific key whose destructor puts it back on a free list when the
+ * thread exits; workers are reused, never freed while the VM runs.
+ *
+ * Each worker has an Erlang handler process (py_handler), spawned by the
+ * coordinator on the worker's first request and then addressed directly.
+ * The worker monitors its handler: if the handler dies, the down callback
+ * fails the waiting request, so a waiter always wakes. Erlang never sees the
+ * eventfd: the handler answers through py_nif:worker_reply/3, which takes
+ * the worker resource, so a reply can only reach the worker it was meant
+ * for, and a serial number drops a reply meant for an earlier request.
+ *
+ * Locking: `lock` guards the slot and the handler fields. It is never held
+ * while taking the GIL or waiting.
+ */
+#include "pyerl.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* A reply this small (in term nodes) is copied on the normal scheduler that
+ * calls worker_reply; a larger one on a dirty CPU scheduler. */
+#define SMALL_REPLY_NODES 256
+
+struct pyerl_worker {
+    int fd;              /* eventfd, written when a reply is ready */
+    ErlNifEnv *send_env; /* builds requests; only the bound thread uses it */
+    pthread_mutex_t lock;
+    /* lock-guarded: */
+    uint64_t last_serial;
+    uint64_t waiting_serial; /* 0 when no request waits */
+    int has_reply;
+    ErlNifEnv *reply_env; /* owns reply */
+    ERL_NIF_TERM reply;
+    int has_handler;
+    ErlNifPid handler;
+    ErlNifMonitor monitor;
+    struct pyerl_worker *next_free; /* guarded by free_lock */
+};
+
+static ErlNifResourceType *worker_type;
+static pthread_key_t worker_key;
+static _Thread_local struct pyerl_worker *thread_worker;
+
+static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pyerl_worker *free_workers; /* each holds one resource reference */
+
+static void
+signal_fd(int fd)
+{
+    uint64_t one = 1;
+
+    while (write(fd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
+
+static void
+worker_dtor(ErlNifEnv *env, void *obj)
+{
+    struct pyerl_worker *w = obj;
+
+    (void)env;
+    if (w->fd >= 0) {
+        close(w->fd);
+    }
+    if (w->send_env) {
+        enif_free_env(w->send_env);
+    }
+    if (w->reply_env) {
+        enif_free_env(w->reply_env);
+    }
+    pthread_mutex_destroy(&w->lock);
+}
+
+/* Lock held. Fails the waiting request, if any, with reply `reason`. */
+static void
+fail_waiter(struct pyerl_worker *w, ERL_NIF_TERM reason)
+{
+    if (w->waiting_serial && !w->has_reply) {
+        enif_clear_env(w->reply_env);
+        w->reply = enif_make_copy(w->reply_env, reason);
+        w->has_reply = 1;
+        signal_fd(w->fd);
+    }
+}
+
+static void
+worker_down(ErlNifEnv *env, void *obj, ErlNifPid *pid, ErlNifMonitor *mon)
+{
+    struct pyerl_worker *w = obj;
+
+    (void)pid;
+    pthread_mutex_lock(&w->lock);
+    if (w->has_handler && enif_compare_monitors(mon, &w->monitor) == 0) {
+        w->has_handler = 0;
+        fail_waiter(w, enif_make_tuple2(env, ATOM(error), ATOM(handler_died)));
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- binding workers to threads -------------------------------------- */
+
+static void
+return_worker(void *obj)
+{
+    struct pyerl_worker *w = obj;
+
+    pthread_mutex_lock(&free_lock);
+    w->next_free = free_workers;
+    free_workers = w;
+    pthread_mutex_unlock(&free_lock);
+}
+
+static struct pyerl_worker *
+new_worker(void)
+{
+    struct pyerl_worker *w = enif_alloc_resource(worker_type, sizeof *w);
+
+    if (!w) {
+        return NULL;
+    }
+    memset(w, 0, sizeof *w);
+    pthread_mutex_init(&w->lock, NULL);
+    w->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    w->send_env = enif_alloc_env();
+    w->reply_env = enif_alloc_env();
+    if (w->fd < 0 || !w->send_env || !w->reply_env) {
+        enif_release_resource(w);
+        return NULL;
+    }
+    return w;
+}
+
+struct pyerl_worker *
+pyerl_worker_for_thread(void)
+{
+    struct pyerl_worker *w = thread_worker;
+
+    if (w) {
+        return w;
+    }
+    pthread_mutex_lock(&free_lock);
+    w = free_workers;
+    if (w) {
+        free_workers = w->next_free;
+    }
+    pthread_mutex_unlock(&free_lock);
+    if (!w && !(w = new_worker())) {
+        return NULL;
+    }
+    thread_worker = w;
+    pthread_setspecific(worker_key, w);
+    return w;
+}
+
+/* ---- one request ------------------------------------------------------ */
+
+ErlNifEnv *
+pyerl_worker_env(struct pyerl_worker *w)
+{
+    return w->send_env;
+}
+
+/* Sends msg (made in send_env) to the handler, or with the worker to the
+ * coordinator when there is no handler yet. Returns 0 or -1. */
+static int
+send_request(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM msg)
+{
+    ErlNifPid to;
+    int has_handler;
+
+    pthread_mutex_lock(&w->lock);
+    has_handler = w->has_handler;
+    to = w->handler;
+    pthread_mutex_unlock(&w->lock);
+    if (has_handler && enif_send(caller_env, &to, w->send_env, msg)) {
+        return 0;
+    }
+    if (!enif_whereis_pid(caller_env, ATOM(py_coordinator), &to)) {
+        enif_clear_env(w->send_env);
+        return -1;
+    }
+    msg = enif_make_tuple2(w->send_env, ATOM(new_worker), msg);
+    return enif_send(caller_env, &to, w->send_env, msg) ? 0 : -1;
+}
+
+int
+pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM name,
+                  ERL_NIF_TERM args, int depth, struct pyerl_call *call, ERL_NIF_TERM *reply,
+                  ErlNifEnv **reply_env)
+{
+    struct pollfd pfd = {.fd = w->fd, .events = POLLIN};
+    uint64_t serial, count;
+    ERL_NIF_TERM msg;
+    int done = 0, interrupted = 0;
+
+    pthread_mutex_lock(&w->lock);
+    serial = ++w->last_serial;
+    w->waiting_serial = serial;
+    w->has_reply = 0;
+    pthread_mutex_unlock(&w->lock);
+
+    msg = enif_make_tuple6(w->send_env, ATOM(py_call), enif_make_resource(w->send_env, w),
+                           enif_make_uint64(w->send_env, serial), name, args,
+                           enif_make_int(w->send_env, depth));
+    if (send_request(w, caller_env, msg) < 0) {
+        pthread_mutex_lock(&w->lock);
+        w->waiting_serial = 0;
+        pthread_mutex_unlock(&w->lock);
+        return PYERL_WORKER_NOT_RUNNING;
+    }
+
+    if (call) {
+        pyerl_call_set_wake_fd(call, w->fd);
+    }
+    Py_BEGIN_ALLOW_THREADS while (!done && !interrupted)
+    {
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+            break;
+        }
+        while (read(w->fd, &count, sizeof count) < 0 && errno == EINTR) {
+        }
+        pthread_mutex_lock(&w->lock);
+        done = w->has_reply;
+        pthread_mutex_unlock(&w->lock);
+        interrupted = !done && call && pyerl_call_is_interrupted(call);
+    }
+    Py_END_ALLOW_THREADS if (call)
+    {
+        pyerl_call_set_wake_fd(call, -1);
+    }
+
+    pthread_mutex_lock(&w->lock);
+    w->waiting_serial = 0;
+    if (!done && w->has_handler) {
+        /* The handler is still busy with the abandoned request: leave it to
+         * finish (its late reply is stale, and it then exits) and have the
+         * next request start a new one. */
+        enif_demonitor_process(caller_env, w, &w->monitor);
+        w->has_handler = 0;
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (!done) {
+        return PYERL_WORKER_INTERRUPTED;
+    }
+    *reply = w->reply;
+    *reply_env = w->reply_env;
+    return 0;
+}
+
+/* ---- NIFs used by the coordinator and handlers ------------------------ */
+
+/* worker_bind(Worker, Handler): the coordinator gives a worker its handler. */
+ERL_NIF_TERM
+pyerl_nif_worker_bind(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    struct pyerl_worker *w;
+    ErlNifPid pid;
+    ERL_NIF_TERM result = ATOM(ok);
+
+    (void)argc;
+    if (!enif_get_resource(env, argv[0], worker_type, (void **)&w) ||
+        !enif_get_local_pid(env, argv[1], &pid)) {
+        return enif_make_badarg(env);
+    }
+    pthread_mutex_lock(&w->lock);
+    if (w->has_handler) {
+        enif_demonitor_process(env, w, &w->monitor);
+    }
+    w->has_handler = enif_monitor_process(env, w, &pid, &w->monitor) == 0;
+    w->handler = pid;
+    if (!w->has_handler) {
+        fail_waiter(w, enif_make_tuple2(env, ATOM(error), ATOM(handler_died)));
+        result = enif_make_tuple2(env, ATOM(error), ATOM(handler_died));
+    }
+    pthread_mutex_unlock(&w->lock);
+    return result;
+}
+
+/* Counts term nodes up to budget; returns what is left of it (0: large). */
+static int
+term_budget(ErlNifEnv *env, ERL_NIF_TERM term, int budget)
+{
+    ERL_NIF_TERM head, key, value;
+    const ERL_NIF_TERM *elements;
+    ErlNifMapIterator iter;
+    int arity, i;
+
+    if (--budget <= 0) {
+        return 0;
+    }
+    if (enif_get_list_cell(env, term, &head, &term)) {
+        budget = term_budget(env, head, budget);
+        return budget > 0 ? term_budget(env, term, budget) : 0;
+    }
+    if (enif_get_tuple(env, term, &arity, &elements)) {
+        for (i = 0; i < arity && budget > 0; i++) {
+            budget = term_budget(env, elements[i], budget);
+        }
+        return budget;
+    }
+    if (enif_is_map(env, term) &&
+        enif_map_iterator_create(env, term, &iter, ERL_NIF_MAP_ITERATOR_FIRST)) {
+        while (budget > 0 && enif_map_iterator_get_pair(env, &iter, &key, &value)) {
+            budget = term_budget(env, key, budget);
+            budget = budget > 0 ? term_budget(env, value, budget) : 0;
+            enif_map_iterator_next(env, &iter);
+        }
+        enif_map_iterator_destroy(env, &iter);
+    }
+    return budget;
+}
+
+static ERL_NIF_TERM
+store_reply(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    struct pyerl_worker *w;
+    ErlNifUInt64 serial;
+    ERL_NIF_TERM answer = ATOM(stale);
+
+    (void)argc;
+    if (!enif_get_resource(env, argv[0], worker_type, (void **)&w) ||
+        !enif_get_uint64(env, argv[1], &serial)) {
+        return enif_make_badarg(env);
+    }
+    pthread_mutex_lock(&w->lock);
+    if (serial == w->waiting_serial && !w->has_reply) {
+        enif_clear_env(w->reply_env);
+        w->reply = enif_make_copy(w->reply_env, argv[2]);
+        w->has_reply = 1;
+        signal_fd(w->fd);
+        answer = ATOM(ok);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return answer;
+}
+
+/* worker_reply(Worker, Serial, Reply) -> ok | stale. The copy of a large
+ * reply is made on a dirty scheduler. */
+ERL_NIF_TERM
+pyerl_nif_worker_reply(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    if (term_budget(env, argv[2], SMALL_REPLY_NODES) == 0) {
+        return enif_schedule_nif(env, "worker_reply", ERL_NIF_DIRTY_JOB_CPU_BOUND, store_reply,
+                                 argc, argv);
+    }
+    return store_reply(env, argc, argv);
+}
+
+int
+pyerl_worker_init(ErlNifEnv *env)
+{
+    static int key_ready;
+    ErlNifResourceTypeInit init = {.dtor = worker_dtor, .down = worker_down};
+
+    worker_type = enif_open_resource_type_x(env, "pyerl_worker", &init,
+                                            ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, NULL);
+    if (!worker_type) {
+        return -1;
+    }
+    if (!key_ready) {
+        if (pthread_key_create(&worker_key, return_worker) != 0) {
+            return -1;
+        }
+        key_ready = 1;
+    }
+    return 0;
+}

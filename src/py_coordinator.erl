@@ -1,0 +1,42 @@
+%% @private
+%% @doc Spawns a handler process for each thread worker on its first
+%% request, and links to it so that stopping the application ends every
+%% handler (which wakes any Python thread waiting on one).
+%%
+%% It only spawns: requests go from a thread straight to its handler, and a
+%% handler's death reaches its worker through the worker's own monitor.
+-module(py_coordinator).
+-behaviour(gen_server).
+
+-export([start_link/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+-spec init([]) -> {ok, #{}}.
+init([]) ->
+    process_flag(trap_exit, true),
+    {ok, #{}}.
+
+-spec handle_call(term(), gen_server:from(), map()) -> {reply, {error, unknown_call}, map()}.
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+-spec handle_cast(term(), map()) -> {noreply, map()}.
+handle_cast(_Request, State) ->
+    {noreply, State}.
+
+-spec handle_info(term(), map()) -> {noreply, map()}.
+handle_info({new_worker, {py_call, Worker, _, _, _, _} = Request}, State) ->
+    Handler = py_handler:start_link(Worker),
+    case py_nif:worker_bind(Worker, Handler) of
+        ok -> Handler ! Request;
+        {error, handler_died} -> ok
+    end,
+    {noreply, State};
+handle_info({'EXIT', _Handler, _Reason}, State) ->
+    {noreply, State};
+handle_info(_Other, State) ->
+    {noreply, State}.
