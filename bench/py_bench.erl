@@ -20,18 +20,40 @@ main() ->
     Baseline = measure(fun baseline_nif:dirty_noop/0),
     Rows = [{"no-op NIF (normal scheduler)", measure(fun baseline_nif:noop/0)},
             {"no-op dirty NIF (baseline)", Baseline},
+            {"Erlang process ping-pong", measure(ping_pong())},
+            {"erlang.call(identity) from the calling thread", erlang_call()},
             {"py:call(math, sqrt, [16])", measure(fun sqrt/0)},
             {"py:eval(<<\"1+1\">>)", measure(fun eval/0)}]
         ++ with_pool_only([{"py:call(math, sqrt, [16]), pool thread", fun sqrt/0},
                            {"py:eval(<<\"1+1\">>), pool thread", fun eval/0}]),
     {BaseMedian, _} = Baseline,
-    io:format("~n~-44s ~12s ~12s ~10s~n", ["", "median us", "p99 us", "x baseline"]),
-    [io:format("~-44s ~12.2f ~12.2f ~10.2f~n", [Name, Median, P99, Median / BaseMedian])
+    io:format("~n~-50s ~12s ~12s ~10s~n", ["", "median us", "p99 us", "x baseline"]),
+    [io:format("~-50s ~12.2f ~12.2f ~10.2f~n", [Name, Median, P99, Median / BaseMedian])
      || {Name, {Median, P99}} <- Rows],
     ok.
 
 sqrt() -> {ok, 4.0} = py:call(math, sqrt, [16]).
 eval() -> {ok, 2} = py:eval(<<"1+1">>).
+
+ping_pong() ->
+    Echo = spawn_link(fun Loop() -> receive {From, M} -> From ! M, Loop() end end),
+    fun() -> Echo ! {self(), ping}, receive ping -> ok end end.
+
+%% Timed inside Python, per call, after a warm-up.
+erlang_call() ->
+    ok = py:register_function(bench_identity, fun([X]) -> X end),
+    ok = py:exec(<<"def bench_erlang_call(warmup, n):\n"
+                   "    import time\n"
+                   "    call = erlang.call\n"
+                   "    for i in range(warmup): call('bench_identity', i)\n"
+                   "    times = []\n"
+                   "    clock = time.perf_counter_ns\n"
+                   "    for i in range(n):\n"
+                   "        t0 = clock(); call('bench_identity', i); times.append(clock() - t0)\n"
+                   "    times.sort()\n"
+                   "    return times[n // 2] / 1000, times[n * 99 // 100] / 1000\n">>),
+    {ok, {Median, P99}} = py:call('__main__', bench_erlang_call, [?WARMUP, ?N], #{}, infinity),
+    {Median, P99}.
 
 with_pool_only(Cases) ->
     ok = application:stop(erlang_python),
