@@ -362,7 +362,8 @@ pyerl_sleep(PyObject *module, PyObject *arg)
     }
     end = seconds < 1e9 ? pyerl_now_ns() + (int64_t)(seconds * 1e9) : INT64_MAX / 2;
     until = to_timespec(end);
-    Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&lock);
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&lock);
     while (!call->interrupted && pyerl_now_ns() < end) {
         if (pthread_cond_timedwait(&call->wake, &lock, &until) == ETIMEDOUT) {
             break;
@@ -370,8 +371,8 @@ pyerl_sleep(PyObject *module, PyObject *arg)
     }
     interrupted = call->interrupted;
     pthread_mutex_unlock(&lock);
-    Py_END_ALLOW_THREADS if (interrupted)
-    {
+    Py_END_ALLOW_THREADS
+    if (interrupted) {
         /* Raise it here rather than at the next bytecode, and only once. */
         PyThreadState_SetAsyncExc(call->thread_id, NULL);
         PyErr_SetNone(pyerl_call_interrupted);

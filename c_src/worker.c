@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 /* A reply this small (in term nodes) is copied on the normal scheduler that
  * calls worker_reply; a larger one on a dirty CPU scheduler. */
 #define SMALL_REPLY_NODES 256
+#define SPIN_NS 20000
 
 struct pyerl_worker {
     int fd;              /* eventfd, written when a reply is ready */
@@ -38,7 +40,8 @@ struct pyerl_worker {
     uint64_t last_serial;
     uint64_t waiting_serial; /* 0 when no request waits */
     int has_reply;
-    ErlNifEnv *reply_env; /* owns reply */
+    atomic_int reply_ready; /* has_reply, readable without the lock */
+    ErlNifEnv *reply_env;   /* owns reply */
     ERL_NIF_TERM reply;
     int has_handler;
     ErlNifPid handler;
@@ -192,6 +195,28 @@ send_request(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM msg)
     return enif_send(caller_env, &to, w->send_env, msg) ? 0 : -1;
 }
 
+/* Waits a little for the reply before sleeping in poll. */
+static void
+spin_for_reply(struct pyerl_worker *w)
+{
+    int64_t until = pyerl_now_ns() + SPIN_NS;
+    int i;
+
+    for (;;) {
+        for (i = 0; i < 64; i++) {
+            if (atomic_load_explicit(&w->reply_ready, memory_order_acquire)) {
+                return;
+            }
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+        if (pyerl_now_ns() > until) {
+            return;
+        }
+    }
+}
+
 int
 pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM name,
                   ERL_NIF_TERM args, int depth, struct pyerl_call *call, ERL_NIF_TERM *reply,
@@ -206,6 +231,7 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
     serial = ++w->last_serial;
     w->waiting_serial = serial;
     w->has_reply = 0;
+    atomic_store(&w->reply_ready, 0);
     pthread_mutex_unlock(&w->lock);
 
     msg = enif_make_tuple6(w->send_env, ATOM(py_call), enif_make_resource(w->send_env, w),
@@ -221,8 +247,9 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
     if (call) {
         pyerl_call_set_wake_fd(call, w->fd);
     }
-    Py_BEGIN_ALLOW_THREADS while (!done && !interrupted)
-    {
+    Py_BEGIN_ALLOW_THREADS
+    spin_for_reply(w);
+    while (!done && !interrupted) {
         if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
             break;
         }
@@ -233,8 +260,8 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
         pthread_mutex_unlock(&w->lock);
         interrupted = !done && call && pyerl_call_is_interrupted(call);
     }
-    Py_END_ALLOW_THREADS if (call)
-    {
+    Py_END_ALLOW_THREADS
+    if (call) {
         pyerl_call_set_wake_fd(call, -1);
     }
 
@@ -336,6 +363,7 @@ store_reply(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
         enif_clear_env(w->reply_env);
         w->reply = enif_make_copy(w->reply_env, argv[2]);
         w->has_reply = 1;
+        atomic_store_explicit(&w->reply_ready, 1, memory_order_release);
         signal_fd(w->fd);
         answer = ATOM(ok);
     }
