@@ -31,7 +31,7 @@ handle_cast(_Request, State) ->
 -spec handle_info(term(), map()) -> {noreply, map()}.
 handle_info({new_worker, {py_call, Worker, _, _, _, _} = Request}, State) ->
     Handler = py_handler:start_link(Worker),
-    case py_nif:worker_bind(Worker, Handler) of
+    _ = case py_nif:worker_bind(Worker, Handler) of
         ok -> Handler ! Request;
         {error, handler_died} -> ok
     end,

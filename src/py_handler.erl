@@ -61,9 +61,7 @@ format_frame({Module, Function, Arity, Location}) when is_integer(Arity) ->
     io_lib:format("~ts:~ts/~b~ts", [atom_to_list(Module), atom_to_list(Function), Arity,
                                     format_location(Location)]);
 format_frame({Module, Function, Args, Location}) when is_list(Args) ->
-    format_frame({Module, Function, length(Args), Location});
-format_frame(Other) ->
-    io_lib:format("~tp", [Other]).
+    format_frame({Module, Function, length(Args), Location}).
 
 format_location(Location) ->
     case {proplists:get_value(file, Location), proplists:get_value(line, Location)} of
