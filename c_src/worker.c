@@ -173,26 +173,28 @@ pyerl_worker_env(struct pyerl_worker *w)
 }
 
 /* Sends msg (made in send_env) to the handler, or with the worker to the
- * coordinator when there is no handler yet. Returns 0 or -1. */
+ * coordinator when there is no handler yet. Returns 0 or -1. Either way
+ * send_env is cleared for the next request: a successful enif_send
+ * invalidates the env's terms. */
 static int
 send_request(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM msg)
 {
     ErlNifPid to;
-    int has_handler;
+    int has_handler, sent = 0;
 
     pthread_mutex_lock(&w->lock);
     has_handler = w->has_handler;
     to = w->handler;
     pthread_mutex_unlock(&w->lock);
-    if (has_handler && enif_send(caller_env, &to, w->send_env, msg)) {
-        return 0;
+    if (has_handler) {
+        sent = enif_send(caller_env, &to, w->send_env, msg);
     }
-    if (!enif_whereis_pid(caller_env, ATOM(py_coordinator), &to)) {
-        enif_clear_env(w->send_env);
-        return -1;
+    if (!sent && enif_whereis_pid(caller_env, ATOM(py_coordinator), &to)) {
+        msg = enif_make_tuple2(w->send_env, ATOM(new_worker), msg);
+        sent = enif_send(caller_env, &to, w->send_env, msg);
     }
-    msg = enif_make_tuple2(w->send_env, ATOM(new_worker), msg);
-    return enif_send(caller_env, &to, w->send_env, msg) ? 0 : -1;
+    enif_clear_env(w->send_env);
+    return sent ? 0 : -1;
 }
 
 /* Waits a little for the reply before sleeping in poll. */
