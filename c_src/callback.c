@@ -129,6 +129,9 @@ call_function(PyObject *name, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "the erlang_python application is not running");
         return NULL;
     }
+    if (rc == PYERL_WORKER_FAILED) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
     if (rc == PYERL_WORKER_INTERRUPTED) {
         PyThreadState_SetAsyncExc(call->thread_id, NULL);
         PyErr_SetNone(pyerl_call_interrupted);

@@ -217,6 +217,7 @@ struct pyerl_worker;
 
 #define PYERL_WORKER_NOT_RUNNING (-1)
 #define PYERL_WORKER_INTERRUPTED (-2)
+#define PYERL_WORKER_FAILED (-3)
 
 int pyerl_worker_init(ErlNifEnv *env);
 
@@ -232,7 +233,8 @@ ErlNifEnv *pyerl_worker_env(struct pyerl_worker *w);
  * the GIL released (GIL held on entry and on return). Returns 0 with the
  * reply in *reply (in *reply_env, valid until the thread's next request),
  * PYERL_WORKER_NOT_RUNNING if the application is not running, or
- * PYERL_WORKER_INTERRUPTED if call was interrupted meanwhile. caller_env is
+ * PYERL_WORKER_INTERRUPTED if call was interrupted meanwhile, or
+ * PYERL_WORKER_FAILED if waiting failed (errno set). caller_env is
  * the calling process's env on a dirty scheduler, else NULL. */
 int pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM name,
                       ERL_NIF_TERM args, int depth, struct pyerl_call *call, ERL_NIF_TERM *reply,

@@ -227,7 +227,7 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
     struct pollfd pfd = {.fd = w->fd, .events = POLLIN};
     uint64_t serial, count;
     ERL_NIF_TERM msg;
-    int done = 0, interrupted = 0;
+    int done, interrupted;
 
     pthread_mutex_lock(&w->lock);
     serial = ++w->last_serial;
@@ -251,16 +251,18 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
     }
     Py_BEGIN_ALLOW_THREADS
     spin_for_reply(w);
-    while (!done && !interrupted) {
-        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        done = w->has_reply;
+        pthread_mutex_unlock(&w->lock);
+        /* Checked after the wake fd is set, so an interruption either came
+         * before (seen here) or writes the fd (wakes the poll). */
+        interrupted = !done && call && pyerl_call_is_interrupted(call);
+        if (done || interrupted || (poll(&pfd, 1, -1) < 0 && errno != EINTR)) {
             break;
         }
         while (read(w->fd, &count, sizeof count) < 0 && errno == EINTR) {
         }
-        pthread_mutex_lock(&w->lock);
-        done = w->has_reply;
-        pthread_mutex_unlock(&w->lock);
-        interrupted = !done && call && pyerl_call_is_interrupted(call);
     }
     Py_END_ALLOW_THREADS
     if (call) {
@@ -278,7 +280,7 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
     }
     pthread_mutex_unlock(&w->lock);
     if (!done) {
-        return PYERL_WORKER_INTERRUPTED;
+        return interrupted ? PYERL_WORKER_INTERRUPTED : PYERL_WORKER_FAILED;
     }
     *reply = w->reply;
     *reply_env = w->reply_env;
