@@ -360,14 +360,15 @@ pyerl_nif_set_dirty_limit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 ERL_NIF_TERM
 pyerl_nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
-    long threads, idle, queued, served;
-    ERL_NIF_TERM keys[8], values[8], map;
+    long threads, idle, queued, served, bound, pooled, erlang_calls;
+    ERL_NIF_TERM keys[11], values[11], map;
     const char *version = Py_GetVersion();
     unsigned char *text;
 
     (void)argc;
     (void)argv;
     pyerl_pool_counts(&threads, &idle, &queued, &served);
+    pyerl_worker_counts(&bound, &pooled, &erlang_calls);
     keys[0] = ATOM(dirty_limit);
     values[0] = enif_make_int(env, atomic_load(&dirty_limit));
     keys[1] = ATOM(dirty_running);
@@ -385,6 +386,12 @@ pyerl_nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     keys[7] = ATOM(python_version);
     text = enif_make_new_binary(env, strcspn(version, " "), &values[7]);
     memcpy(text, version, strcspn(version, " "));
-    enif_make_map_from_arrays(env, keys, values, 8, &map);
+    keys[8] = ATOM(workers_live);
+    values[8] = enif_make_long(env, bound);
+    keys[9] = ATOM(workers_pooled);
+    values[9] = enif_make_long(env, pooled);
+    keys[10] = ATOM(erlang_calls);
+    values[10] = enif_make_long(env, erlang_calls);
+    enif_make_map_from_arrays(env, keys, values, 11, &map);
     return map;
 }

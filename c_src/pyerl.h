@@ -44,6 +44,9 @@
     X(pool_idle)                                                                                   \
     X(pool_queued)                                                                                 \
     X(pool_threads)                                                                                \
+    X(erlang_calls)                                                                                \
+    X(workers_live)                                                                                \
+    X(workers_pooled)                                                                              \
     X(py_call)                                                                                     \
     X(py_coordinator)                                                                              \
     X(python_version)                                                                              \
@@ -239,6 +242,10 @@ ErlNifEnv *pyerl_worker_env(struct pyerl_worker *w);
 int pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM name,
                       ERL_NIF_TERM args, int depth, struct pyerl_call *call, ERL_NIF_TERM *reply,
                       ErlNifEnv **reply_env);
+
+/* Workers bound to live threads, workers pooled for reuse, and erlang.call
+ * requests answered since load. */
+void pyerl_worker_counts(long *bound, long *pooled, long *served);
 
 ERL_NIF_TERM pyerl_nif_worker_bind(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 ERL_NIF_TERM pyerl_nif_worker_reply(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);

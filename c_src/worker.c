@@ -54,7 +54,10 @@ static pthread_key_t worker_key;
 static _Thread_local struct pyerl_worker *thread_worker;
 
 static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
+/* free_lock-guarded: */
 static struct pyerl_worker *free_workers; /* each holds one resource reference */
+static long workers_bound, workers_free;
+static atomic_long calls_served;
 
 static void
 signal_fd(int fd)
@@ -119,6 +122,8 @@ return_worker(void *obj)
     pthread_mutex_lock(&free_lock);
     w->next_free = free_workers;
     free_workers = w;
+    workers_bound--;
+    workers_free++;
     pthread_mutex_unlock(&free_lock);
 }
 
@@ -154,11 +159,15 @@ pyerl_worker_for_thread(void)
     w = free_workers;
     if (w) {
         free_workers = w->next_free;
+        workers_free--;
     }
     pthread_mutex_unlock(&free_lock);
     if (!w && !(w = new_worker())) {
         return NULL;
     }
+    pthread_mutex_lock(&free_lock);
+    workers_bound++;
+    pthread_mutex_unlock(&free_lock);
     thread_worker = w;
     pthread_setspecific(worker_key, w);
     return w;
@@ -282,9 +291,20 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
     if (!done) {
         return interrupted ? PYERL_WORKER_INTERRUPTED : PYERL_WORKER_FAILED;
     }
+    atomic_fetch_add(&calls_served, 1);
     *reply = w->reply;
     *reply_env = w->reply_env;
     return 0;
+}
+
+void
+pyerl_worker_counts(long *bound, long *pooled, long *served)
+{
+    pthread_mutex_lock(&free_lock);
+    *bound = workers_bound;
+    *pooled = workers_free;
+    pthread_mutex_unlock(&free_lock);
+    *served = atomic_load(&calls_served);
 }
 
 /* ---- NIFs used by the coordinator and handlers ------------------------ */

@@ -31,7 +31,7 @@
 -export([call/3, call/4, call/5]).
 -export([eval/1, eval/2, eval/3, exec/1, exec/2]).
 -export([register_function/2, register_function/3, unregister_function/1]).
--export([last_traceback/0, stats/0]).
+-export([last_traceback/0, stats/0, thread_stats/0]).
 -export([configure/0]).
 
 -export_type([name/0, code/0, py_error/0]).
@@ -127,6 +127,17 @@ last_traceback() ->
 -spec stats() -> #{atom() => term()}.
 stats() ->
     py_nif:stats().
+
+%% @doc The machinery behind erlang.call from Python threads:
+%% `workers_live', workers bound to live threads; `workers_pooled', workers
+%% of threads that have exited, kept for reuse; `handlers', handler
+%% processes alive; `erlang_calls', calls answered since the NIF loaded.
+-spec thread_stats() -> #{workers_live | workers_pooled | handlers | erlang_calls =>
+                              non_neg_integer()}.
+thread_stats() ->
+    Stats = py_nif:stats(),
+    (maps:with([workers_live, workers_pooled, erlang_calls], Stats))#{
+        handlers => py_coordinator:handler_count()}.
 
 %% @private Applies the application environment; called at application
 %% start.

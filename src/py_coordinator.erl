@@ -8,19 +8,30 @@
 -module(py_coordinator).
 -behaviour(gen_server).
 
--export([start_link/0]).
+-export([start_link/0, handler_count/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
+%% @doc How many handler processes are alive.
+-spec handler_count() -> non_neg_integer().
+handler_count() ->
+    gen_server:call(?MODULE, handler_count).
+
 -spec init([]) -> {ok, #{}}.
 init([]) ->
     process_flag(trap_exit, true),
     {ok, #{}}.
 
--spec handle_call(term(), gen_server:from(), map()) -> {reply, {error, unknown_call}, map()}.
+-spec handle_call(term(), gen_server:from(), map()) ->
+    {reply, non_neg_integer() | {error, unknown_call}, map()}.
+handle_call(handler_count, _From, State) ->
+    %% Every link but the one to the supervisor is a handler.
+    {links, Links} = process_info(self(), links),
+    [Parent | _] = get('$ancestors'),
+    {reply, length([Pid || Pid <- Links, Pid =/= whereis(Parent), Pid =/= Parent]), State};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
