@@ -25,6 +25,22 @@ main() ->
     show("py:eval(<<\"while True: pass\">>, #{}, 100)  % interrupted after 100 ms",
          py:eval(<<"while True: pass">>, #{}, 100)),
     show("py:eval(<<\"object()\">>)", py:eval(<<"object()">>)),
+    io:format("~nPython calling Erlang:~n"),
+    show("py:register_function(double_it, fun([X]) -> X * 2 end)",
+         py:register_function(double_it, fun([X]) -> X * 2 end)),
+    show("py:eval(<<\"erlang.double_it(21)\">>)", py:eval(<<"erlang.double_it(21)">>)),
+    ok = py:exec(<<"from concurrent.futures import ThreadPoolExecutor\n"
+                   "def doubled_in_threads(n):\n"
+                   "    with ThreadPoolExecutor(4) as pool:\n"
+                   "        return list(pool.map(erlang.double_it, range(n)))\n">>),
+    show("py:call('__main__', doubled_in_threads, [8])  % erlang.call from 4 threads",
+         py:call('__main__', doubled_in_threads, [8])),
+    show("py:register_function(double_via_python, ...)  % Erlang calling Python again",
+         py:register_function(double_via_python,
+                              fun([X]) -> {ok, R} = py:call('__main__', double, [X]), R end)),
+    ok = py:exec(<<"def double(x): return x * 2\n"
+                   "def process(x): return erlang.call('double_via_python', x) + 1\n">>),
+    show("py:call('__main__', process, [10])", py:call('__main__', process, [10])),
     io:format("~nPython's print() writes to this terminal:~n"),
     ok = py:exec(<<"print('  hello from Python')">>),
     ok.
