@@ -257,11 +257,22 @@ dispatch(ErlNifEnv *env, struct pyerl_request *req)
     return run.result;
 }
 
-/* Depth of Python -> Erlang -> Python nesting: 0 from plain Erlang. */
+/* The last two arguments of every call NIF: Timeout, and the depth of
+ * Python -> Erlang -> Python nesting (0 from plain Erlang). Returns 1, or 0
+ * with the term to return in *error. */
 static int
-get_depth(ErlNifEnv *env, ERL_NIF_TERM term, int *depth)
+get_limits(ErlNifEnv *env, const ERL_NIF_TERM *timeout_and_depth, struct pyerl_request *req,
+           ERL_NIF_TERM *error)
 {
-    return enif_get_int(env, term, depth) && *depth >= 0;
+    if (!get_deadline(env, timeout_and_depth[0], &req->deadline_ns)) {
+        *error = pyerl_badarg(env, "timeout");
+        return 0;
+    }
+    if (!enif_get_int(env, timeout_and_depth[1], &req->depth) || req->depth < 0) {
+        *error = enif_make_badarg(env);
+        return 0;
+    }
+    return 1;
 }
 
 /* call(Module, Function, Args, Kwargs, Timeout, Depth) */
@@ -271,6 +282,7 @@ pyerl_nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     struct pyerl_request req = {.op = PYERL_CALL};
     char name[NAME_SIZE];
     unsigned length;
+    ERL_NIF_TERM error;
 
     (void)argc;
     if (pyerl_name_text(env, argv[0], name, sizeof name) <= 0) {
@@ -285,11 +297,8 @@ pyerl_nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     if (!enif_is_map(env, argv[3])) {
         return pyerl_badarg(env, "kwargs");
     }
-    if (!get_deadline(env, argv[4], &req.deadline_ns)) {
-        return pyerl_badarg(env, "timeout");
-    }
-    if (!get_depth(env, argv[5], &req.depth)) {
-        return enif_make_badarg(env);
+    if (!get_limits(env, argv + 4, &req, &error)) {
+        return error;
     }
     req.module = argv[0];
     req.function = argv[1];
@@ -303,6 +312,7 @@ ERL_NIF_TERM
 pyerl_nif_eval(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     struct pyerl_request req = {.op = PYERL_EVAL};
+    ERL_NIF_TERM error;
 
     (void)argc;
     if (!enif_is_binary(env, argv[0])) {
@@ -311,11 +321,8 @@ pyerl_nif_eval(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     if (!enif_is_map(env, argv[1])) {
         return pyerl_badarg(env, "locals");
     }
-    if (!get_deadline(env, argv[2], &req.deadline_ns)) {
-        return pyerl_badarg(env, "timeout");
-    }
-    if (!get_depth(env, argv[3], &req.depth)) {
-        return enif_make_badarg(env);
+    if (!get_limits(env, argv + 2, &req, &error)) {
+        return error;
     }
     req.code = argv[0];
     req.locals = argv[1];
@@ -327,16 +334,14 @@ ERL_NIF_TERM
 pyerl_nif_exec(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     struct pyerl_request req = {.op = PYERL_EXEC};
+    ERL_NIF_TERM error;
 
     (void)argc;
     if (!enif_is_binary(env, argv[0])) {
         return pyerl_badarg(env, "code");
     }
-    if (!get_deadline(env, argv[1], &req.deadline_ns)) {
-        return pyerl_badarg(env, "timeout");
-    }
-    if (!get_depth(env, argv[2], &req.depth)) {
-        return enif_make_badarg(env);
+    if (!get_limits(env, argv + 1, &req, &error)) {
+        return error;
     }
     req.code = argv[0];
     return dispatch(env, &req);

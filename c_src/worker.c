@@ -86,15 +86,23 @@ worker_dtor(ErlNifEnv *env, void *obj)
     pthread_mutex_destroy(&w->lock);
 }
 
+/* Lock held. Stores the reply to the waiting request and wakes its thread. */
+static void
+put_reply(struct pyerl_worker *w, ERL_NIF_TERM reply)
+{
+    enif_clear_env(w->reply_env);
+    w->reply = enif_make_copy(w->reply_env, reply);
+    w->has_reply = 1;
+    atomic_store_explicit(&w->reply_ready, 1, memory_order_release);
+    signal_fd(w->fd);
+}
+
 /* Lock held. Fails the waiting request, if any, with reply `reason`. */
 static void
 fail_waiter(struct pyerl_worker *w, ERL_NIF_TERM reason)
 {
     if (w->waiting_serial && !w->has_reply) {
-        enif_clear_env(w->reply_env);
-        w->reply = enif_make_copy(w->reply_env, reason);
-        w->has_reply = 1;
-        signal_fd(w->fd);
+        put_reply(w, reason);
     }
 }
 
@@ -384,11 +392,7 @@ store_reply(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     }
     pthread_mutex_lock(&w->lock);
     if (serial == w->waiting_serial && !w->has_reply) {
-        enif_clear_env(w->reply_env);
-        w->reply = enif_make_copy(w->reply_env, argv[2]);
-        w->has_reply = 1;
-        atomic_store_explicit(&w->reply_ready, 1, memory_order_release);
-        signal_fd(w->fd);
+        put_reply(w, argv[2]);
         answer = ATOM(ok);
     }
     pthread_mutex_unlock(&w->lock);
