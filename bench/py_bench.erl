@@ -21,14 +21,16 @@ main() ->
     Rows = [{"no-op NIF (normal scheduler)", measure(fun baseline_nif:noop/0)},
             {"no-op dirty NIF (baseline)", Baseline},
             {"Erlang process ping-pong", measure(ping_pong())},
-            {"erlang.call(identity) from the calling thread", erlang_call()},
             {"py:call(math, sqrt, [16])", measure(fun sqrt/0)},
-            {"py:eval(<<\"1+1\">>)", measure(fun eval/0)}]
+            {"py:eval(<<\"1+1\">>)", measure(fun eval/0)},
+            {"erlang.call(identity) from the calling thread", erlang_call()}]
+        ++ threaded_calls([1, 4, 16])
+        ++ fresh_threads()
         ++ with_pool_only([{"py:call(math, sqrt, [16]), pool thread", fun sqrt/0},
                            {"py:eval(<<\"1+1\">>), pool thread", fun eval/0}]),
     {BaseMedian, _} = Baseline,
     io:format("~n~-50s ~12s ~12s ~10s~n", ["", "median us", "p99 us", "x baseline"]),
-    [io:format("~-50s ~12.2f ~12.2f ~10.2f~n", [Name, Median, P99, Median / BaseMedian])
+    [io:format("~-50ts ~12.2f ~12.2f ~10.2f~n", [Name, Median, P99, Median / BaseMedian])
      || {Name, {Median, P99}} <- Rows],
     ok.
 
@@ -54,6 +56,56 @@ erlang_call() ->
                    "    return times[n // 2] / 1000, times[n * 99 // 100] / 1000\n">>),
     {ok, {Median, P99}} = py:call('__main__', bench_erlang_call, [?WARMUP, ?N], #{}, infinity),
     {Median, P99}.
+
+%% erlang.call from N Python threads at once: wall time over all calls,
+%% per call (so 4 threads at 1 us each show 0.25 us). The median of 5 runs;
+%% no p99 for an aggregate.
+threaded_calls(Counts) ->
+    ok = py:exec(<<"def bench_threads(nthreads, calls):\n"
+                   "    import threading, time\n"
+                   "    barrier = threading.Barrier(nthreads + 1)\n"
+                   "    def work():\n"
+                   "        call = erlang.call\n"
+                   "        for i in range(100): call('bench_identity', i)\n"
+                   "        barrier.wait()\n"
+                   "        for i in range(calls): call('bench_identity', i)\n"
+                   "        barrier.wait()\n"
+                   "    threads = [threading.Thread(target=work) for _ in range(nthreads)]\n"
+                   "    for t in threads: t.start()\n"
+                   "    barrier.wait()\n"
+                   "    t0 = time.perf_counter_ns()\n"
+                   "    barrier.wait()\n"
+                   "    t1 = time.perf_counter_ns()\n"
+                   "    for t in threads: t.join()\n"
+                   "    return (t1 - t0) / (nthreads * calls) / 1000\n">>),
+    [begin
+         Runs = lists:sort([begin
+                                {ok, PerCall} = py:call('__main__', bench_threads,
+                                                        [N, 20000 div N], #{}, infinity),
+                                PerCall
+                            end || _ <- lists:seq(1, 5)]),
+         Median = lists:nth(3, Runs),
+         {io_lib:format("erlang.call from ~b Python threads, per call", [N]), {Median, Median}}
+     end || N <- Counts].
+
+%% A new threading.Thread whose first act is an erlang.call, start to
+%% join; and the same thread doing nothing, for comparison.
+fresh_threads() ->
+    ok = py:exec(<<"def bench_fresh_thread(n, call_erlang):\n"
+                   "    import threading, time\n"
+                   "    target = (lambda: erlang.call('bench_identity', 1)) if call_erlang else (lambda: None)\n"
+                   "    times = []\n"
+                   "    for _ in range(n):\n"
+                   "        t0 = time.perf_counter_ns()\n"
+                   "        t = threading.Thread(target=target)\n"
+                   "        t.start(); t.join()\n"
+                   "        times.append(time.perf_counter_ns() - t0)\n"
+                   "    times.sort()\n"
+                   "    return times[n // 2] / 1000, times[n * 99 // 100] / 1000\n">>),
+    {ok, WithCall} = py:call('__main__', bench_fresh_thread, [2000, true], #{}, infinity),
+    {ok, Bare} = py:call('__main__', bench_fresh_thread, [2000, false], #{}, infinity),
+    [{"new thread + first erlang.call, start to join", WithCall},
+     {"new thread doing nothing, start to join", Bare}].
 
 with_pool_only(Cases) ->
     ok = application:stop(erlang_python),

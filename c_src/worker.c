@@ -214,16 +214,25 @@ send_request(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM msg)
     return sent ? 0 : -1;
 }
 
-/* Waits a little for the reply before sleeping in poll. */
+/* Waits a little for the reply before sleeping in poll. One thread spins at
+ * a time: on a machine with few cores, more would take the CPU from the
+ * schedulers that run the handlers. */
 static void
 spin_for_reply(struct pyerl_worker *w)
 {
-    int64_t until = pyerl_now_ns() + SPIN_NS;
+    static atomic_int spinners;
+    int64_t until;
     int i;
 
+    if (atomic_fetch_add(&spinners, 1) > 0) {
+        atomic_fetch_sub(&spinners, 1);
+        return;
+    }
+    until = pyerl_now_ns() + SPIN_NS;
     for (;;) {
         for (i = 0; i < 64; i++) {
             if (atomic_load_explicit(&w->reply_ready, memory_order_acquire)) {
+                atomic_fetch_sub(&spinners, 1);
                 return;
             }
 #if defined(__x86_64__) || defined(__i386__)
@@ -231,6 +240,7 @@ spin_for_reply(struct pyerl_worker *w)
 #endif
         }
         if (pyerl_now_ns() > until) {
+            atomic_fetch_sub(&spinners, 1);
             return;
         }
     }
