@@ -9,7 +9,8 @@
  *
  * Each worker has an Erlang handler process (py_handler), spawned by the
  * coordinator on the worker's first request and then addressed directly.
- * The worker monitors its handler: if the handler dies, the down callback
+ * The worker monitors its handler (and, until it has one, the coordinator
+ * holding its first request): if that process dies, the down callback
  * fails the waiting request, so a waiter always wakes. Erlang never sees the
  * eventfd: the handler answers through py_nif:worker_reply/3, which takes
  * the worker resource, so a reply can only reach the worker it was meant
@@ -43,8 +44,9 @@ struct pyerl_worker {
     atomic_int reply_ready; /* has_reply, readable without the lock */
     ErlNifEnv *reply_env;   /* owns reply */
     ERL_NIF_TERM reply;
-    int has_handler;
+    int has_handler; /* handler is this worker's handler */
     ErlNifPid handler;
+    int monitoring; /* monitor is on the handler or on the coordinator */
     ErlNifMonitor monitor;
     struct pyerl_worker *next_free; /* guarded by free_lock */
 };
@@ -113,7 +115,8 @@ worker_down(ErlNifEnv *env, void *obj, ErlNifPid *pid, ErlNifMonitor *mon)
 
     (void)pid;
     pthread_mutex_lock(&w->lock);
-    if (w->has_handler && enif_compare_monitors(mon, &w->monitor) == 0) {
+    if (w->monitoring && enif_compare_monitors(mon, &w->monitor) == 0) {
+        w->monitoring = 0;
         w->has_handler = 0;
         fail_waiter(w, enif_make_tuple2(env, ATOM(error), ATOM(handler_died)));
     }
@@ -207,6 +210,14 @@ send_request(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM msg)
         sent = enif_send(caller_env, &to, w->send_env, msg);
     }
     if (!sent && enif_whereis_pid(caller_env, ATOM(py_coordinator), &to)) {
+        /* Watch the coordinator until it binds a handler: if it stops with
+         * the request unanswered, the waiter must still wake. */
+        pthread_mutex_lock(&w->lock);
+        if (w->monitoring) {
+            enif_demonitor_process(caller_env, w, &w->monitor);
+        }
+        w->monitoring = enif_monitor_process(caller_env, w, &to, &w->monitor) == 0;
+        pthread_mutex_unlock(&w->lock);
         msg = enif_make_tuple2(w->send_env, ATOM(new_worker), msg);
         sent = enif_send(caller_env, &to, w->send_env, msg);
     }
@@ -298,11 +309,12 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
 
     pthread_mutex_lock(&w->lock);
     w->waiting_serial = 0;
-    if (!done && w->has_handler) {
+    if (!done && w->monitoring) {
         /* The handler is still busy with the abandoned request: leave it to
          * finish (its late reply is stale, and it then exits) and have the
          * next request start a new one. */
         enif_demonitor_process(caller_env, w, &w->monitor);
+        w->monitoring = 0;
         w->has_handler = 0;
     }
     pthread_mutex_unlock(&w->lock);
@@ -341,10 +353,11 @@ pyerl_nif_worker_bind(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
         return enif_make_badarg(env);
     }
     pthread_mutex_lock(&w->lock);
-    if (w->has_handler) {
+    if (w->monitoring) {
         enif_demonitor_process(env, w, &w->monitor);
     }
-    w->has_handler = enif_monitor_process(env, w, &pid, &w->monitor) == 0;
+    w->monitoring = enif_monitor_process(env, w, &pid, &w->monitor) == 0;
+    w->has_handler = w->monitoring;
     w->handler = pid;
     if (!w->has_handler) {
         fail_waiter(w, enif_make_tuple2(env, ATOM(error), ATOM(handler_died)));

@@ -40,6 +40,7 @@
          reentered_python_starts_a_thread_that_calls_erlang/1]).
 -export([raising_function_raises_erlang_error_in_the_thread/1,
          killed_handler_wakes_the_waiting_thread/1,
+         coordinator_dying_with_a_first_request_wakes_the_thread/1,
          handler_killing_itself_wakes_the_thread/1,
          application_stop_wakes_every_waiting_thread/1,
          dead_erlang_caller_leaves_its_threads_to_finish/1]).
@@ -87,6 +88,7 @@ groups() ->
      {faults, [],
       [raising_function_raises_erlang_error_in_the_thread,
        killed_handler_wakes_the_waiting_thread,
+       coordinator_dying_with_a_first_request_wakes_the_thread,
        handler_killing_itself_wakes_the_thread,
        application_stop_wakes_every_waiting_thread,
        dead_erlang_caller_leaves_its_threads_to_finish]},
@@ -654,6 +656,41 @@ killed_handler_wakes_the_waiting_thread(_Config) ->
     {ok, Again} = py:call('__main__', th_in_threads,
                           [<<"th_scramble">>, [[I] || I <- lists:seq(1, 2 * N)]]),
     Again = [{<<"ok">>, 3 * I + 1} || I <- lists:seq(1, 2 * N)].
+
+%% A thread's first request waits in the coordinator's mailbox until the
+%% coordinator spawns a handler; if the coordinator dies first, the thread
+%% must still wake.
+coordinator_dying_with_a_first_request_wakes_the_thread(_Config) ->
+    ok = py:exec(<<"def th_first_call():\n"
+                   "    import threading\n"
+                   "    out = []\n"
+                   "    def run():\n"
+                   "        try:\n"
+                   "            out.append(('ok', erlang.call('th_scramble', 1)))\n"
+                   "        except Exception as e:\n"
+                   "            out.append(('raised', type(e).__name__))\n"
+                   "    t = threading.Thread(target=run)\n"
+                   "    t.start(); t.join()\n"
+                   "    return out[0]\n">>),
+    Coordinator = whereis(py_coordinator),
+    Supervisor = whereis(erlang_python_sup),
+    true = erlang:suspend_process(Coordinator),
+    %% With every handler gone, the thread's worker must ask the coordinator.
+    {links, Links} = process_info(Coordinator, links),
+    [exit(Handler, kill) || Handler <- Links, Handler =/= Supervisor],
+    Self = self(),
+    Caller = spawn_link(fun() -> Self ! {th_first, py:call('__main__', th_first_call, [])} end),
+    wait_for(fun() ->
+                 {messages, Messages} = process_info(Coordinator, messages),
+                 lists:any(fun(M) -> element(1, M) =:= new_worker end,
+                           [M || M <- Messages, is_tuple(M)])
+             end, 5000),
+    exit(Coordinator, kill),
+    Got = receive {th_first, R} -> R after 10000 -> ct:fail(thread_still_waiting) end,
+    unlink(Caller),
+    {ok, {<<"raised">>, <<"ErlangError">>}} = Got,
+    wait_for(fun() -> is_pid(whereis(py_coordinator)) end, 5000),
+    {ok, {<<"ok">>, 4}} = py:call('__main__', th_first_call, []).
 
 handler_killing_itself_wakes_the_thread(_Config) ->
     {ok, Got} = py:call('__main__', th_fail_then_succeed, [<<"th_suicide">>, 4], #{}, 20000),
