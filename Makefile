@@ -5,13 +5,15 @@
 # and for CI and developers:
 #   make matrix  the core suites against every other Python >= 3.10 found
 #   make bench   call latency, with baselines measured in the same run
+#   make asan    the suites in ASAN_SUITES (default: all) against the NIF
+#                built with AddressSanitizer and UBSan
 #
 # PYTHON selects the Python to embed (default: python3 on PATH).
 
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: all deps build test demo matrix bench format-check clean
+.PHONY: all deps build test demo matrix bench asan format-check clean
 
 all: build
 
@@ -43,6 +45,20 @@ bench: build
 		-o _build/bench/baseline_nif.so bench/baseline_nif.c
 	erlc -o _build/bench bench/*.erl
 	erl -noshell -pa _build/default/lib/erlang_python/ebin -pa _build/bench -eval 'py_bench:main(), halt().'
+
+# The VM loads the sanitizer runtimes first (LD_PRELOAD) and the sanitized
+# library through ERLANG_PYTHON_NIF. Leak checking is off: the interpreter
+# and the VM keep their memory until exit by design (leaks are valgrind's
+# job). Any report stops the VM, which counts as a failure.
+ASAN_SUITES ?=
+ASAN_OUT := $(CURDIR)/_build/asan/py_nif.so
+asan: build
+	$(MAKE) -C c_src OUT=$(ASAN_OUT) SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer"
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ERLANG_PYTHON_NIF=$(ASAN_OUT) CT_LOGDIR=_build/asan/logs SUITES="$(ASAN_SUITES)" \
+		scripts/run-tests.sh
 
 matrix: build
 	scripts/python-matrix.sh

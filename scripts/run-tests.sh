@@ -3,7 +3,9 @@
 # space separated) and ends with one line "N passed, M failed".
 # Cases skipped automatically (a failed init_per_suite) count as failed;
 # cases that skip themselves (a Python without numpy) count as skipped.
-# The counts are also appended to $SUMMARY_FILE when it is set.
+# The counts are also appended to $SUMMARY_FILE when it is set. A VM that
+# dies before it can count (a crash, a sanitizer report) counts as one
+# failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +13,10 @@ logdir=$(realpath -m "${CT_LOGDIR:-_build/test/logs}")
 mkdir -p "$logdir"
 suites=${SUITES:-}
 
-CT_SUITES="$suites" CT_LOGDIR="$logdir" erl -noshell -pa "$PWD/_build/default/lib/erlang_python/ebin" -eval '
+counts=$(mktemp)
+trap 'rm -f "$counts"' EXIT
+
+CT_COUNTS="$counts" CT_SUITES="$suites" CT_LOGDIR="$logdir" erl -noshell -pa "$PWD/_build/default/lib/erlang_python/ebin" -eval '
     Suites = string:lexemes(os:getenv("CT_SUITES", ""), " "),
     Which = case Suites of
         [] -> [{dir, "test"}];
@@ -23,13 +28,20 @@ CT_SUITES="$suites" CT_LOGDIR="$logdir" erl -noshell -pa "$PWD/_build/default/li
         {P, F, {UserSkipped, AutoSkipped}} -> {P, F + AutoSkipped, UserSkipped};
         Error -> io:format("ct:run_test failed: ~p~n", [Error]), {0, 1, 0}
     end,
-    case os:getenv("SUMMARY_FILE") of
-        false -> ok;
-        File -> file:write_file(File, io_lib:format("~b ~b~n", [Passed, Failed]), [append])
-    end,
-    case Skipped of
-        0 -> io:format("~n~b passed, ~b failed~n", [Passed, Failed]);
-        _ -> io:format("~n~b passed, ~b failed, ~b skipped~n", [Passed, Failed, Skipped])
-    end,
+    ok = file:write_file(os:getenv("CT_COUNTS"),
+                         io_lib:format("~b ~b ~b~n", [Passed, Failed, Skipped])),
     halt(case Failed of 0 -> 0; _ -> 1 end).'
+status=$?
+
+read -r passed failed skipped < "$counts" || {
+    echo "run-tests: the test VM died (exit status $status) before it could count"
+    passed=0 failed=1 skipped=0
+}
+[ -n "${SUMMARY_FILE:-}" ] && echo "$passed $failed" >> "$SUMMARY_FILE"
+if [ "$skipped" -gt 0 ]; then
+    printf '\n%d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"
+else
+    printf '\n%d passed, %d failed\n' "$passed" "$failed"
+fi
+[ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
 
