@@ -16,6 +16,13 @@
  * standard streams are unbuffered, so output from Python reaches the VM's
  * terminal when it is written, interleaved correctly with Erlang's.
  *
+ * One signal is changed: the BEAM ignores SIGCHLD, which makes the kernel
+ * reap children at once, so Python's subprocess could never collect an exit
+ * status and would report 0 for every child. SIGCHLD goes back to its
+ * default (no handler, children kept until waited for). The BEAM's own
+ * children are the port helper's, not the VM process's, so nothing of the
+ * BEAM waits on it.
+ *
  * Every OS thread that runs Python for us (dirty schedulers, pool threads)
  * gets one PyThreadState on its first use and keeps it: making one per call
  * would cost more than a short call.
@@ -23,6 +30,7 @@
 #include "pyerl.h"
 
 #include <dlfcn.h>
+#include <signal.h>
 #include <stdio.h>
 
 #ifndef PYERL_LIBPYTHON
@@ -53,6 +61,17 @@ pin_libraries(char *err, size_t err_size)
         return -1;
     }
     return 0;
+}
+
+static void
+restore_default_sigchld(void)
+{
+    struct sigaction action;
+
+    if (sigaction(SIGCHLD, NULL, &action) == 0 && action.sa_handler == SIG_IGN) {
+        action.sa_handler = SIG_DFL;
+        sigaction(SIGCHLD, &action, NULL);
+    }
 }
 
 static int
@@ -123,6 +142,7 @@ pyerl_interp_start(char *err, size_t err_size)
         snprintf(err, err_size, "cannot register the erlang module");
         return -1;
     }
+    restore_default_sigchld();
     if (init_python(err, err_size) < 0) {
         return -1;
     }

@@ -16,7 +16,8 @@
          dotted_function_is_an_attribute_path/1, eval_sums_a_range/1,
          eval_sees_locals/1, eval_accepts_iolists_and_strings/1,
          eval_runs_statements/1, exec_definitions_are_shared_by_processes/1,
-         c_extension_numpy_imports/1, python_output_reaches_the_terminal/1]).
+         c_extension_numpy_imports/1, python_output_reaches_the_terminal/1,
+         subprocess_exit_status_reaches_python/1, python_cannot_take_over_signals/1]).
 -export([exception_becomes_error_tuple/1, traceback_is_kept_for_the_caller/1,
          missing_module_is_an_error/1, missing_function_is_an_error/1,
          wrong_arity_is_an_error/1, syntax_error_is_an_error/1,
@@ -45,7 +46,8 @@ groups() ->
        names_may_be_binaries, dotted_function_is_an_attribute_path, eval_sums_a_range,
        eval_sees_locals, eval_accepts_iolists_and_strings, eval_runs_statements,
        exec_definitions_are_shared_by_processes, c_extension_numpy_imports,
-       python_output_reaches_the_terminal]},
+       python_output_reaches_the_terminal, subprocess_exit_status_reaches_python,
+       python_cannot_take_over_signals]},
      {errors, [parallel],
       [exception_becomes_error_tuple, traceback_is_kept_for_the_caller,
        missing_module_is_an_error, missing_function_is_an_error, wrong_arity_is_an_error,
@@ -156,6 +158,22 @@ python_output_reaches_the_terminal(_Config) ->
     Output = run_erl(Code),
     ?assertNotEqual(nomatch, string:find(Output, "to-stdout"), Output),
     ?assertNotEqual(nomatch, string:find(Output, "to-stderr"), Output).
+
+%% The BEAM ignores SIGCHLD, which would make every child's exit status 0.
+subprocess_exit_status_reaches_python(_Config) ->
+    {ok, 3} = py:eval(<<"__import__('subprocess').run(['sh', '-c', 'exit 3']).returncode">>),
+    {ok, 0} = py:eval(<<"__import__('subprocess').run(['true']).returncode">>),
+    {ok, <<"hi\n">>} = py:eval(<<"__import__('subprocess').check_output(['echo', 'hi'])">>),
+    %% Erlang's own ports still see their exit statuses.
+    "erlang\n" = os:cmd("echo erlang"),
+    Port = open_port({spawn, "sh -c 'exit 5'"}, [exit_status]),
+    receive {Port, {exit_status, 5}} -> ok after 5000 -> ct:fail(no_exit_status) end.
+
+%% Python code runs off Python's main thread, so it cannot install signal
+%% handlers into the VM.
+python_cannot_take_over_signals(_Config) ->
+    {error, {'ValueError', _}} =
+        py:exec(<<"import signal\nsignal.signal(signal.SIGINT, lambda *a: None)">>).
 
 %%% errors
 
