@@ -1,0 +1,534 @@
+%% Property tests of the conversion between Erlang and Python (PropEr).
+%%
+%% What the suite proves, on thousands of random values each run:
+%%
+%% - Every Erlang term the type table (docs/types.md) lets cross comes back
+%%   from a Python identity function exactly as it went in: integers of any
+%%   size and both signs (64-bit edges and a few hundred bits), finite
+%%   floats bit for bit (the sign of zero included), binaries of any bytes
+%%   (valid UTF-8 travels as str, the rest as bytes), booleans, atoms,
+%%   pids, references, and lists, tuples and maps of all of these nested a
+%%   few levels deep. The same holds for terms given to py:eval as locals.
+%% - Every Python value the table lets cross comes back from an Erlang
+%%   identity function (Python -> erlang.call -> Erlang -> Python) as the
+%%   table says: the same value with the same types (bool stays bool, an
+%%   erlang.Atom stays an Atom, a tuple stays a tuple), except where the
+%%   table maps two Python forms to one Erlang term (bytes that are valid
+%%   UTF-8 come back as str, bytearray as bytes, an int subclass as int,
+%%   Atom('none') as None, Atom('true') as True). The random Python values
+%%   are built in Python from a seed, so a failure names the seed and the
+%%   repr of the value.
+%%
+%% Map keys are generated so that no two keys are equal in Python (and dict
+%% keys so that no two become one Erlang term): those maps are errors by
+%% design, checked in py_convert_SUITE.
+-module(py_property_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-include_lib("proper/include/proper.hrl").
+
+-export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
+-export([erlang_terms_survive_a_trip_through_python/1,
+         python_values_survive_a_trip_through_erlang/1,
+         erlang_terms_survive_as_python_eval_locals/1]).
+
+-define(NUMTESTS, 10000).
+-define(EVAL_NUMTESTS, 1000).
+%% Containers nest at most this deep, plus two levels of tuples in map
+%% keys (the limit is 512).
+-define(MAX_DEPTH, 6).
+
+suite() ->
+    [{timetrap, {minutes, 10}}].
+
+all() ->
+    [erlang_terms_survive_a_trip_through_python,
+     python_values_survive_a_trip_through_erlang,
+     erlang_terms_survive_as_python_eval_locals].
+
+init_per_suite(Config) ->
+    ?assertNotEqual(non_existing, code:which(proper)),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = py:exec(python_helpers()),
+    ok = py:register_function(prop_echo, fun([X]) -> X end),
+    Config.
+
+end_per_suite(_Config) ->
+    py:unregister_function(prop_echo),
+    application:stop(erlang_python),
+    ok.
+
+%% Test cases
+
+erlang_terms_survive_a_trip_through_python(_Config) ->
+    check(prop_erlang_roundtrip(fun via_call/1), ?NUMTESTS,
+          fun([Term]) -> {sent, Term, received, via_call(Term)} end).
+
+python_values_survive_a_trip_through_erlang(_Config) ->
+    check(prop_python_roundtrip(), ?NUMTESTS,
+          fun([{Seed, Size}]) -> describe_python(Seed, Size, python_roundtrip(Seed, Size)) end).
+
+erlang_terms_survive_as_python_eval_locals(_Config) ->
+    check(prop_erlang_roundtrip(fun via_eval/1), ?EVAL_NUMTESTS,
+          fun([Term]) -> {sent, Term, received, via_eval(Term)} end).
+
+%% Properties
+
+prop_erlang_roundtrip(Trip) ->
+    ?FORALL(Term, crossing_term(),
+            begin
+                Result = Trip(Term),
+                ?WHENFAIL(io:format(user, "~nsent:     ~p~nreceived: ~p~n", [Term, Result]),
+                          case Result of
+                              {ok, Back} -> same(Term, Back);
+                              _ -> false
+                          end)
+            end).
+
+via_call(Term) ->
+    py:call('__main__', prop_ident, [Term]).
+
+via_eval(Term) ->
+    py:eval(<<"x">>, #{x => Term}).
+
+%% The seed picks the Python value; Size bounds the length of its
+%% containers. Pids and references cannot be made in Python, so Erlang
+%% hands some over for the value to contain.
+prop_python_roundtrip() ->
+    ?FORALL({Seed, Size}, {seed(), integer(0, 10)},
+            begin
+                Result = python_roundtrip(Seed, Size),
+                ?WHENFAIL(io:format(user, "~n~tp~n", [describe_python(Seed, Size, Result)]),
+                          Result =:= {ok, true})
+            end).
+
+python_roundtrip(Seed, Size) ->
+    Pool = [self(), make_ref(), list_to_pid("<0.0.0>"), whereis(init), make_ref()],
+    py:call('__main__', prop_roundtrip, [Seed, Size, Pool]).
+
+%% What a failure shows: the seed and size that rebuild the value
+%% (prop_random_value(Seed, Size, Pool) in Python), its repr, the repr of
+%% what came back or of the exception, and the smallest part of the value
+%% that fails on its own with what came back for it.
+describe_python(Seed, Size, {ok, {Kind, Sent, Received, Smallest}}) ->
+    #{seed => Seed, size => Size, sent => Sent, binary_to_atom(Kind, utf8) => Received,
+      smallest_failing_part => Smallest};
+describe_python(Seed, Size, Other) ->
+    #{seed => Seed, size => Size, result => Other}.
+
+seed() ->
+    ?LET(Bytes, binary(8), binary:decode_unsigned(Bytes)).
+
+%% Runs the property; a failure shows the shrunk counterexample, run
+%% once more for Describe to say what happened to it.
+check(Prop, NumTests, Describe) ->
+    case proper:quickcheck(Prop, [{numtests, NumTests}, quiet, {to_file, user}]) of
+        true ->
+            ok;
+        Other ->
+            Counterexample = proper:counterexample(),
+            Description = case Counterexample of
+                              undefined -> Other;
+                              _ -> Describe(Counterexample)
+                          end,
+            ct:pal("Counterexample: ~tp", [Description]),
+            ct:fail({property_failed, Description})
+    end.
+
+%% Generators of Erlang terms
+
+crossing_term() ->
+    ?SIZED(Size, crossing_term(?MAX_DEPTH, Size)).
+
+%% Leaves get the size of the test; containers get shorter the deeper they
+%% are (at most 18, 15, 12... elements), which keeps a term at the largest
+%% size to some hundreds of nodes, a few thousand at most. Now and then
+%% the outermost container is wide instead: a map of more than 32 keys is
+%% stored differently from a small one.
+crossing_term(0, Size) ->
+    resize(Size, leaf());
+crossing_term(Depth, Size) ->
+    Inner = crossing_term(Depth - 1, Size),
+    Length = min(Size div 2, 3 * Depth),
+    Wide = case Depth of
+               ?MAX_DEPTH -> 1;
+               _ -> 0
+           end,
+    frequency([{12, resize(Size, leaf())},
+               {3, ?LAZY(resize(Length, list(Inner)))},
+               {3, ?LAZY(?LET(Elements, resize(Length, list(Inner)),
+                              list_to_tuple(Elements)))},
+               {3, ?LAZY(map_of(Length, Inner, Size))},
+               {Wide, ?LAZY(wide_container(Size))}]).
+
+wide_container(Size) ->
+    ?LET(N, integer(33, 100),
+         oneof([vector(N, resize(Size, leaf())),
+                ?LET(Pairs, vector(N, {resize(Size, key_leaf()), resize(Size, leaf())}),
+                     distinct_keys(Pairs))])).
+
+leaf() ->
+    frequency([{4, any_integer()},
+               {3, any_float()},
+               {3, any_binary()},
+               {2, any_atom()},
+               {1, boolean()},
+               {1, any_pid()},
+               {1, any_reference()}]).
+
+any_integer() ->
+    oneof([integer(),
+           %% Up to 400 bits, either sign.
+           ?LET({Sign, Bytes}, {elements([1, -1]), resize(50, binary())},
+                Sign * binary:decode_unsigned(Bytes)),
+           %% Around the edges of machine words and small integers.
+           ?LET({Sign, Bits, Delta},
+                {elements([1, -1]), elements([27, 28, 31, 32, 59, 60, 63, 64, 127, 128]),
+                 integer(-2, 2)},
+                Sign * ((1 bsl Bits) + Delta))]).
+
+any_float() ->
+    oneof([float(),
+           %% Any bit pattern but nan and inf: subnormals, huge, tiny.
+           ?LET(Bytes, binary(8),
+                case Bytes of
+                    <<F:64/float>> -> F;
+                    _ -> 1.5
+                end),
+           elements([0.0, negative_zero(), 5.0e-324, -5.0e-324, 2.2250738585072014e-308,
+                     1.7976931348623157e308, -1.7976931348623157e308, 0.1, 1.0e16,
+                     9007199254740993.0])]).
+
+negative_zero() ->
+    <<F:64/float>> = <<1:1, 0:63>>,
+    F.
+
+any_binary() ->
+    frequency([{3, binary()},
+               {3, utf8_binary()},
+               %% Valid UTF-8 spoiled by one byte that never occurs in UTF-8.
+               {2, ?LET({Text, Tail}, {utf8_binary(), utf8_binary()},
+                        <<Text/binary, 16#FF, Tail/binary>>)},
+               %% Longer than 64 bytes: kept off the process heap.
+               {1, ?LET(Text, resize(300, utf8_binary()), <<Text/binary, Text/binary>>)},
+               {1, resize(2000, binary())},
+               %% A whole number of bytes that does not start on a byte
+               %% boundary in memory.
+               {1, ?LET({Skip, Bin}, {integer(1, 7), oneof([binary(), utf8_binary()])},
+                        unaligned(Skip, Bin))}]).
+
+unaligned(Skip, Bin) ->
+    <<_:Skip, Sub/binary>> = <<0:Skip, Bin/binary>>,
+    Sub.
+
+utf8_binary() ->
+    ?LET(Chars, list(code_point()), unicode:characters_to_binary(Chars)).
+
+code_point() ->
+    frequency([{4, integer(0, 16#7F)},
+               {2, integer(16#80, 16#7FF)},
+               {2, integer(16#800, 16#D7FF)},
+               {1, integer(16#E000, 16#FFFF)},
+               {1, integer(16#10000, 16#10FFFF)}]).
+
+%% Atoms Python holds apart from None (undefined and nil become None too,
+%% which comes back as none).
+any_atom() ->
+    elements(atoms()).
+
+atoms() ->
+    [ok, error, foo, none, true, false, '', 'with space', 'Foo.Bar', 'x',
+     binary_to_atom(<<"héllo"/utf8>>, utf8),
+     binary_to_atom(<<"日本語"/utf8>>, utf8),
+     binary_to_atom(<<"🐍"/utf8>>, utf8),
+     list_to_atom(lists:duplicate(255, $a)),
+     binary_to_atom(unicode:characters_to_binary(lists:duplicate(255, $é)), utf8),
+     binary_to_atom(unicode:characters_to_binary(lists:duplicate(255, 16#1F40D)), utf8)].
+
+%% The test process, the first and a system process, a dead one.
+any_pid() ->
+    oneof([elements([self(), list_to_pid("<0.0.0>"), whereis(init)]),
+           ?LAZY(spawn(fun() -> ok end))]).
+
+any_reference() ->
+    ?LAZY(make_ref()).
+
+%% Keys are what Python can hash. Pairs whose key Python would hold equal
+%% to an earlier key (1 and true, foo and <<"foo">>, {1} and {true}) are
+%% dropped, so the dict has as many keys as the map.
+map_of(Length, Value, Size) ->
+    ?LET(Pairs, resize(Length, list({key(2, Size), Value})), distinct_keys(Pairs)).
+
+key(0, Size) ->
+    resize(Size, key_leaf());
+key(Depth, Size) ->
+    frequency([{6, resize(Size, key_leaf())},
+               {1, ?LAZY(?LET(Elements, resize(Size div 8, list(key(Depth - 1, Size))),
+                              list_to_tuple(Elements)))}]).
+
+key_leaf() ->
+    frequency([{3, any_integer()},
+               {2, any_atom()},
+               {2, any_binary()},
+               {1, boolean()},
+               {1, any_pid()}]).
+
+distinct_keys(Pairs) ->
+    {Kept, _} = lists:foldl(
+                  fun({Key, Value}, {Acc, Seen}) ->
+                          PyKey = python_key(Key),
+                          case maps:is_key(PyKey, Seen) of
+                              true -> {Acc, Seen};
+                              false -> {[{Key, Value} | Acc], Seen#{PyKey => true}}
+                          end
+                  end, {[], #{}}, Pairs),
+    maps:from_list(Kept).
+
+%% A form of a key that is equal exactly when the Python keys are equal.
+python_key(true) -> {int, 1};
+python_key(false) -> {int, 0};
+python_key(Atom) when Atom =:= none; Atom =:= undefined; Atom =:= nil -> none;
+python_key(Atom) when is_atom(Atom) -> {str, atom_to_binary(Atom, utf8)};
+python_key(Int) when is_integer(Int) -> {int, Int};
+python_key(Bin) when is_binary(Bin) ->
+    case unicode:characters_to_binary(Bin) of
+        Bin -> {str, Bin};
+        _ -> {bytes, Bin}
+    end;
+python_key(Tuple) when is_tuple(Tuple) ->
+    list_to_tuple([python_key(E) || E <- tuple_to_list(Tuple)]);
+python_key(Other) ->
+    {other, Other}.
+
+%% Exact equality: =:= plus the sign of zero, which =:= ignores before
+%% OTP 27.
+same(A, B) when is_float(A), is_float(B) ->
+    <<A:64/float>> =:= <<B:64/float>>;
+same([A | As], [B | Bs]) ->
+    same(A, B) andalso same(As, Bs);
+same(A, B) when is_tuple(A), is_tuple(B), tuple_size(A) =:= tuple_size(B) ->
+    same(tuple_to_list(A), tuple_to_list(B));
+same(A, B) when is_map(A), is_map(B), map_size(A) =:= map_size(B) ->
+    lists:all(fun({K, V}) ->
+                      case B of
+                          #{K := W} -> same(V, W);
+                          #{} -> false
+                      end
+              end, maps:to_list(A))
+        andalso same(lists:sort(maps:keys(A)), lists:sort(maps:keys(B)));
+same(A, B) ->
+    A =:= B.
+
+%% Python helpers, defined in __main__
+
+python_helpers() ->
+    <<"
+import math as _prop_math
+import random as _prop_random
+import struct as _prop_struct
+
+def prop_ident(x):
+    return x
+
+# Atom names that Erlang gives a meaning of its own.
+_PROP_SPECIAL = {'none': None, 'undefined': None, 'nil': None,
+                 'true': True, 'false': False}
+_PROP_NAMES = ['ok', 'error', 'foo', '', 'with space', 'h' + chr(0xe9) + 'llo',
+               chr(0x65e5) + chr(0x672c), chr(0x1f40d), 'a' * 255, chr(0xe9) * 255,
+               chr(0x1f40d) * 255]
+_PROP_LETTERS = 'ab' + chr(0xe9) + chr(0x1f40d)
+
+class _PropInt(int):
+    pass
+
+def _prop_char(rng):
+    while True:
+        c = rng.randrange(rng.choice((0x80, 0x800, 0x10000, 0x110000)))
+        if not 0xD800 <= c <= 0xDFFF:
+            return chr(c)
+
+def _prop_str(rng, size):
+    if rng.random() < 0.05:
+        size = rng.randrange(64, 2000)
+    return ''.join(_prop_char(rng) for _ in range(rng.randrange(size + 1)))
+
+def _prop_int(rng):
+    k = rng.randrange(5)
+    if k == 0:
+        return rng.randrange(-10, 11)
+    if k == 1:
+        return rng.randrange(-2 ** 31, 2 ** 31)
+    if k == 2:
+        bits = rng.choice((27, 28, 31, 32, 59, 60, 63, 64, 127, 128))
+        return rng.choice((1, -1)) * (2 ** bits + rng.randrange(-2, 3))
+    return rng.choice((1, -1)) * rng.getrandbits(rng.randrange(1, 400))
+
+def _prop_float(rng):
+    k = rng.randrange(3)
+    if k == 0:
+        return rng.choice((0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308,
+                           1.7976931348623157e308, 0.1, 1e16, -1.0))
+    if k == 1:
+        return rng.uniform(-1e6, 1e6)
+    while True:
+        f = _prop_struct.unpack('<d', rng.getrandbits(64).to_bytes(8, 'little'))[0]
+        if _prop_math.isfinite(f):
+            return f
+
+def _prop_bytes(rng, size):
+    k = rng.randrange(3)
+    if k == 0:
+        # Valid UTF-8: comes back as str.
+        b = bytearray(_prop_str(rng, size).encode('utf-8'))
+    else:
+        if rng.random() < 0.05:
+            size = rng.randrange(64, 2000)
+        b = bytearray(rng.getrandbits(8) for _ in range(rng.randrange(size + 1)))
+        if k == 1:
+            b.insert(rng.randrange(len(b) + 1), 0xff)
+    return bytes(b) if rng.randrange(4) else b
+
+def _prop_atom(rng, special):
+    k = rng.randrange(4)
+    if k == 0 and special:
+        return erlang.Atom(rng.choice(sorted(_PROP_SPECIAL)))
+    if k == 1:
+        return erlang.Atom(''.join(rng.choice(_PROP_LETTERS) for _ in range(rng.randrange(4))))
+    return erlang.Atom(rng.choice(_PROP_NAMES))
+
+def _prop_key(rng, depth, size, pool):
+    k = rng.randrange(9 if depth > 0 else 8)
+    if k == 0:
+        return _prop_int(rng)
+    if k == 1:
+        return _prop_str(rng, size)
+    if k == 2:
+        return _prop_atom(rng, False)
+    if k == 3:
+        return rng.random() < 0.5
+    if k == 4:
+        return None
+    if k == 5:
+        return _prop_float(rng)
+    if k == 6:
+        # bytes that are not UTF-8, so never the same term as a str key.
+        b = bytearray(rng.getrandbits(8) for _ in range(rng.randrange(size + 1)))
+        b.insert(rng.randrange(len(b) + 1), 0xff)
+        return bytes(b)
+    if k == 7:
+        return rng.choice(pool)
+    return tuple(_prop_key(rng, depth - 1, size, pool) for _ in range(rng.randrange(size + 1)))
+
+def _prop_leaf(rng, size, pool):
+    k = rng.randrange(10)
+    if k == 0:
+        return _prop_int(rng)
+    if k == 1:
+        return _PropInt(_prop_int(rng))
+    if k == 2:
+        return _prop_float(rng)
+    if k == 3:
+        return _prop_str(rng, size)
+    if k == 4:
+        return _prop_bytes(rng, size)
+    if k == 5:
+        return rng.random() < 0.5
+    if k == 6:
+        return None
+    if k == 7:
+        return _prop_atom(rng, True)
+    if k == 8:
+        return rng.choice(pool)
+    return _prop_int(rng)
+
+def prop_random_value(seed, size, pool, depth=6):
+    return _prop_value(_prop_random.Random(seed), depth, size, pool)
+
+def _prop_value(rng, depth, size, pool):
+    if depth <= 0 or rng.random() < 0.5:
+        return _prop_leaf(rng, size, pool)
+    n = rng.randrange(size + 1)
+    if depth == 6 and rng.random() < 0.1:
+        # Wide: a map of more than 32 keys is stored differently.
+        n = rng.randrange(33, 100)
+        depth = 1
+    k = rng.randrange(3)
+    if k == 0:
+        return [_prop_value(rng, depth - 1, size, pool) for _ in range(n)]
+    if k == 1:
+        return tuple(_prop_value(rng, depth - 1, size, pool) for _ in range(n))
+    return {_prop_key(rng, 2, size, pool): _prop_value(rng, depth - 1, size, pool)
+            for _ in range(n)}
+
+# What the value should look like after a trip through Erlang.
+def _prop_expect(v):
+    if v is None or type(v) is bool:
+        return v
+    if type(v) is erlang.Atom:
+        return _PROP_SPECIAL.get(str.__str__(v), v)
+    if isinstance(v, int):
+        return int(v)
+    if isinstance(v, (bytes, bytearray)):
+        try:
+            return bytes(v).decode('utf-8')
+        except UnicodeDecodeError:
+            return bytes(v)
+    if type(v) is list:
+        return [_prop_expect(x) for x in v]
+    if type(v) is tuple:
+        return tuple(_prop_expect(x) for x in v)
+    if type(v) is dict:
+        return {_prop_expect(k): _prop_expect(x) for k, x in v.items()}
+    return v
+
+# Equal, with the same types all the way down and floats bit for bit.
+def _prop_same(a, b):
+    if type(a) is not type(b):
+        return False
+    if type(a) is float:
+        return _prop_struct.pack('<d', a) == _prop_struct.pack('<d', b)
+    if type(a) in (list, tuple):
+        return len(a) == len(b) and all(_prop_same(x, y) for x, y in zip(a, b))
+    if type(a) is dict:
+        if len(a) != len(b):
+            return False
+        keys = {k: k for k in b}
+        return all(k in keys and _prop_same(k, keys[k]) and _prop_same(x, b[k])
+                   for k, x in a.items())
+    return a == b
+
+# True, or what went wrong: (kind, value, what came back).
+def _prop_trip(value):
+    try:
+        back = erlang.call('prop_echo', value)
+    except Exception as e:
+        return ('raised', value, e)
+    if _prop_same(_prop_expect(value), back):
+        return True
+    return ('received', value, back)
+
+# The smallest part of a failing value that fails on its own.
+def _prop_culprit(value):
+    if type(value) in (list, tuple):
+        parts = list(value)
+    elif type(value) is dict:
+        parts = [p for item in value.items() for p in item]
+    else:
+        parts = []
+    for part in parts:
+        if _prop_trip(part) is not True:
+            return _prop_culprit(part)
+    return value
+
+# The value of the seed through Erlang and back: True, or what went
+# wrong, in ascii() so that Erlang prints it as text.
+def prop_roundtrip(seed, size, pool):
+    value = prop_random_value(seed, size, pool)
+    result = _prop_trip(value)
+    if result is True:
+        return True
+    culprit = _prop_trip(_prop_culprit(value))
+    return (result[0], ascii(value), ascii(result[2]),
+            ascii(culprit if culprit is True else culprit[1:]))
+"/utf8>>.
