@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
     gcc make libc6-dev
-    erlang-nox erlang-dev rebar3 erlang-common-test erlang-proper
+    erlang-nox erlang-dev rebar3 erlang-common-test erlang-proper erlang-proper-dev
     python3-dev python3-numpy python3-fastapi python3-httpx
 )
 

@@ -6,9 +6,11 @@
 %%   from a Python identity function exactly as it went in: integers of any
 %%   size and both signs (64-bit edges and a few hundred bits), finite
 %%   floats bit for bit (the sign of zero included), binaries of any bytes
-%%   (valid UTF-8 travels as str, the rest as bytes), booleans, atoms,
-%%   pids, references, and lists, tuples and maps of all of these nested a
-%%   few levels deep. The same holds for terms given to py:eval as locals.
+%%   (valid UTF-8 travels as str, the rest as bytes; short, long and not
+%%   byte-aligned in memory), booleans, atoms (unicode, 255 characters),
+%%   pids, references, and lists, tuples and maps (small, and over 32 keys)
+%%   of all of these nested up to eight levels. The same holds for terms
+%%   given to py:eval as locals.
 %% - Every Python value the table lets cross comes back from an Erlang
 %%   identity function (Python -> erlang.call -> Erlang -> Python) as the
 %%   table says: the same value with the same types (bool stays bool, an
@@ -22,6 +24,9 @@
 %% Map keys are generated so that no two keys are equal in Python (and dict
 %% keys so that no two become one Erlang term): those maps are errors by
 %% design, checked in py_convert_SUITE.
+%%
+%% Needs PropEr: Debian's erlang-proper, and erlang-proper-dev for
+%% proper.hrl.
 -module(py_property_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
