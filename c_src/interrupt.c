@@ -93,14 +93,10 @@ pyerl_call_begin(struct pyerl_call *call, const ErlNifPid *caller, ErlNifEnv *en
     int64_t now = pyerl_now_ns();
 
     call->thread_id = PyThread_get_thread_ident();
-    call->started_ns = now;
-    call->has_caller = caller != NULL;
+    call->caller = *caller;
     call->env = env;
     call->depth = depth;
     call->wake_fd = -1;
-    if (caller) {
-        call->caller = *caller;
-    }
     pthread_cond_init(&call->wake, &monotonic);
 
     pthread_mutex_lock(&lock);
@@ -115,8 +111,7 @@ pyerl_call_begin(struct pyerl_call *call, const ErlNifPid *caller, ErlNifEnv *en
         calls->prev = call;
     }
     calls = call;
-    if (call->deadline_ns < planned_wake_ns ||
-        (call->has_caller && call->next_check_ns < planned_wake_ns)) {
+    if (call->deadline_ns < planned_wake_ns || call->next_check_ns < planned_wake_ns) {
         pthread_cond_signal(&watchdog_wake);
     }
     pthread_mutex_unlock(&lock);
@@ -223,11 +218,11 @@ scan(int64_t now, struct target *due, int *n_due, struct target *check, int *n_c
         } else if (c->deadline_ns < next) {
             next = c->deadline_ns;
         }
-        if (c->has_caller && c->next_check_ns <= now && *n_check < BATCH) {
+        if (c->next_check_ns <= now && *n_check < BATCH) {
             check[(*n_check)++] = (struct target){c, c->serial, c->caller};
             c->next_check_ns = now + LIVENESS_NS;
         }
-        if (c->has_caller && c->next_check_ns < next) {
+        if (c->next_check_ns < next) {
             next = c->next_check_ns;
         }
     }

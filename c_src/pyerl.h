@@ -153,11 +153,9 @@ ERL_NIF_TERM pyerl_badarg(ErlNifEnv *env, const char *what);
  * guarded by the watchdog mutex. */
 struct pyerl_call {
     unsigned long thread_id; /* PyThread ident of the running thread */
-    int64_t started_ns;
-    ErlNifPid caller;
-    int has_caller;
-    ErlNifEnv *env; /* the caller's env on a dirty scheduler, else NULL */
-    int depth;      /* Erlang -> Python nesting: 0 for a call from plain Erlang */
+    ErlNifPid caller;        /* the Erlang process waiting for the call */
+    ErlNifEnv *env;          /* the caller's env on a dirty scheduler, else NULL */
+    int depth;               /* Erlang -> Python nesting: 0 for a call from plain Erlang */
     /* lock-guarded: */
     struct pyerl_call *prev, *next;
     uint64_t serial; /* tells a reused struct from the one the watchdog saw */
@@ -178,7 +176,8 @@ int64_t pyerl_now_ns(void);
 int64_t pyerl_deadline_after(int64_t timeout_ms);
 
 /* Starts and ends the watch over one call; both on the running thread with
- * the GIL held. deadline_ns is monotonic. pyerl_call_end returns 1
+ * the GIL held. caller is the process waiting for the call (its death
+ * interrupts it); deadline_ns is monotonic. pyerl_call_end returns 1
  * when the call was interrupted (timeout or dead caller), after clearing any
  * interruption not yet delivered to Python. */
 void pyerl_call_begin(struct pyerl_call *call, const ErlNifPid *caller, ErlNifEnv *env,
