@@ -59,8 +59,8 @@ raise_erlang_error(ErlNifEnv *env, const ERL_NIF_TERM *reply)
     Py_XDECREF(exc);
 }
 
-static PyObject *
-decode_reply(ErlNifEnv *env, ERL_NIF_TERM reply, PyObject *name)
+PyObject *
+pyerl_decode_reply(ErlNifEnv *env, ERL_NIF_TERM reply, PyObject *name)
 {
     const ERL_NIF_TERM *parts;
     int arity;
@@ -76,7 +76,11 @@ decode_reply(ErlNifEnv *env, ERL_NIF_TERM reply, PyObject *name)
         return NULL;
     }
     if (arity == 2 && parts[0] == ATOM(unknown)) {
-        PyErr_Format(pyerl_unknown_function_error, "no Erlang function is registered as %R", name);
+        if ((name = pyerl_term_to_py(env, parts[1], "name"))) {
+            PyErr_Format(pyerl_unknown_function_error, "no Erlang function is registered as %R",
+                         name);
+            Py_DECREF(name);
+        }
         return NULL;
     }
     if (arity == 2 && parts[0] == ATOM(error) && parts[1] == ATOM(handler_died)) {
@@ -84,49 +88,81 @@ decode_reply(ErlNifEnv *env, ERL_NIF_TERM reply, PyObject *name)
                      name);
         return NULL;
     }
-    PyErr_Format(PyExc_SystemError, "unexpected reply to erlang.call(%R)", name);
+    PyErr_Format(PyExc_SystemError, "unexpected reply from Erlang to a call of %R", name);
     return NULL;
 }
 
 /* ---- erlang.call ------------------------------------------------------ */
 
-static PyObject *
-call_function(PyObject *name, PyObject *const *args, Py_ssize_t nargs)
+struct pyerl_worker *
+pyerl_encode_request(PyObject *const *args, Py_ssize_t nargs, const char *usage,
+                     struct pyerl_request_terms *out)
 {
     struct pyerl_call *call = pyerl_current_call();
-    int depth = (call ? call->depth : 0) + 1, limit = atomic_load(&max_depth), rc;
+    int limit = atomic_load(&max_depth), rc;
     struct pyerl_worker *w;
-    ErlNifEnv *env, *reply_env;
-    ERL_NIF_TERM name_term, args_term, reply;
+    ErlNifEnv *env;
     PyObject *list;
     Py_ssize_t i;
 
-    if (depth > limit) {
+    if (nargs < 1 || !PyUnicode_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "%s: name must be a str", usage);
+        return NULL;
+    }
+    out->depth = (call ? call->depth : 0) + 1;
+    if (out->depth > limit) {
         PyErr_Format(PyExc_RecursionError,
                      "Python -> Erlang -> Python nesting deeper than %d levels", limit);
         return NULL;
     }
     if (!(w = pyerl_worker_for_thread())) {
-        return PyErr_NoMemory();
-    }
-    env = pyerl_worker_env(w);
-    if (!(list = PyList_New(nargs))) {
+        PyErr_NoMemory();
         return NULL;
     }
-    for (i = 0; i < nargs; i++) {
-        PyList_SET_ITEM(list, i, Py_NewRef(args[i]));
+    env = pyerl_worker_env(w);
+    if (!(list = PyList_New(nargs - 1))) {
+        return NULL;
     }
-    rc = pyerl_py_to_term(env, name, &name_term, "name") &&
-         pyerl_py_to_term(env, list, &args_term, "args");
+    for (i = 1; i < nargs; i++) {
+        PyList_SET_ITEM(list, i - 1, Py_NewRef(args[i]));
+    }
+    rc = pyerl_py_to_term(env, args[0], &out->name, "name") &&
+         pyerl_py_to_term(env, list, &out->args, "args");
     Py_DECREF(list);
     if (!rc) {
         enif_clear_env(env);
         return NULL;
     }
-    rc = pyerl_worker_call(w, call ? call->env : NULL, name_term, args_term, depth, call, &reply,
+    out->call = call;
+    out->caller_env = call ? call->env : NULL;
+    return w;
+}
+
+void
+pyerl_set_not_running(void)
+{
+    PyErr_SetString(PyExc_RuntimeError, "the erlang_python application is not running");
+}
+
+PyObject *
+pyerl_erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    struct pyerl_request_terms req;
+    struct pyerl_worker *w;
+    struct pyerl_call *call;
+    ErlNifEnv *reply_env;
+    ERL_NIF_TERM reply;
+    int rc;
+
+    (void)module;
+    if (!(w = pyerl_encode_request(args, nargs, "erlang.call(name, *args)", &req))) {
+        return NULL;
+    }
+    call = req.call;
+    rc = pyerl_worker_call(w, req.caller_env, req.name, req.args, req.depth, call, &reply,
                            &reply_env);
     if (rc == PYERL_WORKER_NOT_RUNNING) {
-        PyErr_SetString(PyExc_RuntimeError, "the erlang_python application is not running");
+        pyerl_set_not_running();
         return NULL;
     }
     if (rc == PYERL_WORKER_FAILED) {
@@ -137,18 +173,7 @@ call_function(PyObject *name, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetNone(pyerl_call_interrupted);
         return NULL;
     }
-    return decode_reply(reply_env, reply, name);
-}
-
-PyObject *
-pyerl_erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)module;
-    if (nargs < 1 || !PyUnicode_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "erlang.call(name, *args): name must be a str");
-        return NULL;
-    }
-    return call_function(args[0], args + 1, nargs - 1);
+    return pyerl_decode_reply(reply_env, reply, args[0]);
 }
 
 /* ---- erlang.send ------------------------------------------------------ */
@@ -178,7 +203,7 @@ pyerl_erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     ok = ok && pyerl_py_to_term(env, args[1], &message, "message");
     if (ok) {
         /* A dead process is no error, as in Erlang. */
-        enif_send(call ? call->env : NULL, &pid, env, message);
+        pyerl_send(call ? call->env : NULL, &pid, env, message);
     }
     enif_free_env(env);
     if (!ok) {

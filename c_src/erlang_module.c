@@ -7,6 +7,7 @@
  *                          on the call (timeout, caller died)
  *   erlang.sleep           time.sleep that such an interruption cuts short
  *   erlang.call, erlang.send and registered names: see callback.c
+ *   erlang.async_call      see async.c and priv/erlang_async.py
  *
  * Pid and Ref keep the term in external format (a bytes object) rather than
  * the term itself: a remote pid or any reference lives on a heap, and keeping
@@ -204,6 +205,11 @@ static PyMethodDef erlang_methods[] = {
      "Kept up to date by the Erlang registry; not for use."},
     {"_clear_registered", pyerl_erlang_clear_registered, METH_NOARGS,
      "Kept up to date by the Erlang registry; not for use."},
+    {"_async_submit", (PyCFunction)(void (*)(void))pyerl_async_submit, METH_FASTCALL,
+     "Sends an async call; used by async_call."},
+    {"_async_cancel", pyerl_async_cancel, METH_O, "Cancels an async call; used by async_call."},
+    {"_async_fd", pyerl_async_fd, METH_NOARGS, "The fd async answers wake; used by async_call."},
+    {"_async_take", pyerl_async_take, METH_NOARGS, "Takes async answers; used by async_call."},
     {"sleep", pyerl_sleep, METH_O,
      "sleep(seconds)\n--\n\nLike time.sleep (which is this function inside the VM), but "
      "a call from Erlang that times out or whose caller dies wakes it at once."},

@@ -183,6 +183,10 @@ pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env
     }
     pyerl_call_begin(call, caller, req->process_env, req->deadline_ns, req->depth);
     result = req->op == PYERL_CALL ? run_call(in_env, req) : run_code(in_env, req);
+    if (result && req->op != PYERL_EXEC && PyCoro_CheckExact(result)) {
+        /* An async def function: its result is what the coroutine returns. */
+        Py_SETREF(result, pyerl_run_coroutine(result));
+    }
     converted =
         result && (req->op == PYERL_EXEC || pyerl_py_to_term(out_env, result, &value, "result"));
     /* Dropping the result may run __del__ code: still inside the call. */

@@ -101,9 +101,10 @@ init_python(char *err, size_t err_size)
 }
 
 /* With the GIL held after Py_Initialize: the __main__ namespace, with
- * `erlang` already imported in it, and the erlang module's hooks. */
+ * `erlang` already imported in it, and the erlang module's hooks and its
+ * Python half (async_source). */
 static int
-setup_interpreter(char *err, size_t err_size)
+setup_interpreter(const char *async_source, char *err, size_t err_size)
 {
     PyObject *main_module = PyImport_AddModule("__main__"); /* borrowed */
     PyObject *erlang_module = NULL;
@@ -116,21 +117,22 @@ setup_interpreter(char *err, size_t err_size)
     Py_INCREF(main_dict);
     erlang_module = PyImport_ImportModule("erlang");
     if (!erlang_module || pyerl_install_sleep(erlang_module) < 0 ||
+        pyerl_async_install(erlang_module, async_source) < 0 ||
         PyDict_SetItemString(main_dict, "erlang", erlang_module) < 0) {
         goto done;
     }
     rc = 0;
 done:
     if (rc < 0) {
-        snprintf(err, err_size, "Python started but could not be set up");
-        PyErr_Clear();
+        snprintf(err, err_size, "Python started but could not be set up (the error is above)");
+        PyErr_Print();
     }
     Py_XDECREF(erlang_module);
     return rc;
 }
 
 int
-pyerl_interp_start(char *err, size_t err_size)
+pyerl_interp_start(const char *async_source, char *err, size_t err_size)
 {
     if (interp) {
         return 0;
@@ -146,7 +148,7 @@ pyerl_interp_start(char *err, size_t err_size)
     if (init_python(err, err_size) < 0) {
         return -1;
     }
-    if (setup_interpreter(err, err_size) < 0) {
+    if (setup_interpreter(async_source, err, err_size) < 0) {
         PyEval_SaveThread();
         return -1;
     }

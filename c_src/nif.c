@@ -7,24 +7,33 @@
  * Nothing is torn down on unload: Python cannot be restarted in a process,
  * so a reload (upgrade) picks up what is already running.
  *
- * The load info is the number of dirty I/O schedulers, which ERTS does not
- * tell NIFs, from py_nif's on_load.
+ * The load info, from py_nif's on_load, is {DirtyIoSchedulers, AsyncSource}:
+ * the number of dirty I/O schedulers, which ERTS does not tell NIFs, and
+ * the path of priv/erlang_async.py (see async.c).
  */
 #include "pyerl.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static int
 setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
 {
-    char err[256];
-    int dirty_io;
+    char err[256], async_source[4096];
+    const ERL_NIF_TERM *info;
+    ErlNifBinary path;
+    int arity, dirty_io;
 
     pyerl_atoms_init(env);
-    if (!enif_get_int(env, load_info, &dirty_io) || dirty_io < 1) {
-        enif_fprintf(stderr, "py_nif: load info must be the dirty I/O scheduler count\r\n");
+    if (!enif_get_tuple(env, load_info, &arity, &info) || arity != 2 ||
+        !enif_get_int(env, info[0], &dirty_io) || dirty_io < 1 ||
+        !enif_inspect_binary(env, info[1], &path) || path.size >= sizeof async_source ||
+        memchr(path.data, 0, path.size)) {
+        enif_fprintf(stderr, "py_nif: load info must be {DirtyIoSchedulers, AsyncSource}\r\n");
         return 1;
     }
+    memcpy(async_source, path.data, path.size);
+    async_source[path.size] = '\0';
     if (pyerl_worker_init(env) < 0) {
         enif_fprintf(stderr, "py_nif: cannot set up thread workers\r\n");
         return 2;
@@ -33,7 +42,7 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
         enif_fprintf(stderr, "py_nif: cannot set up the call pool\r\n");
         return 2;
     }
-    if (pyerl_interp_start(err, sizeof err) < 0) {
+    if (pyerl_interp_start(async_source, err, sizeof err) < 0) {
         enif_fprintf(stderr, "py_nif: %s\r\n", err);
         return 3;
     }
@@ -66,7 +75,9 @@ static ErlNifFunc nif_funcs[] = {
     {"exec", 3, pyerl_nif_exec, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"cancel", 1, pyerl_nif_cancel, 0},
     {"worker_bind", 2, pyerl_nif_worker_bind, 0},
+    {"worker_handler", 1, pyerl_nif_worker_handler, 0},
     {"worker_reply", 3, pyerl_nif_worker_reply, 0},
+    {"worker_async_reply", 3, pyerl_nif_worker_async_reply, 0},
     {"set_dirty_limit", 1, pyerl_nif_set_dirty_limit, 0},
     {"set_max_depth", 1, pyerl_nif_set_max_depth, 0},
     {"stats", 0, pyerl_nif_stats, 0},

@@ -47,6 +47,8 @@
     X(erlang_calls)                                                                                \
     X(workers_live)                                                                                \
     X(workers_pooled)                                                                              \
+    X(py_async)                                                                                    \
+    X(py_async_cancel)                                                                             \
     X(py_call)                                                                                     \
     X(py_coordinator)                                                                              \
     X(python_version)                                                                              \
@@ -71,10 +73,11 @@ void pyerl_atoms_init(ErlNifEnv *env);
 
 /* ---- interp.c: the one interpreter and per-thread Python state -------- */
 
-/* Starts CPython once per OS process. Returns 0, or -1 with a message in
+/* Starts CPython once per OS process and runs async_source (the path of
+ * erlang_async.py) in the erlang module. Returns 0, or -1 with a message in
  * err. Called from load/upgrade on a normal scheduler; a second call after a
  * reload finds the interpreter running and returns 0. */
-int pyerl_interp_start(char *err, size_t err_size);
+int pyerl_interp_start(const char *async_source, char *err, size_t err_size);
 
 /* Takes the GIL on the calling thread, creating the thread's Python state
  * on its first use; returns -1 (GIL not taken) if that state cannot be
@@ -187,8 +190,9 @@ int pyerl_call_end(struct pyerl_call *call);
 /* The call running on this thread, or NULL (a thread Python started). */
 struct pyerl_call *pyerl_current_call(void);
 
-/* While a call waits in erlang.call: the eventfd an interruption must
- * write to (-1 when it stops waiting). Any thread. */
+/* The eventfd an interruption must write to: the thread's worker fd, once
+ * the call has waited on Erlang or watched async calls (-1 before). It
+ * stays set: a spurious wake-up is harmless to every waiter. Any thread. */
 void pyerl_call_set_wake_fd(struct pyerl_call *call, int fd);
 int pyerl_call_is_interrupted(struct pyerl_call *call);
 
@@ -223,6 +227,12 @@ struct pyerl_worker;
 
 int pyerl_worker_init(ErlNifEnv *env);
 
+/* enif_send from a thread that may run a call for an Erlang process:
+ * caller_env is that process's env on a dirty scheduler, else NULL. Still
+ * sends when the process is exiting (a call of a dead caller finishing).
+ * Returns enif_send's result. */
+int pyerl_send(ErlNifEnv *caller_env, const ErlNifPid *to, ErlNifEnv *msg_env, ERL_NIF_TERM msg);
+
 /* The calling thread's worker, taken on first use; NULL if none can be
  * made. */
 struct pyerl_worker *pyerl_worker_for_thread(void);
@@ -242,17 +252,75 @@ int pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TER
                       ERL_NIF_TERM args, int depth, struct pyerl_call *call, ERL_NIF_TERM *reply,
                       ErlNifEnv **reply_env);
 
+/* The worker's eventfd: readable when a reply or an async answer waits. */
+int pyerl_worker_fd(struct pyerl_worker *w);
+
+/* Sends {py_async, Worker, Id, Name, Args, Depth} to the handler without
+ * waiting; *id is the call's id, unique for the worker's life. Returns 0
+ * or PYERL_WORKER_NOT_RUNNING. Bound thread only. */
+int pyerl_worker_async_send(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM name,
+                            ERL_NIF_TERM args, int depth, uint64_t *id);
+
+/* Tells the handler that async call id is no longer awaited. */
+void pyerl_worker_async_cancel(struct pyerl_worker *w, ErlNifEnv *caller_env, uint64_t id);
+
+/* Takes every queued async answer: [{Id, Reply}] newest first, made in
+ * *env (valid until the next take), and in *lost_upto the highest id whose
+ * handler died unanswered since the last take (0: none). Clears the
+ * eventfd. Bound thread only. */
+ERL_NIF_TERM pyerl_worker_async_take(struct pyerl_worker *w, ErlNifEnv **env, uint64_t *lost_upto);
+
 /* Workers bound to live threads, workers pooled for reuse, and erlang.call
  * requests answered since load. */
 void pyerl_worker_counts(long *bound, long *pooled, long *served);
 
 ERL_NIF_TERM pyerl_nif_worker_bind(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM pyerl_nif_worker_handler(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 ERL_NIF_TERM pyerl_nif_worker_reply(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM pyerl_nif_worker_async_reply(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 
 /* ---- callback.c: erlang.call, erlang.send and names from Erlang ------- */
 
 extern PyObject *pyerl_erlang_error;
 extern PyObject *pyerl_unknown_function_error;
+
+/* ---- async.c: erlang.async_call's C half, coroutines run for Erlang ---- */
+
+PyObject *pyerl_async_submit(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pyerl_async_cancel(PyObject *module, PyObject *id);
+PyObject *pyerl_async_fd(PyObject *module, PyObject *unused);
+PyObject *pyerl_async_take(PyObject *module, PyObject *unused);
+
+/* Runs a coroutine to completion in a new event loop (erlang._run_coroutine)
+ * and returns its result; NULL with an exception set. GIL held. */
+PyObject *pyerl_run_coroutine(PyObject *coroutine);
+
+/* Runs the Python file at path in the erlang module's namespace. Returns 0,
+ * or -1 with an exception set. GIL held. */
+int pyerl_async_install(PyObject *erlang_module, const char *path);
+
+/* A request to Erlang, encoded by pyerl_encode_request. */
+struct pyerl_request_terms {
+    ERL_NIF_TERM name, args; /* in the worker's env */
+    int depth;               /* nesting depth the Erlang function runs at */
+    struct pyerl_call *call; /* the call running on this thread, or NULL */
+    ErlNifEnv *caller_env;   /* for enif_send: the caller's env, or NULL */
+};
+
+/* Checks and converts (name, *args) of erlang.call or async_call (usage
+ * names it in errors) into the thread's worker env. Returns the thread's
+ * worker, or NULL with an exception set (bad name or argument, nesting too
+ * deep, no memory). GIL held. */
+struct pyerl_worker *pyerl_encode_request(PyObject *const *args, Py_ssize_t nargs,
+                                          const char *usage, struct pyerl_request_terms *out);
+
+/* The answer of an Erlang function, as the handler sends it, to a Python
+ * value, or NULL with the exception it stands for set. name (the function's
+ * name, for messages) may be NULL. GIL held. */
+PyObject *pyerl_decode_reply(ErlNifEnv *env, ERL_NIF_TERM reply, PyObject *name);
+
+/* Sets RuntimeError: the application is not running. */
+void pyerl_set_not_running(void);
 
 PyObject *pyerl_erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *pyerl_erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

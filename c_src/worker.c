@@ -16,8 +16,15 @@
  * the worker resource, so a reply can only reach the worker it was meant
  * for, and a serial number drops a reply meant for an earlier request.
  *
- * Locking: `lock` guards the slot and the handler fields. It is never held
- * while taking the GIL or waiting.
+ * Asynchronous calls (erlang.async_call) share the eventfd: any number may
+ * be in flight, each with its own id. The handler runs each in a process of
+ * its own, which answers through py_nif:worker_async_reply/3; answers queue
+ * on the worker until the thread's event loop takes them all at once. If
+ * the handler dies, every async call sent so far is reported lost (the
+ * thread fails those still pending), so no await waits forever.
+ *
+ * Locking: `lock` guards the slot, the async queue and the handler fields.
+ * It is never held while taking the GIL or waiting.
  */
 #include "pyerl.h"
 
@@ -48,6 +55,13 @@ struct pyerl_worker {
     ErlNifPid handler;
     int monitoring; /* monitor is on the handler or on the coordinator */
     ErlNifMonitor monitor;
+    uint64_t last_async_id;
+    ErlNifEnv *async_env;       /* owns async_replies */
+    ERL_NIF_TERM async_replies; /* [{Id, Reply}], newest first */
+    uint64_t lost_upto;         /* async ids up to this lost their handler */
+    uint64_t live_from;         /* lower ids were sent by a thread now gone */
+    /* bound thread only: */
+    ErlNifEnv *taken_env;           /* owns the batch last taken from async_replies */
     struct pyerl_worker *next_free; /* guarded by free_lock */
 };
 
@@ -85,6 +99,12 @@ worker_dtor(ErlNifEnv *env, void *obj)
     if (w->reply_env) {
         enif_free_env(w->reply_env);
     }
+    if (w->async_env) {
+        enif_free_env(w->async_env);
+    }
+    if (w->taken_env) {
+        enif_free_env(w->taken_env);
+    }
     pthread_mutex_destroy(&w->lock);
 }
 
@@ -99,13 +119,35 @@ put_reply(struct pyerl_worker *w, ERL_NIF_TERM reply)
     signal_fd(w->fd);
 }
 
-/* Lock held. Fails the waiting request, if any, with reply `reason`. */
+/* Lock held. The handler is gone: fails the waiting request, if any, and
+ * reports every async call sent so far lost. */
 static void
-fail_waiter(struct pyerl_worker *w, ERL_NIF_TERM reason)
+handler_lost(ErlNifEnv *env, struct pyerl_worker *w)
 {
     if (w->waiting_serial && !w->has_reply) {
-        put_reply(w, reason);
+        put_reply(w, enif_make_tuple2(env, ATOM(error), ATOM(handler_died)));
     }
+    if (w->last_async_id > w->lost_upto) {
+        w->lost_upto = w->last_async_id;
+        signal_fd(w->fd);
+    }
+}
+
+/* Lock held. Whether the event loop has something to take. */
+static int
+async_ready(struct pyerl_worker *w)
+{
+    return !enif_is_empty_list(w->async_env, w->async_replies) || w->lost_upto;
+}
+
+/* Lock held. Drops queued async answers: their thread is gone. */
+static void
+clear_async(struct pyerl_worker *w)
+{
+    enif_clear_env(w->async_env);
+    w->async_replies = enif_make_list(w->async_env, 0);
+    w->lost_upto = 0;
+    w->live_from = w->last_async_id + 1;
 }
 
 static void
@@ -118,9 +160,18 @@ worker_down(ErlNifEnv *env, void *obj, ErlNifPid *pid, ErlNifMonitor *mon)
     if (w->monitoring && enif_compare_monitors(mon, &w->monitor) == 0) {
         w->monitoring = 0;
         w->has_handler = 0;
-        fail_waiter(w, enif_make_tuple2(env, ATOM(error), ATOM(handler_died)));
+        handler_lost(env, w);
     }
     pthread_mutex_unlock(&w->lock);
+}
+
+int
+pyerl_send(ErlNifEnv *caller_env, const ErlNifPid *to, ErlNifEnv *msg_env, ERL_NIF_TERM msg)
+{
+    /* ERTS refuses a send from the env of a process that is exiting; the
+     * same send from no process goes through. */
+    return enif_send(caller_env, to, msg_env, msg) ||
+           (caller_env && enif_send(NULL, to, msg_env, msg));
 }
 
 /* ---- binding workers to threads -------------------------------------- */
@@ -130,6 +181,9 @@ return_worker(void *obj)
 {
     struct pyerl_worker *w = obj;
 
+    pthread_mutex_lock(&w->lock);
+    clear_async(w);
+    pthread_mutex_unlock(&w->lock);
     pthread_mutex_lock(&free_lock);
     w->next_free = free_workers;
     free_workers = w;
@@ -151,10 +205,13 @@ new_worker(void)
     w->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     w->send_env = enif_alloc_env();
     w->reply_env = enif_alloc_env();
-    if (w->fd < 0 || !w->send_env || !w->reply_env) {
+    w->async_env = enif_alloc_env();
+    w->taken_env = enif_alloc_env();
+    if (w->fd < 0 || !w->send_env || !w->reply_env || !w->async_env || !w->taken_env) {
         enif_release_resource(w);
         return NULL;
     }
+    w->async_replies = enif_make_list(w->async_env, 0);
     return w;
 }
 
@@ -195,7 +252,10 @@ pyerl_worker_env(struct pyerl_worker *w)
 /* Sends msg (made in send_env) to the handler, or with the worker to the
  * coordinator when there is no handler yet. Returns 0 or -1. Either way
  * send_env is cleared for the next request: a successful enif_send
- * invalidates the env's terms. */
+ * invalidates the env's terms.
+ *
+ * Several requests may reach the coordinator before it has bound a handler
+ * (async calls do not wait); it binds one and forwards the rest to it. */
 static int
 send_request(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM msg)
 {
@@ -207,19 +267,21 @@ send_request(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM msg)
     to = w->handler;
     pthread_mutex_unlock(&w->lock);
     if (has_handler) {
-        sent = enif_send(caller_env, &to, w->send_env, msg);
+        sent = pyerl_send(caller_env, &to, w->send_env, msg);
     }
     if (!sent && enif_whereis_pid(caller_env, ATOM(py_coordinator), &to)) {
         /* Watch the coordinator until it binds a handler: if it stops with
-         * the request unanswered, the waiter must still wake. */
+         * the request unanswered, the waiter must still wake. With no
+         * handler, a monitor in place is already on the coordinator; with
+         * one (bound meanwhile, or dead and its down not yet run), its
+         * monitor stays: the handler's end covers this request too. */
         pthread_mutex_lock(&w->lock);
-        if (w->monitoring) {
-            enif_demonitor_process(caller_env, w, &w->monitor);
+        if (!w->has_handler && !w->monitoring) {
+            w->monitoring = enif_monitor_process(caller_env, w, &to, &w->monitor) == 0;
         }
-        w->monitoring = enif_monitor_process(caller_env, w, &to, &w->monitor) == 0;
         pthread_mutex_unlock(&w->lock);
         msg = enif_make_tuple2(w->send_env, ATOM(new_worker), msg);
-        sent = enif_send(caller_env, &to, w->send_env, msg);
+        sent = pyerl_send(caller_env, &to, w->send_env, msg);
     }
     enif_clear_env(w->send_env);
     return sent ? 0 : -1;
@@ -303,12 +365,13 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
         }
     }
     Py_END_ALLOW_THREADS
-    if (call) {
-        pyerl_call_set_wake_fd(call, -1);
-    }
 
     pthread_mutex_lock(&w->lock);
     w->waiting_serial = 0;
+    if (async_ready(w)) {
+        /* The wait may have read the signal meant for the event loop. */
+        signal_fd(w->fd);
+    }
     if (!done && w->monitoring) {
         /* The handler is still busy with the abandoned request: leave it to
          * finish (its late reply is stale, and it then exits) and have the
@@ -325,6 +388,69 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
     *reply = w->reply;
     *reply_env = w->reply_env;
     return 0;
+}
+
+/* ---- asynchronous requests -------------------------------------------- */
+
+int
+pyerl_worker_fd(struct pyerl_worker *w)
+{
+    return w->fd;
+}
+
+int
+pyerl_worker_async_send(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM name,
+                        ERL_NIF_TERM args, int depth, uint64_t *id)
+{
+    ERL_NIF_TERM msg;
+
+    pthread_mutex_lock(&w->lock);
+    *id = ++w->last_async_id;
+    pthread_mutex_unlock(&w->lock);
+    msg = enif_make_tuple6(w->send_env, ATOM(py_async), enif_make_resource(w->send_env, w),
+                           enif_make_uint64(w->send_env, *id), name, args,
+                           enif_make_int(w->send_env, depth));
+    return send_request(w, caller_env, msg) < 0 ? PYERL_WORKER_NOT_RUNNING : 0;
+}
+
+void
+pyerl_worker_async_cancel(struct pyerl_worker *w, ErlNifEnv *caller_env, uint64_t id)
+{
+    ErlNifPid to;
+    int has_handler;
+
+    pthread_mutex_lock(&w->lock);
+    has_handler = w->has_handler;
+    to = w->handler;
+    pthread_mutex_unlock(&w->lock);
+    if (has_handler) {
+        pyerl_send(caller_env, &to, w->send_env,
+                   enif_make_tuple2(w->send_env, ATOM(py_async_cancel),
+                                    enif_make_uint64(w->send_env, id)));
+        enif_clear_env(w->send_env);
+    }
+}
+
+ERL_NIF_TERM
+pyerl_worker_async_take(struct pyerl_worker *w, ErlNifEnv **env, uint64_t *lost_upto)
+{
+    ErlNifEnv *taken = w->taken_env;
+    ERL_NIF_TERM replies;
+    uint64_t count;
+
+    while (read(w->fd, &count, sizeof count) < 0 && errno == EINTR) {
+    }
+    enif_clear_env(taken);
+    pthread_mutex_lock(&w->lock);
+    w->taken_env = w->async_env;
+    w->async_env = taken;
+    replies = w->async_replies;
+    w->async_replies = enif_make_list(w->async_env, 0);
+    *lost_upto = w->lost_upto;
+    w->lost_upto = 0;
+    pthread_mutex_unlock(&w->lock);
+    *env = w->taken_env;
+    return replies;
 }
 
 void
@@ -360,8 +486,28 @@ pyerl_nif_worker_bind(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     w->has_handler = w->monitoring;
     w->handler = pid;
     if (!w->has_handler) {
-        fail_waiter(w, enif_make_tuple2(env, ATOM(error), ATOM(handler_died)));
+        handler_lost(env, w);
         result = enif_make_tuple2(env, ATOM(error), ATOM(handler_died));
+    }
+    pthread_mutex_unlock(&w->lock);
+    return result;
+}
+
+/* worker_handler(Worker) -> {ok, Handler} | none: the handler the worker
+ * is bound to, for the coordinator. */
+ERL_NIF_TERM
+pyerl_nif_worker_handler(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    struct pyerl_worker *w;
+    ERL_NIF_TERM result = ATOM(none);
+
+    (void)argc;
+    if (!enif_get_resource(env, argv[0], worker_type, (void **)&w)) {
+        return enif_make_badarg(env);
+    }
+    pthread_mutex_lock(&w->lock);
+    if (w->has_handler) {
+        result = enif_make_tuple2(env, ATOM(ok), enif_make_pid(env, &w->handler));
     }
     pthread_mutex_unlock(&w->lock);
     return result;
@@ -402,6 +548,32 @@ term_budget(ErlNifEnv *env, ERL_NIF_TERM term, int budget)
 }
 
 static ERL_NIF_TERM
+store_async_reply(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    struct pyerl_worker *w;
+    ErlNifUInt64 id;
+    ERL_NIF_TERM entry;
+
+    (void)argc;
+    if (!enif_get_resource(env, argv[0], worker_type, (void **)&w) ||
+        !enif_get_uint64(env, argv[1], &id)) {
+        return enif_make_badarg(env);
+    }
+    pthread_mutex_lock(&w->lock);
+    if (id >= w->live_from && id <= w->last_async_id) {
+        entry = enif_make_tuple2(w->async_env, enif_make_uint64(w->async_env, id),
+                                 enif_make_copy(w->async_env, argv[2]));
+        if (!async_ready(w)) {
+            signal_fd(w->fd);
+        }
+        w->async_replies = enif_make_list_cell(w->async_env, entry, w->async_replies);
+        atomic_fetch_add(&calls_served, 1);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return ATOM(ok);
+}
+
+static ERL_NIF_TERM
 store_reply(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     struct pyerl_worker *w;
@@ -432,6 +604,19 @@ pyerl_nif_worker_reply(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
                                  argc, argv);
     }
     return store_reply(env, argc, argv);
+}
+
+/* worker_async_reply(Worker, Id, Reply) -> ok. Queues the answer to async
+ * call Id for the thread's event loop; dropped if the call was reported
+ * lost, or its thread has gone. */
+ERL_NIF_TERM
+pyerl_nif_worker_async_reply(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    if (term_budget(env, argv[2], SMALL_REPLY_NODES) == 0) {
+        return enif_schedule_nif(env, "worker_async_reply", ERL_NIF_DIRTY_JOB_CPU_BOUND,
+                                 store_async_reply, argc, argv);
+    }
+    return store_async_reply(env, argc, argv);
 }
 
 int

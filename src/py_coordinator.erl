@@ -3,8 +3,10 @@
 %% request, and links to it so that stopping the application ends every
 %% handler (which wakes any Python thread waiting on one).
 %%
-%% It only spawns: requests go from a thread straight to its handler, and a
-%% handler's death reaches its worker through the worker's own monitor.
+%% Requests go from a thread straight to its handler; only those sent
+%% before the handler was bound come here (several, when a thread starts
+%% with async calls), and are forwarded. A handler's death reaches its
+%% worker through the worker's own monitor.
 -module(py_coordinator).
 -behaviour(gen_server).
 
@@ -40,11 +42,20 @@ handle_cast(_Request, State) ->
     {noreply, State}.
 
 -spec handle_info(term(), map()) -> {noreply, map()}.
-handle_info({new_worker, {py_call, Worker, _, _, _, _} = Request}, State) ->
-    Handler = py_handler:start_link(Worker),
-    _ = case py_nif:worker_bind(Worker, Handler) of
-        ok -> Handler ! Request;
-        {error, handler_died} -> ok
+handle_info({new_worker, Request}, State) when element(1, Request) =:= py_call;
+                                              element(1, Request) =:= py_async ->
+    Worker = element(2, Request),
+    %% Async requests sent before the first was handled come here too: they
+    %% go to the handler bound for the first.
+    case py_nif:worker_handler(Worker) of
+        {ok, Handler} ->
+            Handler ! Request;
+        none ->
+            Handler = py_handler:start_link(Worker),
+            _ = case py_nif:worker_bind(Worker, Handler) of
+                ok -> Handler ! Request;
+                {error, handler_died} -> ok
+            end
     end,
     {noreply, State};
 handle_info({'EXIT', _Handler, _Reason}, State) ->

@@ -1,11 +1,17 @@
 %% @private
 %% @doc A handler process: runs the Erlang functions that one Python thread
-%% calls, one request at a time, and answers through the thread's worker.
+%% calls, and answers through the thread's worker.
 %%
-%% The coordinator spawns it on the worker's first request; afterwards the
-%% thread sends requests here directly. If the thread stops waiting (its
-%% call was interrupted), the late answer is `stale' and the handler ends:
-%% the thread has been given a new one.
+%% An `erlang.call' (the thread waits) runs in the handler itself, one at a
+%% time. An `erlang.async_call' runs in a process of its own, spawned and
+%% monitored here, so any number run at once; cancelling one from Python
+%% kills its process.
+%%
+%% The coordinator spawns the handler on the worker's first request;
+%% afterwards the thread sends requests here directly. If the thread stops
+%% waiting for an `erlang.call' (the call was interrupted), the late answer
+%% is `stale' and the handler ends: the thread has been given a new one.
+%% Async calls it spawned run on and still answer.
 -module(py_handler).
 
 -export([start_link/1, init/1]).
@@ -18,16 +24,31 @@ start_link(Worker) ->
 
 -spec init(reference()) -> ok.
 init(Worker) ->
-    loop(Worker).
+    loop(Worker, #{}).
 
-loop(Worker) ->
+%% Async: call id => pid of the process running it.
+loop(Worker, Async) ->
     receive
         {py_call, _Worker, Serial, Name, Args, Depth} ->
             Reply = run(Name, Args, Depth),
             case py_nif:worker_reply(Worker, Serial, Reply) of
-                ok -> loop(Worker);
+                ok -> loop(Worker, Async);
                 stale -> ok
-            end
+            end;
+        {py_async, _Worker, Id, Name, Args, Depth} ->
+            Run = fun() -> py_nif:worker_async_reply(Worker, Id, run(Name, Args, Depth)) end,
+            {Pid, _} = spawn_opt(Run, [{monitor, [{tag, {py_async_done, Id}}]}]),
+            loop(Worker, Async#{Id => Pid});
+        {py_async_cancel, Id} ->
+            case maps:take(Id, Async) of
+                {Pid, Rest} ->
+                    exit(Pid, kill),
+                    loop(Worker, Rest);
+                error ->
+                    loop(Worker, Async)
+            end;
+        {{py_async_done, Id}, _Monitor, process, _Pid, _Reason} ->
+            loop(Worker, maps:remove(Id, Async))
     end.
 
 run(Name, Args, Depth) ->

@@ -8,14 +8,15 @@
 -module(py_nif).
 
 -export([call/6, eval/4, exec/3, cancel/1, stats/0]).
--export([worker_bind/2, worker_reply/3]).
+-export([worker_bind/2, worker_handler/1, worker_reply/3, worker_async_reply/3]).
 -export([set_dirty_limit/1, set_max_depth/1]).
 
 -on_load(load/0).
 
 -spec load() -> ok | {error, term()}.
 load() ->
-    erlang:load_nif(library_path(), erlang:system_info(dirty_io_schedulers)).
+    AsyncSource = unicode:characters_to_binary(filename:join(priv_dir(), "erlang_async.py")),
+    erlang:load_nif(library_path(), {erlang:system_info(dirty_io_schedulers), AsyncSource}).
 
 library_path() ->
     case os:getenv("ERLANG_PYTHON_NIF") of
@@ -48,8 +49,14 @@ cancel(_Job) -> erlang:nif_error(not_loaded).
 -spec worker_bind(reference(), pid()) -> ok | {error, handler_died}.
 worker_bind(_Worker, _Handler) -> erlang:nif_error(not_loaded).
 
+-spec worker_handler(reference()) -> {ok, pid()} | none.
+worker_handler(_Worker) -> erlang:nif_error(not_loaded).
+
 -spec worker_reply(reference(), non_neg_integer(), term()) -> ok | stale.
 worker_reply(_Worker, _Serial, _Reply) -> erlang:nif_error(not_loaded).
+
+-spec worker_async_reply(reference(), pos_integer(), term()) -> ok.
+worker_async_reply(_Worker, _Id, _Reply) -> erlang:nif_error(not_loaded).
 
 -spec set_max_depth(pos_integer()) -> ok.
 set_max_depth(_Depth) -> erlang:nif_error(not_loaded).

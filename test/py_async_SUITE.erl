@@ -1,0 +1,729 @@
+%% erlang.async_call() from asyncio code (issue "asyncio").
+%%
+%% The issue's examples as written; calls in flight at once (three 200 ms
+%% functions gathered in about 200 ms, a thousand from one loop); loops in
+%% threads, several loops on several threads at once, loops run one after
+%% another on one thread, with the event loop policy left alone; results
+%% that never cross between calls or loops; errors at the await; bad
+%% arguments at the call; cancellation that reaches Erlang (the function's
+%% process is killed) and leaves the loop usable; py:call and py:eval of
+%% coroutines, with timeouts that stop them; a real FastAPI application
+%% driven by its TestClient; and faults: a killed handler, an application
+%% stop with calls in flight, calls after a restart.
+-module(py_async_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([suite/0, all/0, groups/0, init_per_suite/1, end_per_suite/1,
+         init_per_group/2, end_per_group/2]).
+
+-export([fetch_example_runs_under_asyncio_run/1,
+         gather_of_three_functions_returns_each_result/1,
+         three_200ms_functions_gathered_take_about_200ms/1,
+         thousand_calls_in_flight_from_one_loop/1,
+         result_of_every_type_comes_back/1]).
+-export([loop_in_a_thread_calls_erlang/1,
+         two_threads_each_gather_fifty_calls/1,
+         eight_loops_on_eight_threads_never_mix_results/1,
+         loops_run_one_after_another_on_one_thread/1,
+         event_loop_policy_is_left_alone/1,
+         sync_and_async_calls_mix_in_one_coroutine/1,
+         async_function_reenters_python/1]).
+-export([erlang_exception_raises_erlang_error_at_the_await/1,
+         unknown_function_raises_at_the_await/1,
+         bad_arguments_raise_at_the_call/1,
+         async_call_without_a_running_loop_raises/1,
+         async_call_nested_too_deep_raises_recursion_error/1]).
+-export([wait_for_timeout_cancels_and_kills_the_erlang_process/1,
+         cancel_mid_flight_then_reuse_the_loop/1,
+         cancelled_gather_kills_every_process/1,
+         late_answer_for_a_closed_loop_is_dropped/1]).
+-export([py_call_of_async_def_returns_its_result/1,
+         py_eval_of_a_coroutine_returns_its_result/1,
+         async_def_that_raises_gives_an_error/1,
+         timeout_stops_a_coroutine_sleeping_in_asyncio/1,
+         timeout_stops_a_coroutine_awaiting_erlang/1,
+         dead_caller_stops_its_coroutine/1]).
+-export([fastapi_app_serves_two_hundred_requests/1]).
+-export([killed_handler_fails_the_pending_awaits/1,
+         application_stop_fails_every_await_in_flight/1,
+         async_calls_work_after_a_restart/1,
+         first_calls_of_a_thread_bind_one_handler/1,
+         many_loops_leave_no_residue/1]).
+
+suite() ->
+    [{timetrap, {minutes, 3}}].
+
+all() ->
+    [{group, examples}, {group, loops}, {group, errors}, {group, cancellation},
+     {group, coroutines_from_erlang}, {group, framework}, {group, faults}].
+
+groups() ->
+    [{examples, [parallel],
+      [fetch_example_runs_under_asyncio_run,
+       gather_of_three_functions_returns_each_result,
+       three_200ms_functions_gathered_take_about_200ms,
+       thousand_calls_in_flight_from_one_loop,
+       result_of_every_type_comes_back]},
+     {loops, [parallel],
+      [loop_in_a_thread_calls_erlang,
+       two_threads_each_gather_fifty_calls,
+       eight_loops_on_eight_threads_never_mix_results,
+       loops_run_one_after_another_on_one_thread,
+       event_loop_policy_is_left_alone,
+       sync_and_async_calls_mix_in_one_coroutine,
+       async_function_reenters_python]},
+     {errors, [parallel],
+      [erlang_exception_raises_erlang_error_at_the_await,
+       unknown_function_raises_at_the_await,
+       bad_arguments_raise_at_the_call,
+       async_call_without_a_running_loop_raises,
+       async_call_nested_too_deep_raises_recursion_error]},
+     {cancellation, [],
+      [wait_for_timeout_cancels_and_kills_the_erlang_process,
+       cancel_mid_flight_then_reuse_the_loop,
+       cancelled_gather_kills_every_process,
+       late_answer_for_a_closed_loop_is_dropped]},
+     {coroutines_from_erlang, [],
+      [py_call_of_async_def_returns_its_result,
+       py_eval_of_a_coroutine_returns_its_result,
+       async_def_that_raises_gives_an_error,
+       timeout_stops_a_coroutine_sleeping_in_asyncio,
+       timeout_stops_a_coroutine_awaiting_erlang,
+       dead_caller_stops_its_coroutine]},
+     {framework, [], [fastapi_app_serves_two_hundred_requests]},
+     %% Sequential: kills handlers, stops and restarts the application,
+     %% counts workers.
+     {faults, [],
+      [killed_handler_fails_the_pending_awaits,
+       application_stop_fails_every_await_in_flight,
+       async_calls_work_after_a_restart,
+       first_calls_of_a_thread_bind_one_handler,
+       many_loops_leave_no_residue]}].
+
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = define_python(),
+    ok = register_functions(),
+    Config.
+
+end_per_suite(_Config) ->
+    ok.
+
+%% An application restart (here or in another suite) empties the registry.
+init_per_group(_Group, Config) ->
+    ok = register_functions(),
+    Config.
+
+end_per_group(_Group, _Config) ->
+    ok.
+
+register_functions() ->
+    Fs = [%% The issue's names.
+          {get_user, fun([Id]) -> #{<<"id">> => Id, <<"name">> => <<"user", (integer_to_binary(Id))/binary>>} end},
+          {a, fun([X]) -> {a, X} end},
+          {b, fun([X]) -> {b, X} end},
+          {c, fun([X]) -> {c, X} end},
+          %% This suite's own.
+          {as_identity, fun([X]) -> X end},
+          {as_triple, fun([X]) -> 3 * X end},
+          {as_sleep, fun([Ms, X]) -> timer:sleep(Ms), X end},
+          {as_raise, fun([X]) -> error({as_bad, X}) end},
+          {as_throw, fun([X]) -> throw({as_ball, X}) end},
+          {as_via_python, fun([X]) -> {ok, R} = py:call('__main__', as_add_ten, [X]), R end},
+          %% Tells the test which process runs it, then waits to be killed.
+          {as_hold, fun([Pid, X]) -> Pid ! {as_held, self(), X}, timer:sleep(60000), X end}],
+    lists:foreach(fun({Name, Fun}) -> ok = py:register_function(Name, Fun) end, Fs).
+
+%% The Python side, in the shared __main__ (where `erlang' is imported).
+define_python() ->
+    py:exec(lines(
+      ["import asyncio, threading, time",
+       "",
+       %% The issue's example, as written.
+       "async def fetch(uid):",
+       "    return await erlang.async_call('get_user', uid)",
+       "",
+       "async def as_gather_abc():",
+       "    return await asyncio.gather(erlang.async_call('a', 1), erlang.async_call('b', 2),",
+       "                                erlang.async_call('c', 3))",
+       "",
+       "async def as_gather(name, argss):",
+       "    return await asyncio.gather(*[erlang.async_call(name, *args) for args in argss])",
+       "",
+       "def as_timed(coroutine):",
+       "    t = time.monotonic()",
+       "    result = asyncio.run(coroutine)",
+       "    return (result, time.monotonic() - t)",
+       "",
+       "def as_in_threads(n, make_coroutine):",
+       "    '''Runs make_coroutine(i) in its own loop on thread i, for i < n, all",
+       "    threads alive at once.'''",
+       "    results = [None] * n",
+       "    all_started = threading.Barrier(n)",
+       "    def run(i):",
+       "        all_started.wait()",
+       "        try:",
+       "            results[i] = ('ok', asyncio.run(make_coroutine(i)))",
+       "        except BaseException as e:",
+       "            results[i] = ('raised', type(e).__name__, str(e))",
+       "    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]",
+       "    for t in threads: t.start()",
+       "    for t in threads: t.join()",
+       "    return results",
+       "",
+       "async def as_try(name, *args):",
+       "    '''The outcome of erlang.async_call(name, *args), made in the loop.'''",
+       "    async def call():",
+       "        return await erlang.async_call(name, *args)",
+       "    return await as_outcome(call())",
+       "",
+       "async def as_outcome(awaitable):",
+       "    try:",
+       "        return ('ok', await awaitable)",
+       "    except BaseException as e:",
+       "        return ('raised', type(e).__name__, str(e), getattr(e, 'erlang_class', None),",
+       "                getattr(e, 'reason', None))",
+       "",
+       "def as_gather_values(values):",
+       "    async def gather():",
+       "        return list(await asyncio.gather(",
+       "            *[erlang.async_call('as_identity', v) for v in values]))",
+       "    return asyncio.run(gather())",
+       "",
+       "def as_add_ten(x):",
+       "    return x + 10",
+       "",
+       "async def as_double_later(x):",
+       "    await asyncio.sleep(0.01)",
+       "    return 2 * x",
+       "",
+       "async def as_fail_later(text):",
+       "    await asyncio.sleep(0)",
+       "    raise ValueError(text)",
+       "",
+       "as_log = []",
+       "async def as_sleep_forever():",
+       "    try:",
+       "        await asyncio.sleep(30)",
+       "    finally:",
+       "        as_log.append('sleep_forever cleaned up')",
+       "",
+       "async def as_await_erlang(pid, x):",
+       "    try:",
+       "        return await erlang.async_call('as_hold', pid, x)",
+       "    finally:",
+       "        as_log.append(('await_erlang cleaned up', x))",
+       "",
+       "def as_pending():",
+       "    '''Calls in flight and loops watching, for this thread.'''",
+       "    channel = erlang._channel()",
+       "    return (len(channel.pending), len(channel.watching))"])).
+
+lines(Lines) ->
+    iolist_to_binary([[Line, "\n"] || Line <- Lines]).
+
+%% Runs Python statements, then evaluates Expr; {ok, Value}.
+run(Statements, Expr) ->
+    ok = py:exec(lines(Statements)),
+    py:eval(Expr).
+
+%% Waits up to a second for Pid to end.
+wait_dead(Pid) ->
+    wait_dead(Pid, 100).
+
+wait_dead(Pid, 0) ->
+    ct:fail({still_alive, Pid, erlang:process_info(Pid, current_stacktrace)});
+wait_dead(Pid, N) ->
+    case is_process_alive(Pid) of
+        false -> ok;
+        true -> timer:sleep(10), wait_dead(Pid, N - 1)
+    end.
+
+held() ->
+    receive {as_held, Pid, X} -> {Pid, X} after 5000 -> ct:fail(not_held) end.
+
+%%% examples
+
+fetch_example_runs_under_asyncio_run(_Config) ->
+    {ok, #{<<"id">> := 7, <<"name">> := <<"user7">>}} = py:eval(<<"asyncio.run(fetch(7))">>).
+
+gather_of_three_functions_returns_each_result(_Config) ->
+    {ok, [{a, 1}, {b, 2}, {c, 3}]} = py:eval(<<"asyncio.run(as_gather_abc())">>).
+
+three_200ms_functions_gathered_take_about_200ms(_Config) ->
+    {ok, {[1, 2, 3], Seconds}} =
+        py:eval(<<"as_timed(as_gather('as_sleep', [(200, 1), (200, 2), (200, 3)]))">>),
+    ct:log("three 200 ms calls gathered: ~.3f s", [Seconds]),
+    %% One after another they would take 0.6 s.
+    ?assert(Seconds >= 0.195 andalso Seconds < 0.45, Seconds).
+
+thousand_calls_in_flight_from_one_loop(_Config) ->
+    {ok, {Results, Seconds}} =
+        py:eval(<<"as_timed(as_gather('as_triple', [(i,) for i in range(1000)]))">>),
+    Results = [3 * I || I <- lists:seq(0, 999)],
+    ct:log("1000 async calls gathered in ~.3f s", [Seconds]).
+
+result_of_every_type_comes_back(_Config) ->
+    Values = [none, 1, -(1 bsl 100), 2.5, <<"text">>, <<"é"/utf8>>, [1, [2]], {1, 2},
+              #{<<"k">> => [1]}, true, an_atom, self(), make_ref(),
+              binary:copy(<<"x">>, 100000), lists:seq(1, 5000)],
+    {ok, Values} = py:call('__main__', as_gather_values, [Values]).
+
+%%% loops
+
+loop_in_a_thread_calls_erlang(_Config) ->
+    {ok, [{<<"ok">>, #{<<"id">> := 0}}]} =
+        py:eval(<<"as_in_threads(1, lambda i: fetch(i))">>).
+
+two_threads_each_gather_fifty_calls(_Config) ->
+    {ok, Results} =
+        py:eval(<<"as_in_threads(2, lambda i: as_gather('as_identity', "
+                  "[((i, j),) for j in range(50)]))">>),
+    Results = [{<<"ok">>, [{I, J} || J <- lists:seq(0, 49)]} || I <- [0, 1]].
+
+eight_loops_on_eight_threads_never_mix_results(_Config) ->
+    %% Each loop gathers 200 calls of varying length, tagged by thread.
+    {ok, Results} =
+        py:eval(<<"as_in_threads(8, lambda i: as_gather('as_sleep', "
+                  "[((j * 7 + i) % 5, (i, j)) for j in range(200)]))">>),
+    Results = [{<<"ok">>, [{I, J} || J <- lists:seq(0, 199)]} || I <- lists:seq(0, 7)].
+
+loops_run_one_after_another_on_one_thread(_Config) ->
+    {ok, [{1, 2, 3}, {4, 5, 6}, {7, 8, 9}, {0, 0}]} =
+        run(["def as_three_loops():",
+             "    out = []",
+             "    for k in range(3):",
+             "        out.append(tuple(asyncio.run(as_gather('as_identity', [(3 * k + j,) for j in (1, 2, 3)]))))",
+             "    loop = asyncio.new_event_loop()",
+             "    try:",
+             "        out.append(loop.run_until_complete(as_gather('as_identity', [(0,)])) * 2)",
+             "    finally:",
+             "        loop.close()",
+             "    out[-1] = tuple(out[-1])",
+             "    return out"],
+            <<"as_three_loops()">>),
+    {ok, {0, 0}} = py:eval(<<"as_pending()">>).
+
+event_loop_policy_is_left_alone(_Config) ->
+    {ok, {true, true, true}} =
+        run(["def as_policy_check():",
+             "    before = asyncio.get_event_loop_policy()",
+             "    asyncio.run(fetch(1))",
+             "    after = asyncio.get_event_loop_policy()",
+             "    loop = asyncio.new_event_loop()",
+             "    try:",
+             "        same_loop_type = type(loop) is asyncio.SelectorEventLoop",
+             "    finally:",
+             "        loop.close()",
+             "    return (before is after, same_loop_type,",
+             "            type(after) is asyncio.DefaultEventLoopPolicy)"],
+            <<"as_policy_check()">>).
+
+sync_and_async_calls_mix_in_one_coroutine(_Config) ->
+    %% A blocking erlang.call while async calls are in flight must not eat
+    %% the wake-up meant for the loop.
+    {ok, {[{1, a}, {2, b}], 30}} =
+        run(["async def as_mixed():",
+             "    first = erlang.async_call('as_sleep', 50, (1, erlang.Atom('a')))",
+             "    second = erlang.async_call('as_sleep', 100, (2, erlang.Atom('b')))",
+             "    sync = erlang.call('as_sleep', 150, 30)",
+             "    return (await asyncio.gather(first, second), sync)"],
+            <<"asyncio.run(as_mixed())">>).
+
+async_function_reenters_python(_Config) ->
+    {ok, [11, 12, 13]} = py:eval(<<"asyncio.run(as_gather('as_via_python', [(1,), (2,), (3,)]))">>).
+
+%%% errors
+
+erlang_exception_raises_erlang_error_at_the_await(_Config) ->
+    {ok, {<<"raised">>, <<"ErlangError">>, <<"{as_bad,1}">>, error, {as_bad, 1}}} =
+        py:eval(<<"asyncio.run(as_try('as_raise', 1))">>),
+    {ok, {<<"raised">>, <<"ErlangError">>, _, throw, {as_ball, 2}}} =
+        py:eval(<<"asyncio.run(as_try('as_throw', 2))">>),
+    %% The others in the same gather are unaffected.
+    {ok, [{<<"ok">>, 1}, {<<"raised">>, <<"ErlangError">>, _, error, {as_bad, 2}}, {<<"ok">>, 3}]} =
+        run(["async def as_mixed_outcomes():",
+             "    return await asyncio.gather(as_outcome(erlang.async_call('as_identity', 1)),",
+             "                                as_outcome(erlang.async_call('as_raise', 2)),",
+             "                                as_outcome(erlang.async_call('as_identity', 3)))"],
+            <<"asyncio.run(as_mixed_outcomes())">>).
+
+unknown_function_raises_at_the_await(_Config) ->
+    {ok, {<<"raised">>, <<"UnknownFunctionError">>,
+          <<"no Erlang function is registered as 'as_nothing'">>, none, none}} =
+        py:eval(<<"asyncio.run(as_try('as_nothing', 1))">>).
+
+bad_arguments_raise_at_the_call(_Config) ->
+    {ok, [{<<"TypeError">>, NoName},
+          {<<"TypeError">>, <<"erlang.async_call(name, *args): name must be a str">>},
+          {<<"TypeError">>, Unconvertible},
+          {0, 0}]} =
+        run(["async def as_bad_calls():",
+             "    out = []",
+             "    for args in [(), (1,), ('as_identity', object())]:",
+             "        try:",
+             "            erlang.async_call(*args)",
+             "            out.append('no error')",
+             "        except TypeError as e:",
+             "            out.append((type(e).__name__, str(e)))",
+             "    out.append(as_pending())",
+             "    return out"],
+            <<"asyncio.run(as_bad_calls())">>),
+    ct:log("no name: ~ts~nunconvertible argument: ~ts", [NoName, Unconvertible]).
+
+async_call_without_a_running_loop_raises(_Config) ->
+    {ok, {<<"RuntimeError">>, <<"no running event loop">>}} =
+        run(["def as_no_loop():",
+             "    try:",
+             "        erlang.async_call('as_identity', 1)",
+             "    except RuntimeError as e:",
+             "        return (type(e).__name__, str(e))"],
+            <<"as_no_loop()">>).
+
+async_call_nested_too_deep_raises_recursion_error(_Config) ->
+    %% py:call at depth 64 (the limit) cannot send one more level.
+    Self = self(),
+    spawn_link(fun() ->
+                   put('$py_depth', 64),
+                   Self ! {deep, py:eval(<<"asyncio.run(as_try('as_identity', 1))">>)}
+               end),
+    receive
+        {deep, {ok, {<<"raised">>, <<"RecursionError">>, _, none, none}}} -> ok;
+        {deep, Other} -> ct:fail(Other)
+    after 10000 -> ct:fail(no_answer)
+    end.
+
+%%% cancellation
+
+wait_for_timeout_cancels_and_kills_the_erlang_process(_Config) ->
+    Self = self(),
+    ok = py:exec(lines(["async def as_wait_for_main(pid):",
+                        "    try:",
+                        "        await asyncio.wait_for(erlang.async_call('as_hold', pid, 1), 0.3)",
+                        "        return 'not cancelled'",
+                        "    except asyncio.TimeoutError:",
+                        "        return ('timed out', as_pending())",
+                        "def as_wait_for(pid):",
+                        "    return asyncio.run(as_wait_for_main(pid))"])),
+    Caller = spawn_link(fun() ->
+                            Self ! {done, py:call('__main__', as_wait_for, [Self])}
+                        end),
+    {Held, 1} = held(),
+    receive
+        {done, {ok, {<<"timed out">>, {0, 0}}}} -> ok;
+        {done, Other} -> ct:fail(Other)
+    after 5000 -> ct:fail(no_answer)
+    end,
+    %% Erlang was told: the function's process is gone.
+    wait_dead(Held),
+    unlink(Caller).
+
+cancel_mid_flight_then_reuse_the_loop(_Config) ->
+    Self = self(),
+    ok = py:exec(lines(["def as_cancel_and_reuse(pid):",
+                        "    loop = asyncio.new_event_loop()",
+                        "    try:",
+                        "        async def cancel_one():",
+                        "            task = asyncio.ensure_future(erlang.async_call('as_hold', pid, 2))",
+                        "            await asyncio.sleep(0.1)",
+                        "            task.cancel()",
+                        "            try:",
+                        "                await task",
+                        "            except asyncio.CancelledError:",
+                        "                return 'cancelled'",
+                        "        first = loop.run_until_complete(cancel_one())",
+                        "        second = loop.run_until_complete(as_gather('as_triple', [(i,) for i in range(10)]))",
+                        "        return (first, second, as_pending())",
+                        "    finally:",
+                        "        loop.close()"])),
+    spawn_link(fun() -> Self ! {done, py:call('__main__', as_cancel_and_reuse, [Self])} end),
+    {Held, 2} = held(),
+    receive
+        {done, {ok, {<<"cancelled">>, Tripled, {0, 0}}}} ->
+            Tripled = [3 * I || I <- lists:seq(0, 9)];
+        {done, Other} -> ct:fail(Other)
+    after 5000 -> ct:fail(no_answer)
+    end,
+    wait_dead(Held).
+
+cancelled_gather_kills_every_process(_Config) ->
+    Self = self(),
+    ok = py:exec(lines(["async def as_gather_cancelled(pid):",
+                        "    try:",
+                        "        await asyncio.wait_for(as_gather('as_hold', [(pid, i) for i in range(20)]), 0.5)",
+                        "    except asyncio.TimeoutError:",
+                        "        return as_pending()"])),
+    spawn_link(fun() -> Self ! {done, py:eval(<<"asyncio.run(as_gather_cancelled(pid))">>,
+                                              #{pid => Self})} end),
+    Held = [element(1, held()) || _ <- lists:seq(1, 20)],
+    receive
+        {done, {ok, {0, 0}}} -> ok;
+        {done, Other} -> ct:fail(Other)
+    after 5000 -> ct:fail(no_answer)
+    end,
+    lists:foreach(fun wait_dead/1, Held).
+
+late_answer_for_a_closed_loop_is_dropped(_Config) ->
+    %% A loop closed with a call in flight; the answer arrives later, while
+    %% another loop on the same thread waits for its own calls.
+    {ok, {<<"second">>, [1, 2, 3]}} =
+        run(["def as_closed_loop():",
+             "    loop = asyncio.new_event_loop()",
+             "    async def start():",
+             "        return erlang.async_call('as_sleep', 100, 'late')",
+             "    abandoned = loop.run_until_complete(start())",
+             "    loop.close()",
+             "    async def second():",
+             "        await asyncio.sleep(0.2)",
+             "        return ('second', await as_gather('as_identity', [(1,), (2,), (3,)]))",
+             "    result = asyncio.run(second())",
+             "    assert not abandoned.done()",
+             "    return result"],
+            <<"as_closed_loop()">>).
+
+%%% coroutines from Erlang
+
+py_call_of_async_def_returns_its_result(_Config) ->
+    {ok, #{<<"id">> := 5}} = py:call('__main__', fetch, [5]),
+    {ok, 42} = py:call('__main__', as_double_later, [21]),
+    {ok, [{a, 1}, {b, 2}, {c, 3}]} = py:call('__main__', as_gather_abc, []).
+
+py_eval_of_a_coroutine_returns_its_result(_Config) ->
+    {ok, 8} = py:eval(<<"as_double_later(4)">>),
+    %% A coroutine function passed as a value is not called.
+    {error, {'TypeError', _}} = py:eval(<<"as_double_later">>).
+
+async_def_that_raises_gives_an_error(_Config) ->
+    {error, {'ValueError', <<"later">>}} = py:call('__main__', as_fail_later, [<<"later">>]),
+    Traceback = py:last_traceback(),
+    ?assertMatch({match, _}, re:run(Traceback, <<"as_fail_later">>)).
+
+timeout_stops_a_coroutine_sleeping_in_asyncio(_Config) ->
+    ok = py:exec(<<"as_log.clear()">>),
+    T0 = erlang:monotonic_time(millisecond),
+    {error, timeout} = py:call('__main__', as_sleep_forever, [], #{}, 300),
+    Ms = erlang:monotonic_time(millisecond) - T0,
+    ct:log("timed out after ~b ms", [Ms]),
+    ?assert(Ms < 2000, Ms),
+    {ok, [<<"sleep_forever cleaned up">>]} = py:eval(<<"as_log">>).
+
+timeout_stops_a_coroutine_awaiting_erlang(_Config) ->
+    ok = py:exec(<<"as_log.clear()">>),
+    Self = self(),
+    spawn_link(fun() -> Self ! {done, py:call('__main__', as_await_erlang, [Self, 3], #{}, 300)} end),
+    {Held, 3} = held(),
+    receive
+        {done, {error, timeout}} -> ok;
+        {done, Other} -> ct:fail(Other)
+    after 3000 -> ct:fail(no_timeout)
+    end,
+    wait_dead(Held),
+    {ok, [{<<"await_erlang cleaned up">>, 3}]} = py:eval(<<"as_log">>).
+
+dead_caller_stops_its_coroutine(_Config) ->
+    ok = py:exec(<<"as_log.clear()">>),
+    Self = self(),
+    {Caller, Ref} = spawn_monitor(fun() -> py:call('__main__', as_await_erlang, [Self, 4]) end),
+    {Held, 4} = held(),
+    exit(Caller, kill),
+    receive {'DOWN', Ref, process, Caller, killed} -> ok end,
+    %% The watchdog notices the dead caller within its tick.
+    wait_dead_within(Held, 3000),
+    {ok, [{<<"await_erlang cleaned up">>, 4}]} = py:eval(<<"as_log">>).
+
+wait_dead_within(Pid, Ms) when Ms =< 0 ->
+    ct:fail({still_alive, Pid});
+wait_dead_within(Pid, Ms) ->
+    case is_process_alive(Pid) of
+        false -> ok;
+        true -> timer:sleep(20), wait_dead_within(Pid, Ms - 20)
+    end.
+
+%%% framework
+
+fastapi_app_serves_two_hundred_requests(_Config) ->
+    case py:eval(<<"__import__('importlib.util').util.find_spec('fastapi') is not None and "
+                   "__import__('importlib.util').util.find_spec('httpx') is not None">>) of
+        {ok, false} -> {skip, "fastapi or httpx not installed for this Python"};
+        {ok, true} -> fastapi_app()
+    end.
+
+fastapi_app() ->
+    ok = py:exec(lines(
+      ["import logging, warnings, gc",
+       "from fastapi import FastAPI, Request",
+       "from fastapi.testclient import TestClient",
+       "",
+       "as_app = FastAPI()",
+       "",
+       "@as_app.middleware('http')",
+       "async def as_tag_request(request: Request, call_next):",
+       "    tag = await erlang.async_call('as_identity', request.url.path)",
+       "    response = await call_next(request)",
+       "    response.headers['x-erlang-tag'] = tag",
+       "    return response",
+       "",
+       "@as_app.get('/users/{uid}')",
+       "async def as_get_user(uid: int):",
+       "    return await erlang.async_call('get_user', uid)",
+       "",
+       "@as_app.get('/triple/{x}')",
+       "async def as_get_triple(x: int):",
+       "    a, b = await asyncio.gather(erlang.async_call('as_triple', x),",
+       "                                erlang.async_call('as_sleep', 1, x))",
+       "    return {'triple': a, 'same': b}",
+       "",
+       "@as_app.get('/fail')",
+       "async def as_get_fail():",
+       "    try:",
+       "        await erlang.async_call('as_raise', 'x')",
+       "    except erlang.ErlangError as e:",
+       "        return {'erlang_error': str(e)}",
+       "",
+       "class as_Records(logging.Handler):",
+       "    def __init__(self):",
+       "        super().__init__()",
+       "        self.records = []",
+       "    def emit(self, record):",
+       "        self.records.append(record.getMessage())",
+       "",
+       "def as_serve(n):",
+       "    records = as_Records()",
+       "    logging.getLogger('asyncio').addHandler(records)",
+       "    bad = []",
+       "    try:",
+       "        with warnings.catch_warnings(record=True) as caught:",
+       "            warnings.simplefilter('always')",
+       "            with TestClient(as_app) as client:",
+       "                for i in range(n):",
+       "                    kind = i % 3",
+       "                    if kind == 0:",
+       "                        r = client.get(f'/users/{i}')",
+       "                        ok = r.json() == {'id': i, 'name': f'user{i}'}",
+       "                    elif kind == 1:",
+       "                        r = client.get(f'/triple/{i}')",
+       "                        ok = r.json() == {'triple': 3 * i, 'same': i}",
+       "                    else:",
+       "                        r = client.get('/fail')",
+       "                        ok = r.json() == {'erlang_error': '{as_bad,<<\"x\">>}'}",
+       "                    ok = ok and r.status_code == 200 and r.headers['x-erlang-tag'] == r.url.path",
+       "                    if not ok:",
+       "                        bad.append((i, r.status_code, r.text))",
+       "            gc.collect()",
+       "    finally:",
+       "        logging.getLogger('asyncio').removeHandler(records)",
+       "    return (n - len(bad), bad[:3], [str(w.message) for w in caught], records.records)"])),
+    {ok, {200, [], Warnings, Logged}} = py:eval(<<"as_serve(200)">>, #{}, 120000),
+    ct:log("warnings: ~p~nasyncio log: ~p", [Warnings, Logged]),
+    [] = [W || W <- Warnings, binary:match(W, <<"never retrieved">>) =/= nomatch orelse
+                              binary:match(W, <<"was never awaited">>) =/= nomatch],
+    [] = Logged.
+
+%%% faults
+
+killed_handler_fails_the_pending_awaits(_Config) ->
+    Self = self(),
+    ok = py:exec(lines(["async def as_handler_dies(pid):",
+                        "    calls = [as_outcome(erlang.async_call('as_hold', pid, i)) for i in range(3)]",
+                        "    outcomes = await asyncio.gather(*calls)",
+                        "    after = await erlang.async_call('as_triple', 5)",
+                        "    return (outcomes, after, as_pending())",
+                        "def as_handler_dies_main(pid):",
+                        "    return asyncio.run(as_handler_dies(pid))"])),
+    spawn_link(fun() -> Self ! {done, py:call('__main__', as_handler_dies_main, [Self])} end),
+    Held = [element(1, held()) || _ <- lists:seq(1, 3)],
+    %% The handler is whoever spawned the holders: the process that
+    %% monitors them.
+    [Handler] = lists:usort([Pid || H <- Held,
+                                    {monitored_by, By} <- [process_info(H, monitored_by)],
+                                    Pid <- By, Pid =/= self()]),
+    exit(Handler, kill),
+    receive
+        {done, {ok, {Outcomes, 15, {0, 0}}}} ->
+            3 = length(Outcomes),
+            [{<<"raised">>, <<"ErlangError">>, <<"the Erlang process running the call died",
+              _/binary>>, none, none} = O || O <- Outcomes];
+        {done, Other} -> ct:fail(Other)
+    after 5000 -> ct:fail(no_answer)
+    end,
+    [exit(H, kill) || H <- Held].
+
+application_stop_fails_every_await_in_flight(_Config) ->
+    Self = self(),
+    ok = py:exec(lines(["async def as_stop_under_me(pid):",
+                        "    calls = [as_outcome(erlang.async_call('as_hold', pid, i)) for i in range(5)]",
+                        "    return await asyncio.gather(*calls)",
+                        "def as_stop_in_threads(pid):",
+                        "    return as_in_threads(2, lambda i: as_stop_under_me(pid))"])),
+    spawn_link(fun() -> Self ! {done, py:call('__main__', as_stop_in_threads, [Self], #{}, 20000)} end),
+    Held = [element(1, held()) || _ <- lists:seq(1, 10)],
+    T0 = erlang:monotonic_time(millisecond),
+    try
+        ok = application:stop(erlang_python),
+        receive
+            {done, {ok, PerThread}} ->
+                ct:log("woke ~b ms after the stop", [erlang:monotonic_time(millisecond) - T0]),
+                [{<<"ok">>, Outcomes}, {<<"ok">>, Outcomes}] = PerThread,
+                5 = length(Outcomes),
+                [{<<"raised">>, <<"ErlangError">>, _, none, none} = O || O <- Outcomes];
+            {done, Other} -> ct:fail(Other)
+        after 5000 -> ct:fail(awaits_still_pending)
+        end,
+        %% While stopped, an async call says so at once.
+        {ok, {<<"RuntimeError">>, <<"the erlang_python application is not running">>}} =
+            run(["async def as_stopped():",
+                 "    try:",
+                 "        erlang.async_call('as_identity', 1)",
+                 "    except RuntimeError as e:",
+                 "        return (type(e).__name__, str(e))"],
+                <<"asyncio.run(as_stopped())">>)
+    after
+        {ok, _} = application:ensure_all_started(erlang_python),
+        ok = register_functions(),
+        [exit(H, kill) || H <- Held]
+    end.
+
+async_calls_work_after_a_restart(_Config) ->
+    ok = application:stop(erlang_python),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = register_functions(),
+    {ok, [{a, 1}, {b, 2}, {c, 3}]} = py:eval(<<"asyncio.run(as_gather_abc())">>),
+    {ok, [{<<"ok">>, [0, 3]}, {<<"ok">>, [0, 3]}]} =
+        py:eval(<<"as_in_threads(2, lambda i: as_gather('as_triple', [(0,), (1,)]))">>).
+
+many_loops_leave_no_residue(_Config) ->
+    %% 200 threads at once, each running a loop that gathers 20 calls; a
+    %% second round leaves the counts of workers, descriptors and processes
+    %% where the first did.
+    Run = fun() ->
+              {ok, Results} = py:eval(<<"as_in_threads(200, lambda i: as_gather('as_identity', "
+                                        "[(j,) for j in range(20)]))">>, #{}, 60000),
+              200 = length([ok || {<<"ok">>, L} <- Results, L =:= lists:seq(0, 19)])
+          end,
+    Run(),
+    Before = residue(),
+    Run(),
+    After = residue(),
+    ct:log("workers, handlers, fds, processes before ~p~nafter ~p", [Before, After]),
+    Before = After.
+
+first_calls_of_a_thread_bind_one_handler(_Config) ->
+    %% A new thread whose first act is 50 async calls at once: they reach
+    %% the coordinator before it has bound a handler, and all go to one.
+    #{handlers := Before} = py:thread_stats(),
+    {ok, [{<<"ok">>, Results}]} =
+        py:eval(<<"as_in_threads(1, lambda i: as_gather('as_identity', [(j,) for j in range(50)]))">>),
+    Results = lists:seq(0, 49),
+    #{handlers := After} = py:thread_stats(),
+    ct:log("handlers ~b -> ~b", [Before, After]),
+    ?assert(After =< Before + 1, {Before, After}).
+
+residue() ->
+    %% Let exiting processes finish exiting.
+    timer:sleep(200),
+    Stats = py:thread_stats(),
+    {ok, Fds} = file:list_dir("/proc/self/fd"),
+    {maps:get(workers_live, Stats) + maps:get(workers_pooled, Stats), maps:get(handlers, Stats),
+     length(Fds), erlang:system_info(process_count)}.
