@@ -135,7 +135,7 @@ async_calls() ->
     {ok, PerCall} = py:eval(<<"asyncio.run(bench_gathers(1000, 7))">>, #{}, infinity),
     {ok, OneByOne} = py:eval(<<"asyncio.run(bench_one_by_one(warmup, n))">>,
                              #{warmup => ?WARMUP, n => ?N}, infinity),
-    [{io_lib:format("erlang.async_call, 1000 in flight, per call (~b calls/s)",
+    [{io_lib:format("erlang.async_call x1000 in flight (~b calls/s)",
                     [round(1.0e6 / PerCall)]), {PerCall, PerCall}},
      {"erlang.async_call awaited one at a time", OneByOne},
      {"py:call of an async def (new event loop)",
