@@ -121,8 +121,16 @@ pyerl_async_take(PyObject *module, PyObject *unused)
     if (!(w = pyerl_worker_for_thread())) {
         return PyErr_NoMemory();
     }
+    /* Without the GIL: a large answer may hold the worker's lock while it
+     * is copied in. */
+    Py_BEGIN_ALLOW_THREADS
     answers = pyerl_worker_async_take(w, &env, &lost_upto);
-    if (!enif_get_list_length(env, answers, &length) || !(list = PyList_New(length))) {
+    Py_END_ALLOW_THREADS
+    if (!enif_get_list_length(env, answers, &length)) {
+        PyErr_SetString(PyExc_SystemError, "malformed async answer queue");
+        return NULL;
+    }
+    if (!(list = PyList_New(length))) {
         return NULL;
     }
     /* Newest first in the queue: fill from the end for arrival order. */

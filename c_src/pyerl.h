@@ -261,7 +261,8 @@ int pyerl_worker_fd(struct pyerl_worker *w);
 int pyerl_worker_async_send(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM name,
                             ERL_NIF_TERM args, int depth, uint64_t *id);
 
-/* Tells the handler that async call id is no longer awaited. */
+/* Sends {py_async_cancel, Worker, Id} to the handler (or through the
+ * coordinator): async call id is no longer awaited. */
 void pyerl_worker_async_cancel(struct pyerl_worker *w, ErlNifEnv *caller_env, uint64_t id);
 
 /* Takes every queued async answer: [{Id, Reply}] newest first, made in

@@ -249,6 +249,24 @@ pyerl_worker_env(struct pyerl_worker *w)
     return w->send_env;
 }
 
+/* A request's destination, read under the lock together with what the
+ * request records (its serial or async id), so that a handler's death
+ * either comes before (and the request goes to the coordinator) or covers
+ * the request. */
+struct route {
+    int has_handler;
+    ErlNifPid handler;
+};
+
+/* Lock held. */
+static struct route
+current_route(struct pyerl_worker *w)
+{
+    struct route route = {.has_handler = w->has_handler, .handler = w->handler};
+
+    return route;
+}
+
 /* Sends msg (made in send_env) to the handler, or with the worker to the
  * coordinator when there is no handler yet. Returns 0 or -1. Either way
  * send_env is cleared for the next request: a successful enif_send
@@ -257,17 +275,13 @@ pyerl_worker_env(struct pyerl_worker *w)
  * Several requests may reach the coordinator before it has bound a handler
  * (async calls do not wait); it binds one and forwards the rest to it. */
 static int
-send_request(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM msg)
+send_request(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM msg, struct route route)
 {
     ErlNifPid to;
-    int has_handler, sent = 0;
+    int sent = 0;
 
-    pthread_mutex_lock(&w->lock);
-    has_handler = w->has_handler;
-    to = w->handler;
-    pthread_mutex_unlock(&w->lock);
-    if (has_handler) {
-        sent = pyerl_send(caller_env, &to, w->send_env, msg);
+    if (route.has_handler) {
+        sent = pyerl_send(caller_env, &route.handler, w->send_env, msg);
     }
     if (!sent && enif_whereis_pid(caller_env, ATOM(py_coordinator), &to)) {
         /* Watch the coordinator until it binds a handler: if it stops with
@@ -328,18 +342,20 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
     uint64_t serial, count;
     ERL_NIF_TERM msg;
     int done, interrupted;
+    struct route route;
 
     pthread_mutex_lock(&w->lock);
     serial = ++w->last_serial;
     w->waiting_serial = serial;
     w->has_reply = 0;
     atomic_store(&w->reply_ready, 0);
+    route = current_route(w);
     pthread_mutex_unlock(&w->lock);
 
     msg = enif_make_tuple6(w->send_env, ATOM(py_call), enif_make_resource(w->send_env, w),
                            enif_make_uint64(w->send_env, serial), name, args,
                            enif_make_int(w->send_env, depth));
-    if (send_request(w, caller_env, msg) < 0) {
+    if (send_request(w, caller_env, msg, route) < 0) {
         pthread_mutex_lock(&w->lock);
         w->waiting_serial = 0;
         pthread_mutex_unlock(&w->lock);
@@ -372,10 +388,11 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
         /* The wait may have read the signal meant for the event loop. */
         signal_fd(w->fd);
     }
-    if (!done && w->monitoring) {
+    if (!done && w->monitoring && w->has_handler) {
         /* The handler is still busy with the abandoned request: leave it to
          * finish (its late reply is stale, and it then exits) and have the
-         * next request start a new one. */
+         * next request start a new one. A monitor on the coordinator (no
+         * handler yet) stays: async requests may wait there. */
         enif_demonitor_process(caller_env, w, &w->monitor);
         w->monitoring = 0;
         w->has_handler = 0;
@@ -403,32 +420,31 @@ pyerl_worker_async_send(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_T
                         ERL_NIF_TERM args, int depth, uint64_t *id)
 {
     ERL_NIF_TERM msg;
+    struct route route;
 
     pthread_mutex_lock(&w->lock);
     *id = ++w->last_async_id;
+    route = current_route(w);
     pthread_mutex_unlock(&w->lock);
     msg = enif_make_tuple6(w->send_env, ATOM(py_async), enif_make_resource(w->send_env, w),
                            enif_make_uint64(w->send_env, *id), name, args,
                            enif_make_int(w->send_env, depth));
-    return send_request(w, caller_env, msg) < 0 ? PYERL_WORKER_NOT_RUNNING : 0;
+    return send_request(w, caller_env, msg, route) < 0 ? PYERL_WORKER_NOT_RUNNING : 0;
 }
 
 void
 pyerl_worker_async_cancel(struct pyerl_worker *w, ErlNifEnv *caller_env, uint64_t id)
 {
-    ErlNifPid to;
-    int has_handler;
+    struct route route;
 
     pthread_mutex_lock(&w->lock);
-    has_handler = w->has_handler;
-    to = w->handler;
+    route = current_route(w);
     pthread_mutex_unlock(&w->lock);
-    if (has_handler) {
-        pyerl_send(caller_env, &to, w->send_env,
-                   enif_make_tuple2(w->send_env, ATOM(py_async_cancel),
-                                    enif_make_uint64(w->send_env, id)));
-        enif_clear_env(w->send_env);
-    }
+    send_request(w, caller_env,
+                 enif_make_tuple3(w->send_env, ATOM(py_async_cancel),
+                                  enif_make_resource(w->send_env, w),
+                                  enif_make_uint64(w->send_env, id)),
+                 route);
 }
 
 ERL_NIF_TERM
@@ -607,8 +623,9 @@ pyerl_nif_worker_reply(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 }
 
 /* worker_async_reply(Worker, Id, Reply) -> ok. Queues the answer to async
- * call Id for the thread's event loop; dropped if the call was reported
- * lost, or its thread has gone. */
+ * call Id for the thread's event loop; dropped if the thread that sent it
+ * has gone. (An answer to a call already reported lost is dropped by the
+ * loop, which no longer waits for it.) */
 ERL_NIF_TERM
 pyerl_nif_worker_async_reply(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {

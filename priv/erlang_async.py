@@ -43,6 +43,9 @@ class _Channel:
 
     def watch(self, loop):
         if loop not in self.watching:
+            # Calls never awaited keep pending non-empty: forget loops
+            # closed since.
+            self.watching = [old for old in self.watching if not old.is_closed()]
             loop.add_reader(self.fd, self.drain)
             self.watching.append(loop)
 

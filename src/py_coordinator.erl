@@ -43,14 +43,18 @@ handle_cast(_Request, State) ->
 
 -spec handle_info(term(), map()) -> {noreply, map()}.
 handle_info({new_worker, Request}, State) when element(1, Request) =:= py_call;
-                                              element(1, Request) =:= py_async ->
+                                              element(1, Request) =:= py_async;
+                                              element(1, Request) =:= py_async_cancel ->
     Worker = element(2, Request),
-    %% Async requests sent before the first was handled come here too: they
-    %% go to the handler bound for the first.
-    case py_nif:worker_handler(Worker) of
-        {ok, Handler} ->
+    %% Requests sent before the first was handled come here too (a thread
+    %% starting with several async calls): they go to the handler bound for
+    %% the first. A cancel follows its call here, so finds it bound.
+    case {py_nif:worker_handler(Worker), element(1, Request)} of
+        {{ok, Handler}, _} ->
             Handler ! Request;
-        none ->
+        {none, py_async_cancel} ->
+            ok;
+        {none, _} ->
             Handler = py_handler:start_link(Worker),
             _ = case py_nif:worker_bind(Worker, Handler) of
                 ok -> Handler ! Request;

@@ -3,53 +3,98 @@
 %% calls, and answers through the thread's worker.
 %%
 %% An `erlang.call' (the thread waits) runs in the handler itself, one at a
-%% time. An `erlang.async_call' runs in a process of its own, spawned and
-%% monitored here, so any number run at once; cancelling one from Python
-%% kills its process.
+%% time. An `erlang.async_call' runs in a process of its own, so any number
+%% run at once. That process is linked to the handler, so it ends with it
+%% (the worker then reports the thread's async calls lost, and they are);
+%% it unlinks once it has answered. The handler traps exits while it waits
+%% for requests, so a call process that dies does not take it along, and
+%% ends itself when its parent, the coordinator, does. A sync call runs with
+%% exits not trapped, as in any plain process. A call process killed before
+%% it answered fails its call with an exit. Cancelling an async call from
+%% Python kills its process; a cancel can overtake its request (forwarded by
+%% the coordinator), so a cancel for an unknown id is remembered (at most
+%% ?MAX_CANCELLED of them, the oldest dropped first).
 %%
 %% The coordinator spawns the handler on the worker's first request;
 %% afterwards the thread sends requests here directly. If the thread stops
 %% waiting for an `erlang.call' (the call was interrupted), the late answer
-%% is `stale' and the handler ends: the thread has been given a new one.
-%% Async calls it spawned run on and still answer.
+%% is `stale' and the handler ends unless the worker was bound to it again
+%% meanwhile.
 -module(py_handler).
 
--export([start_link/1, init/1]).
+-export([start_link/1, init/2]).
 
 -define(DEPTH_KEY, '$py_depth').
+-define(MAX_CANCELLED, 1024).
+
+-record(state, {worker :: reference(),
+                parent :: pid(),
+                calls = #{} :: #{pos_integer() => pid()},
+                cancelled = #{} :: #{pos_integer() => true}}).
 
 -spec start_link(reference()) -> pid().
 start_link(Worker) ->
-    proc_lib:spawn_link(?MODULE, init, [Worker]).
+    proc_lib:spawn_link(?MODULE, init, [Worker, self()]).
 
--spec init(reference()) -> ok.
-init(Worker) ->
-    loop(Worker, #{}).
+-spec init(reference(), pid()) -> ok.
+init(Worker, Parent) ->
+    process_flag(trap_exit, true),
+    loop(#state{worker = Worker, parent = Parent}).
 
-%% Async: call id => pid of the process running it.
-loop(Worker, Async) ->
+loop(#state{worker = Worker, parent = Parent, calls = Calls} = State) ->
     receive
         {py_call, _Worker, Serial, Name, Args, Depth} ->
+            process_flag(trap_exit, false),
             Reply = run(Name, Args, Depth),
-            case py_nif:worker_reply(Worker, Serial, Reply) of
-                ok -> loop(Worker, Async);
-                stale -> ok
+            process_flag(trap_exit, true),
+            case py_nif:worker_reply(Worker, Serial, Reply) =:= ok orelse
+                py_nif:worker_handler(Worker) =:= {ok, self()} of
+                true -> loop(State);
+                false -> ok
             end;
         {py_async, _Worker, Id, Name, Args, Depth} ->
-            Run = fun() -> py_nif:worker_async_reply(Worker, Id, run(Name, Args, Depth)) end,
-            {Pid, _} = spawn_opt(Run, [{monitor, [{tag, {py_async_done, Id}}]}]),
-            loop(Worker, Async#{Id => Pid});
-        {py_async_cancel, Id} ->
-            case maps:take(Id, Async) of
-                {Pid, Rest} ->
-                    exit(Pid, kill),
-                    loop(Worker, Rest);
-                error ->
-                    loop(Worker, Async)
-            end;
-        {{py_async_done, Id}, _Monitor, process, _Pid, _Reason} ->
-            loop(Worker, maps:remove(Id, Async))
+            loop(start_async(Id, Name, Args, Depth, State));
+        {py_async_cancel, _Worker, Id} ->
+            loop(cancel(Id, State));
+        {{py_async_done, Id}, _Monitor, process, _Pid, Reason} ->
+            _ = Reason =:= normal orelse not is_map_key(Id, Calls) orelse
+                py_nif:worker_async_reply(Worker, Id, died(Reason)),
+            loop(State#state{calls = maps:remove(Id, Calls)});
+        {'EXIT', Parent, Reason} ->
+            exit(Reason);
+        {'EXIT', _CallProcess, _Reason} ->
+            loop(State)
     end.
+
+start_async(Id, _Name, _Args, _Depth, #state{cancelled = Cancelled} = State)
+  when is_map_key(Id, Cancelled) ->
+    State#state{cancelled = maps:remove(Id, Cancelled)};
+start_async(Id, Name, Args, Depth, #state{worker = Worker, calls = Calls} = State) ->
+    Handler = self(),
+    Run = fun() ->
+              py_nif:worker_async_reply(Worker, Id, run(Name, Args, Depth)),
+              unlink(Handler)
+          end,
+    {Pid, _} = spawn_opt(Run, [link, {monitor, [{tag, {py_async_done, Id}}]}]),
+    State#state{calls = Calls#{Id => Pid}}.
+
+%% An unknown id: its request is still on its way, or it has already
+%% answered (then the entry is never used, and ages out).
+cancel(Id, #state{calls = Calls, cancelled = Cancelled} = State) ->
+    case maps:take(Id, Calls) of
+        {Pid, Rest} ->
+            exit(Pid, kill),
+            State#state{calls = Rest};
+        error when map_size(Cancelled) >= ?MAX_CANCELLED ->
+            Oldest = lists:min(maps:keys(Cancelled)),
+            State#state{cancelled = maps:remove(Oldest, Cancelled#{Id => true})};
+        error ->
+            State#state{cancelled = Cancelled#{Id => true}}
+    end.
+
+%% The answer for a call whose process was killed before it answered.
+died(Reason) ->
+    {error, exit, Reason, format_reason(Reason), []}.
 
 run(Name, Args, Depth) ->
     case py_registry:lookup(Name) of

@@ -38,6 +38,7 @@
 -export([wait_for_timeout_cancels_and_kills_the_erlang_process/1,
          cancel_mid_flight_then_reuse_the_loop/1,
          cancelled_gather_kills_every_process/1,
+         killed_call_process_fails_only_its_call/1,
          late_answer_for_a_closed_loop_is_dropped/1]).
 -export([py_call_of_async_def_returns_its_result/1,
          py_eval_of_a_coroutine_returns_its_result/1,
@@ -50,6 +51,7 @@
          application_stop_fails_every_await_in_flight/1,
          async_calls_work_after_a_restart/1,
          first_calls_of_a_thread_bind_one_handler/1,
+         cancel_before_the_handler_is_bound_reaches_erlang/1,
          many_loops_leave_no_residue/1]).
 
 suite() ->
@@ -60,7 +62,8 @@ all() ->
      {group, coroutines_from_erlang}, {group, framework}, {group, faults}].
 
 groups() ->
-    [{examples, [parallel],
+    %% Sequential: one case times a gather.
+    [{examples, [],
       [fetch_example_runs_under_asyncio_run,
        gather_of_three_functions_returns_each_result,
        three_200ms_functions_gathered_take_about_200ms,
@@ -84,6 +87,7 @@ groups() ->
       [wait_for_timeout_cancels_and_kills_the_erlang_process,
        cancel_mid_flight_then_reuse_the_loop,
        cancelled_gather_kills_every_process,
+       killed_call_process_fails_only_its_call,
        late_answer_for_a_closed_loop_is_dropped]},
      {coroutines_from_erlang, [],
       [py_call_of_async_def_returns_its_result,
@@ -100,6 +104,7 @@ groups() ->
        application_stop_fails_every_await_in_flight,
        async_calls_work_after_a_restart,
        first_calls_of_a_thread_bind_one_handler,
+       cancel_before_the_handler_is_bound_reaches_erlang,
        many_loops_leave_no_residue]}].
 
 init_per_suite(Config) ->
@@ -260,7 +265,7 @@ three_200ms_functions_gathered_take_about_200ms(_Config) ->
         py:eval(<<"as_timed(as_gather('as_sleep', [(200, 1), (200, 2), (200, 3)]))">>),
     ct:log("three 200 ms calls gathered: ~.3f s", [Seconds]),
     %% One after another they would take 0.6 s.
-    ?assert(Seconds >= 0.195 andalso Seconds < 0.45, Seconds).
+    ?assert(Seconds >= 0.195 andalso Seconds < 0.5, Seconds).
 
 thousand_calls_in_flight_from_one_loop(_Config) ->
     {ok, {Results, Seconds}} =
@@ -468,6 +473,23 @@ cancelled_gather_kills_every_process(_Config) ->
     end,
     lists:foreach(fun wait_dead/1, Held).
 
+killed_call_process_fails_only_its_call(_Config) ->
+    Self = self(),
+    ok = py:exec(lines(["async def as_one_killed(pid):",
+                        "    held = as_outcome(erlang.async_call('as_hold', pid, 8))",
+                        "    others = [as_outcome(erlang.async_call('as_sleep', 300, i)) for i in range(3)]",
+                        "    return await asyncio.gather(held, *others)"])),
+    spawn_link(fun() -> Self ! {done, py:eval(<<"asyncio.run(as_one_killed(pid))">>,
+                                              #{pid => Self})} end),
+    {Held, 8} = held(),
+    exit(Held, kill),
+    receive
+        {done, {ok, [{<<"raised">>, <<"ErlangError">>, <<"killed">>, exit, killed},
+                     {<<"ok">>, 0}, {<<"ok">>, 1}, {<<"ok">>, 2}]}} -> ok;
+        {done, Other} -> ct:fail(Other)
+    after 5000 -> ct:fail(no_answer)
+    end.
+
 late_answer_for_a_closed_loop_is_dropped(_Config) ->
     %% A loop closed with a call in flight; the answer arrives later, while
     %% another loop on the same thread waits for its own calls.
@@ -533,15 +555,16 @@ dead_caller_stops_its_coroutine(_Config) ->
     exit(Caller, kill),
     receive {'DOWN', Ref, process, Caller, killed} -> ok end,
     %% The watchdog notices the dead caller within its tick.
-    wait_dead_within(Held, 3000),
-    {ok, [{<<"await_erlang cleaned up">>, 4}]} = py:eval(<<"as_log">>).
+    wait_until(fun() -> not is_process_alive(Held) end, 3000),
+    wait_until(fun() -> py:eval(<<"as_log">>) =:= {ok, [{<<"await_erlang cleaned up">>, 4}]} end,
+               3000).
 
-wait_dead_within(Pid, Ms) when Ms =< 0 ->
-    ct:fail({still_alive, Pid});
-wait_dead_within(Pid, Ms) ->
-    case is_process_alive(Pid) of
-        false -> ok;
-        true -> timer:sleep(20), wait_dead_within(Pid, Ms - 20)
+wait_until(Done, Ms) when Ms =< 0 ->
+    ct:fail({not_done, Done});
+wait_until(Done, Ms) ->
+    case Done() of
+        true -> ok;
+        false -> timer:sleep(20), wait_until(Done, Ms - 20)
     end.
 
 %%% framework
@@ -651,7 +674,8 @@ killed_handler_fails_the_pending_awaits(_Config) ->
         {done, Other} -> ct:fail(Other)
     after 5000 -> ct:fail(no_answer)
     end,
-    [exit(H, kill) || H <- Held].
+    %% The calls' processes ended with their handler.
+    lists:foreach(fun wait_dead/1, Held).
 
 application_stop_fails_every_await_in_flight(_Config) ->
     Self = self(),
@@ -681,11 +705,11 @@ application_stop_fails_every_await_in_flight(_Config) ->
                  "        erlang.async_call('as_identity', 1)",
                  "    except RuntimeError as e:",
                  "        return (type(e).__name__, str(e))"],
-                <<"asyncio.run(as_stopped())">>)
+                <<"asyncio.run(as_stopped())">>),
+        lists:foreach(fun wait_dead/1, Held)
     after
         {ok, _} = application:ensure_all_started(erlang_python),
-        ok = register_functions(),
-        [exit(H, kill) || H <- Held]
+        ok = register_functions()
     end.
 
 async_calls_work_after_a_restart(_Config) ->
@@ -709,19 +733,47 @@ many_loops_leave_no_residue(_Config) ->
     Before = residue(),
     Run(),
     After = residue(),
-    ct:log("workers, handlers, fds, processes before ~p~nafter ~p", [Before, After]),
+    ct:log("workers, handlers, fds before ~p~nafter ~p", [Before, After]),
     Before = After.
 
+%% After a restart no worker has a handler: the next thread's first
+%% requests go through the coordinator.
+restart() ->
+    ok = application:stop(erlang_python),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = register_functions().
+
 first_calls_of_a_thread_bind_one_handler(_Config) ->
-    %% A new thread whose first act is 50 async calls at once: they reach
-    %% the coordinator before it has bound a handler, and all go to one.
-    #{handlers := Before} = py:thread_stats(),
+    %% A thread whose first act is 50 async calls at once: they reach the
+    %% coordinator before it has bound a handler, and all go to one.
+    restart(),
+    #{handlers := 0} = py:thread_stats(),
     {ok, [{<<"ok">>, Results}]} =
         py:eval(<<"as_in_threads(1, lambda i: as_gather('as_identity', [(j,) for j in range(50)]))">>),
     Results = lists:seq(0, 49),
-    #{handlers := After} = py:thread_stats(),
-    ct:log("handlers ~b -> ~b", [Before, After]),
-    ?assert(After =< Before + 1, {Before, After}).
+    #{handlers := 1} = py:thread_stats().
+
+cancel_before_the_handler_is_bound_reaches_erlang(_Config) ->
+    %% The call and its cancel both go through the coordinator.
+    restart(),
+    Self = self(),
+    ok = py:exec(lines(["async def as_cancel_first(pid):",
+                        "    task = asyncio.ensure_future(erlang.async_call('as_hold', pid, 7))",
+                        "    await asyncio.sleep(0)",
+                        "    task.cancel()",
+                        "    try:",
+                        "        await task",
+                        "    except asyncio.CancelledError:",
+                        "        return 'cancelled'",
+                        "def as_cancel_first_main(pid):",
+                        "    return as_in_threads(1, lambda i: as_cancel_first(pid))"])),
+    {ok, [{<<"ok">>, <<"cancelled">>}]} = py:call('__main__', as_cancel_first_main, [Self]),
+    %% The call may have started before its cancel came, or never.
+    receive
+        {as_held, Held, 7} -> wait_dead(Held)
+    after 500 -> ok
+    end,
+    #{handlers := 1} = py:thread_stats().
 
 residue() ->
     %% Let exiting processes finish exiting.
@@ -729,4 +781,4 @@ residue() ->
     Stats = py:thread_stats(),
     {ok, Fds} = file:list_dir("/proc/self/fd"),
     {maps:get(workers_live, Stats) + maps:get(workers_pooled, Stats), maps:get(handlers, Stats),
-     length(Fds), erlang:system_info(process_count)}.
+     length(Fds)}.
