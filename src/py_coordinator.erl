@@ -1,7 +1,9 @@
 %% @private
 %% @doc Spawns a handler process for each thread worker on its first
-%% request, and links to it so that stopping the application ends every
-%% handler (which wakes any Python thread waiting on one).
+%% request, and links to it. Handlers trap exits (so that one call process
+%% dying does not end them), so when the coordinator stops it kills them:
+%% stopping the application ends every handler, which wakes any Python
+%% thread waiting on one.
 %%
 %% Requests go from a thread straight to its handler; only those sent
 %% before the handler was bound come here (several, when a thread starts
@@ -11,7 +13,7 @@
 -behaviour(gen_server).
 
 -export([start_link/0, handler_count/0]).
--export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
@@ -30,10 +32,7 @@ init([]) ->
 -spec handle_call(term(), gen_server:from(), map()) ->
     {reply, non_neg_integer() | {error, unknown_call}, map()}.
 handle_call(handler_count, _From, State) ->
-    %% Every link but the one to the supervisor is a handler.
-    {links, Links} = process_info(self(), links),
-    [Parent | _] = get('$ancestors'),
-    {reply, length([Pid || Pid <- Links, Pid =/= whereis(Parent), Pid =/= Parent]), State};
+    {reply, length(handlers()), State};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
@@ -66,3 +65,13 @@ handle_info({'EXIT', _Handler, _Reason}, State) ->
     {noreply, State};
 handle_info(_Other, State) ->
     {noreply, State}.
+
+-spec terminate(term(), map()) -> ok.
+terminate(_Reason, _State) ->
+    lists:foreach(fun(Handler) -> exit(Handler, kill) end, handlers()).
+
+%% Every link but the one to the supervisor is a handler.
+handlers() ->
+    {links, Links} = process_info(self(), links),
+    [Parent | _] = get('$ancestors'),
+    [Pid || Pid <- Links, Pid =/= whereis(Parent), Pid =/= Parent].

@@ -4,15 +4,15 @@
 %%
 %% An `erlang.call' (the thread waits) runs in the handler itself, one at a
 %% time. An `erlang.async_call' runs in a process of its own, so any number
-%% run at once. That process is linked to the handler, so it ends with it
-%% (the worker then reports the thread's async calls lost, and they are);
-%% it unlinks once it has answered. The handler traps exits while it waits
-%% for requests, so a call process that dies does not take it along, and
-%% ends itself when its parent, the coordinator, does. A sync call runs with
-%% exits not trapped, as in any plain process. A call process killed before
-%% it answered fails its call with an exit. Cancelling an async call from
-%% Python kills its process; a cancel can overtake its request (forwarded by
-%% the coordinator), so a cancel for an unknown id is remembered (at most
+%% run at once. That process is linked to the handler until it has
+%% answered, so it ends with the handler (the worker then reports the
+%% thread's async calls lost, and they are). The handler traps exits: a call
+%% process killed before it answered fails only its own call, even while
+%% the handler runs a sync call. The coordinator kills its handlers when it
+%% stops; if it is killed, an idle handler ends on its exit signal, a busy
+%% one when its sync call returns. Cancelling an async call from Python
+%% kills its process; a cancel can overtake its request (forwarded by the
+%% coordinator), so a cancel for an unknown id is remembered (at most
 %% ?MAX_CANCELLED of them, the oldest dropped first).
 %%
 %% The coordinator spawns the handler on the worker's first request;
@@ -44,9 +44,7 @@ init(Worker, Parent) ->
 loop(#state{worker = Worker, parent = Parent, calls = Calls} = State) ->
     receive
         {py_call, _Worker, Serial, Name, Args, Depth} ->
-            process_flag(trap_exit, false),
             Reply = run(Name, Args, Depth),
-            process_flag(trap_exit, true),
             case py_nif:worker_reply(Worker, Serial, Reply) =:= ok orelse
                 py_nif:worker_handler(Worker) =:= {ok, self()} of
                 true -> loop(State);

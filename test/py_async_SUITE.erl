@@ -39,6 +39,7 @@
          cancel_mid_flight_then_reuse_the_loop/1,
          cancelled_gather_kills_every_process/1,
          killed_call_process_fails_only_its_call/1,
+         killed_call_process_during_a_sync_call_fails_only_its_call/1,
          late_answer_for_a_closed_loop_is_dropped/1]).
 -export([py_call_of_async_def_returns_its_result/1,
          py_eval_of_a_coroutine_returns_its_result/1,
@@ -88,6 +89,7 @@ groups() ->
        cancel_mid_flight_then_reuse_the_loop,
        cancelled_gather_kills_every_process,
        killed_call_process_fails_only_its_call,
+       killed_call_process_during_a_sync_call_fails_only_its_call,
        late_answer_for_a_closed_loop_is_dropped]},
      {coroutines_from_erlang, [],
       [py_call_of_async_def_returns_its_result,
@@ -138,7 +140,9 @@ register_functions() ->
           {as_throw, fun([X]) -> throw({as_ball, X}) end},
           {as_via_python, fun([X]) -> {ok, R} = py:call('__main__', as_add_ten, [X]), R end},
           %% Tells the test which process runs it, then waits to be killed.
-          {as_hold, fun([Pid, X]) -> Pid ! {as_held, self(), X}, timer:sleep(60000), X end}],
+          {as_hold, fun([Pid, X]) -> Pid ! {as_held, self(), X}, timer:sleep(60000), X end},
+          %% Tells the test which process runs it, then waits for go.
+          {as_block, fun([Pid]) -> Pid ! {as_blocked, self()}, receive go -> unblocked end end}],
     lists:foreach(fun({Name, Fun}) -> ok = py:register_function(Name, Fun) end, Fs).
 
 %% The Python side, in the shared __main__ (where `erlang' is imported).
@@ -489,6 +493,30 @@ killed_call_process_fails_only_its_call(_Config) ->
         {done, Other} -> ct:fail(Other)
     after 5000 -> ct:fail(no_answer)
     end.
+
+killed_call_process_during_a_sync_call_fails_only_its_call(_Config) ->
+    %% The thread blocks in erlang.call while its async call's process is
+    %% killed: the handler running the sync call carries on.
+    Self = self(),
+    ok = py:exec(lines(["async def as_killed_while_blocked(pid):",
+                        "    held = as_outcome(erlang.async_call('as_hold', pid, 9))",
+                        "    blocked = erlang.call('as_block', pid)",
+                        "    return blocked, await held"])),
+    spawn_link(fun() -> Self ! {done, py:eval(<<"asyncio.run(as_killed_while_blocked(pid))">>,
+                                              #{pid => Self})} end),
+    {Held, 9} = held(),
+    Handler = receive {as_blocked, H} -> H after 5000 -> ct:fail(not_blocked) end,
+    exit(Held, kill),
+    wait_dead(Held),
+    %% Let the exit signal reach the handler before it may return.
+    timer:sleep(50),
+    Handler ! go,
+    receive
+        {done, {ok, {unblocked, {<<"raised">>, <<"ErlangError">>, <<"killed">>, exit, killed}}}} -> ok;
+        {done, Other} -> ct:fail(Other)
+    after 5000 -> ct:fail(no_answer)
+    end,
+    true = is_process_alive(Handler).
 
 late_answer_for_a_closed_loop_is_dropped(_Config) ->
     %% A loop closed with a call in flight; the answer arrives later, while
