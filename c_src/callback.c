@@ -109,6 +109,10 @@ pyerl_encode_request(PyObject *const *args, Py_ssize_t nargs, const char *usage,
         PyErr_Format(PyExc_TypeError, "%s: name must be a str", usage);
         return NULL;
     }
+    if (pyerl_in_forked_child()) {
+        pyerl_set_forked_child_error(usage);
+        return NULL;
+    }
     out->depth = (call ? call->depth : 0) + 1;
     if (out->depth > limit) {
         PyErr_Format(PyExc_RecursionError,
@@ -190,6 +194,10 @@ pyerl_erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     (void)module;
     if (nargs != 2 || Py_TYPE(args[0]) != pyerl_pid_type) {
         PyErr_SetString(PyExc_TypeError, "erlang.send(pid, message): pid must be an erlang.Pid");
+        return NULL;
+    }
+    if (pyerl_in_forked_child()) {
+        pyerl_set_forked_child_error("erlang.send(pid, message)");
         return NULL;
     }
     if (!(env = enif_alloc_env())) {

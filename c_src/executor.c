@@ -187,6 +187,11 @@ pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env
         /* An async def function: its result is what the coroutine returns. */
         Py_SETREF(result, pyerl_run_coroutine(result));
     }
+    if (pyerl_in_forked_child()) {
+        /* os.fork() in this call, and this is the child: the VM's code
+         * below cannot run here. */
+        pyerl_end_forked_child(result == NULL);
+    }
     converted =
         result && (req->op == PYERL_EXEC || pyerl_py_to_term(out_env, result, &value, "result"));
     /* Dropping the result may run __del__ code: still inside the call. */

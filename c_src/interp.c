@@ -16,12 +16,8 @@
  * standard streams are unbuffered, so output from Python reaches the VM's
  * terminal when it is written, interleaved correctly with Erlang's.
  *
- * One signal is changed: the BEAM ignores SIGCHLD, which makes the kernel
- * reap children at once, so Python's subprocess could never collect an exit
- * status and would report 0 for every child. SIGCHLD goes back to its
- * default (no handler, children kept until waited for). The BEAM's own
- * children are the port helper's, not the VM process's, so nothing of the
- * BEAM waits on it.
+ * What Python may do to the process it shares with the VM (signals, fork,
+ * os._exit) is set up by process.c.
  *
  * Every OS thread that runs Python for us (dirty schedulers, pool threads)
  * gets one PyThreadState on its first use and keeps it: making one per call
@@ -30,7 +26,6 @@
 #include "pyerl.h"
 
 #include <dlfcn.h>
-#include <signal.h>
 #include <stdio.h>
 
 #ifndef PYERL_LIBPYTHON
@@ -61,17 +56,6 @@ pin_libraries(char *err, size_t err_size)
         return -1;
     }
     return 0;
-}
-
-static void
-restore_default_sigchld(void)
-{
-    struct sigaction action;
-
-    if (sigaction(SIGCHLD, NULL, &action) == 0 && action.sa_handler == SIG_IGN) {
-        action.sa_handler = SIG_DFL;
-        sigaction(SIGCHLD, &action, NULL);
-    }
 }
 
 static int
@@ -117,7 +101,7 @@ setup_interpreter(const char *async_source, char *err, size_t err_size)
     Py_INCREF(main_dict);
     erlang_module = PyImport_ImportModule("erlang");
     if (!erlang_module || pyerl_install_sleep(erlang_module) < 0 ||
-        pyerl_async_install(erlang_module, async_source) < 0 ||
+        pyerl_install_exit_guard() < 0 || pyerl_async_install(erlang_module, async_source) < 0 ||
         PyDict_SetItemString(main_dict, "erlang", erlang_module) < 0) {
         goto done;
     }
@@ -144,7 +128,10 @@ pyerl_interp_start(const char *async_source, char *err, size_t err_size)
         snprintf(err, err_size, "cannot register the erlang module");
         return -1;
     }
-    restore_default_sigchld();
+    if (pyerl_process_setup() < 0) {
+        snprintf(err, err_size, "cannot watch for forks");
+        return -1;
+    }
     if (init_python(err, err_size) < 0) {
         return -1;
     }

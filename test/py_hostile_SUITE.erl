@@ -1,7 +1,9 @@
 %% Hostile input: every NIF entry point given what it does not expect, and
 %% values built to hurt (huge, deeply nested, enormous integers, objects that
-%% raise while being converted, floods of distinct strings). Each must give
-%% a clear error or the right value, and the VM must go on working.
+%% raise while being converted, floods of distinct strings and exception
+%% classes), and Python code that acts on the process it shares with the VM
+%% (os._exit, os.fork, multiprocessing). Each must give a clear error or the
+%% right value, and the VM must go on working.
 -module(py_hostile_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -12,18 +14,34 @@
          very_deep_erlang_term_is_refused/1, very_deep_python_value_is_refused/1,
          enormous_integer_crosses_both_ways/1, raising_hash_during_conversion_is_an_error/1,
          raising_repr_in_an_error_path_is_harmless/1, distinct_strings_make_no_atoms/1,
-         invalid_utf8_names_are_errors/1]).
+         million_exception_class_names_make_no_atoms/1, invalid_utf8_names_are_errors/1]).
+-export([os_exit_raises_system_exit_in_the_vm/1, forked_child_exits_with_its_status/1,
+         forked_child_that_returns_ends_with_status_0/1,
+         forked_child_that_raises_ends_with_status_1/1,
+         forked_child_cannot_call_erlang/1, multiprocessing_fork_pool_maps/1]).
 
 all() ->
     [nif_entry_points_reject_wrong_types, huge_list_crosses_both_ways,
      very_deep_erlang_term_is_refused, very_deep_python_value_is_refused,
      enormous_integer_crosses_both_ways, raising_hash_during_conversion_is_an_error,
      raising_repr_in_an_error_path_is_harmless, distinct_strings_make_no_atoms,
-     invalid_utf8_names_are_errors].
+     million_exception_class_names_make_no_atoms, invalid_utf8_names_are_errors,
+     os_exit_raises_system_exit_in_the_vm, forked_child_exits_with_its_status,
+     forked_child_that_returns_ends_with_status_0, forked_child_that_raises_ends_with_status_1,
+     forked_child_cannot_call_erlang, multiprocessing_fork_pool_maps].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erlang_python),
     ok = py:exec(<<"def hostile_ident(x): return x">>),
+    %% fork_then(child): forks; the child runs child() (which may return or
+    %% raise into the NIF, or call os._exit), the parent waits for it and
+    %% returns its exit code.
+    ok = py:exec(<<"import os\n"
+                   "def fork_then(child):\n"
+                   "    pid = os.fork()\n"
+                   "    if pid == 0:\n"
+                   "        return child()\n"
+                   "    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])\n">>),
     Config.
 
 end_per_suite(_Config) ->
@@ -99,14 +117,93 @@ distinct_strings_make_no_atoms(_Config) ->
                    "    return {'k%d' % i: 'v%d' % i for i in range(n)}\n">>),
     {ok, _} = py:call('__main__', hostile_strings, [10]),
     Before = erlang:system_info(atom_count),
-    {ok, Map} = py:call('__main__', hostile_strings, [200000]),
-    200000 = map_size(Map),
+    {ok, Map} = py:call('__main__', hostile_strings, [1000000]),
+    1000000 = map_size(Map),
     <<"v7">> = maps:get(<<"k7">>, Map),
     After = erlang:system_info(atom_count),
     ?assert(After - Before < 10, {atoms_grew, After - Before}).
+
+%% Each call raises an instance of a class made for it, so a million
+%% different exception type names reach Erlang.
+million_exception_class_names_make_no_atoms(_Config) ->
+    ok = py:exec(<<"def hostile_raise_new_class(i):\n"
+                   "    raise type('HostileGenerated%d' % i, (Exception,), {})(i)\n">>),
+    {error, _} = py:call('__main__', hostile_raise_new_class, [0]),
+    Before = erlang:system_info(atom_count),
+    Workers = 4,
+    PerWorker = 250000,
+    Self = self(),
+    Pids = [spawn_link(fun() ->
+                           First = W * PerWorker,
+                           [{error, {<<"__main__.HostileGenerated", _/binary>>, _}} =
+                                py:call('__main__', hostile_raise_new_class, [I])
+                            || I <- lists:seq(First, First + PerWorker - 1)],
+                           Self ! {done, self()}
+                       end) || W <- lists:seq(0, Workers - 1)],
+    [receive {done, Pid} -> ok end || Pid <- Pids],
+    After = erlang:system_info(atom_count),
+    ?assert(After - Before < 10, {atoms_grew, After - Before}),
+    {error, {<<"__main__.HostileGenerated7">>, <<"7">>}} =
+        py:call('__main__', hostile_raise_new_class, [7]).
 
 invalid_utf8_names_are_errors(_Config) ->
     {error, {_, _}} = py:call(<<255, 254>>, f, []),
     {error, {_, _}} = py:call(math, <<255>>, []),
     {error, {'UnicodeDecodeError', _}} = py:call(json, dumps, [1], #{<<255>> => 1}),
+    {ok, 2} = py:eval(<<"1 + 1">>).
+
+%%% The process Python shares with the VM
+
+os_exit_raises_system_exit_in_the_vm(_Config) ->
+    {error, {'SystemExit', <<"3">>}} = py:eval(<<"os._exit(3)">>),
+    {error, {'SystemExit', <<"4">>}} = py:eval(<<"__import__('posix')._exit(4)">>),
+    {error, {'TypeError', _}} = py:eval(<<"os._exit('x')">>),
+    {ok, 2} = py:eval(<<"1 + 1">>).
+
+forked_child_exits_with_its_status(_Config) ->
+    {ok, 7} = py:eval(<<"fork_then(lambda: os._exit(7))">>, #{}, 10000),
+    {ok, 2} = py:eval(<<"1 + 1">>).
+
+%% The child's Python code returns into the NIF, which ends the child as a
+%% script that runs off its end: the parent (the VM) is unaffected.
+forked_child_that_returns_ends_with_status_0(_Config) ->
+    {ok, 0} = py:eval(<<"fork_then(lambda: 'returned in the child')">>, #{}, 10000),
+    {ok, 2} = py:eval(<<"1 + 1">>).
+
+forked_child_that_raises_ends_with_status_1(_Config) ->
+    {ok, 1} = py:eval(<<"fork_then(lambda: 1 / 0)">>, #{}, 10000),
+    {ok, 2} = py:eval(<<"1 + 1">>).
+
+forked_child_cannot_call_erlang(_Config) ->
+    ok = py:register_function(hostile_double, fun([X]) -> 2 * X end),
+    ok = py:exec(<<"def hostile_child_calls(which):\n"
+                   "    r, w = os.pipe()\n"
+                   "    def child():\n"
+                   "        try:\n"
+                   "            which()\n"
+                   "            os.write(w, b'reached Erlang')\n"
+                   "        except RuntimeError as e:\n"
+                   "            os.write(w, str(e).encode())\n"
+                   "        os._exit(0)\n"
+                   "    fork_then(child)\n"
+                   "    os.close(w)\n"
+                   "    with os.fdopen(r, 'rb') as f:\n"
+                   "        return f.read()\n">>),
+    Calls = [<<"lambda: erlang.call('hostile_double', 1)">>,
+             <<"lambda: erlang.hostile_double(1)">>,
+             <<"lambda p=pid: erlang.send(p, 1)">>],
+    [begin
+         {ok, Text} = py:eval(<<"hostile_child_calls(", Call/binary, ")">>, #{pid => self()}, 10000),
+         {match, _} = re:run(Text, "cannot be reached from a process forked from the VM")
+     end || Call <- Calls],
+    %% The parent still reaches Erlang.
+    {ok, 4} = py:eval(<<"erlang.call('hostile_double', 2)">>).
+
+%% Its children end through os._exit, which must end them.
+multiprocessing_fork_pool_maps(_Config) ->
+    ok = py:exec(<<"def hostile_pool_squares(xs):\n"
+                   "    import multiprocessing, operator\n"
+                   "    with multiprocessing.get_context('fork').Pool(2) as pool:\n"
+                   "        return pool.starmap(operator.mul, [(x, x) for x in xs])\n">>),
+    {ok, [1, 4, 9]} = py:call('__main__', hostile_pool_squares, [[1, 2, 3]], #{}, 30000),
     {ok, 2} = py:eval(<<"1 + 1">>).
