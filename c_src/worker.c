@@ -23,6 +23,12 @@
  * the handler dies, every async call sent so far is reported lost (the
  * thread fails those still pending), so no await waits forever.
  *
+ * If py_nif is deleted and purged, ERTS forgets its resource types, and the
+ * module loaded afterwards makes a new worker type: existing workers (bound
+ * to threads, or pooled) are then foreign to Erlang and to the new
+ * instance's NIFs. A thread finds out on its next request, drops its
+ * worker, and takes a new one. (An upgrade keeps the type: nothing to do.)
+ *
  * Locking: `lock` guards the slot, the async queue and the handler fields.
  * It is never held while taking the GIL or waiting.
  */
@@ -60,12 +66,14 @@ struct pyerl_worker {
     ERL_NIF_TERM async_replies; /* [{Id, Reply}], newest first */
     uint64_t lost_upto;         /* async ids up to this lost their handler */
     uint64_t live_from;         /* lower ids were sent by a thread now gone */
+    ErlNifResourceType *type;   /* what it was made as; set once */
     /* bound thread only: */
     ErlNifEnv *taken_env;           /* owns the batch last taken from async_replies */
     struct pyerl_worker *next_free; /* guarded by free_lock */
 };
 
-static ErlNifResourceType *worker_type;
+/* Set by load and upgrade while threads may be reading it. */
+static ErlNifResourceType *_Atomic worker_type;
 static pthread_key_t worker_key;
 static _Thread_local struct pyerl_worker *thread_worker;
 
@@ -176,31 +184,76 @@ pyerl_send(ErlNifEnv *caller_env, const ErlNifPid *to, ErlNifEnv *msg_env, ERL_N
 
 /* ---- binding workers to threads -------------------------------------- */
 
+/* Whether w was made by the module instance loaded now (see the top). */
+static int
+is_current(const struct pyerl_worker *w)
+{
+    return w->type == worker_type;
+}
+
+/* A worker's thread is done with it: it goes on the free list, or is
+ * dropped if it is no longer current. Checked under free_lock, as
+ * drop_stale_pooled sweeps, so that no stale worker stays pooled. */
 static void
 return_worker(void *obj)
 {
     struct pyerl_worker *w = obj;
+    int current;
 
     pthread_mutex_lock(&w->lock);
     clear_async(w);
     pthread_mutex_unlock(&w->lock);
     pthread_mutex_lock(&free_lock);
-    w->next_free = free_workers;
-    free_workers = w;
     workers_bound--;
-    workers_free++;
+    current = is_current(w);
+    if (current) {
+        w->next_free = free_workers;
+        free_workers = w;
+        workers_free++;
+    }
     pthread_mutex_unlock(&free_lock);
+    if (!current) {
+        enif_release_resource(w);
+    }
+}
+
+/* After a load that made a new worker type: drops the pooled workers of
+ * the old one. */
+static void
+drop_stale_pooled(void)
+{
+    struct pyerl_worker *w, **link, *stale = NULL;
+
+    pthread_mutex_lock(&free_lock);
+    link = &free_workers;
+    while ((w = *link)) {
+        if (is_current(w)) {
+            link = &w->next_free;
+            continue;
+        }
+        *link = w->next_free;
+        workers_free--;
+        w->next_free = stale;
+        stale = w;
+    }
+    pthread_mutex_unlock(&free_lock);
+    while ((w = stale)) {
+        stale = w->next_free;
+        enif_release_resource(w);
+    }
 }
 
 static struct pyerl_worker *
 new_worker(void)
 {
-    struct pyerl_worker *w = enif_alloc_resource(worker_type, sizeof *w);
+    ErlNifResourceType *type = worker_type;
+    struct pyerl_worker *w = enif_alloc_resource(type, sizeof *w);
 
     if (!w) {
         return NULL;
     }
     memset(w, 0, sizeof *w);
+    w->type = type;
     pthread_mutex_init(&w->lock, NULL);
     w->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     w->send_env = enif_alloc_env();
@@ -220,8 +273,13 @@ pyerl_worker_for_thread(void)
 {
     struct pyerl_worker *w = thread_worker;
 
-    if (w) {
+    if (w && is_current(w)) {
         return w;
+    }
+    if (w) {
+        thread_worker = NULL;
+        pthread_setspecific(worker_key, NULL);
+        return_worker(w);
     }
     pthread_mutex_lock(&free_lock);
     w = free_workers;
@@ -641,11 +699,16 @@ pyerl_worker_init(ErlNifEnv *env)
 {
     static int key_ready;
     ErlNifResourceTypeInit init = {.dtor = worker_dtor, .down = worker_down};
+    ErlNifResourceType *previous = worker_type, *type;
 
-    worker_type = enif_open_resource_type_x(env, "pyerl_worker", &init,
-                                            ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, NULL);
-    if (!worker_type) {
+    type = enif_open_resource_type_x(env, "pyerl_worker", &init,
+                                     ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, NULL);
+    if (!type) {
         return -1;
+    }
+    worker_type = type;
+    if (previous && previous != type) {
+        drop_stale_pooled();
     }
     if (!key_ready) {
         if (pthread_key_create(&worker_key, return_worker) != 0) {

@@ -1,0 +1,305 @@
+%% Fault injection (issue "Reliability"): the processes of the application
+%% are killed, the application is stopped, and the NIF module is reloaded
+%% or unloaded, while Python threads, event loops and Erlang callers are all
+%% busy. Every call must end with its own result or a clean error, no
+%% waiter may hang, the VM must not crash, and afterwards everything works.
+-module(py_fault_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, groups/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2,
+         end_per_testcase/2]).
+-export([handlers_killed_under_load/1, coordinator_killed_under_load/1,
+         application_stopped_under_load/1, callers_killed_mid_call/1]).
+-export([reload_of_py_nif_keeps_calls_working/1,
+         unload_and_load_of_py_nif_keeps_the_interpreter/1]).
+
+%% How long each load runs, and how much longer than that it may take to
+%% wind down once the faults stop.
+-define(LOAD_MS, 3000).
+-define(WIND_DOWN_MS, 15000).
+
+all() ->
+    [{group, kills}, {group, module}].
+
+%% Sequential: each case kills shared processes or reloads the module.
+groups() ->
+    [{kills, [],
+      [handlers_killed_under_load, coordinator_killed_under_load,
+       application_stopped_under_load, callers_killed_mid_call]},
+     {module, [],
+      [reload_of_py_nif_keeps_calls_working,
+       unload_and_load_of_py_nif_keeps_the_interpreter]}].
+
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = define_python(),
+    Config.
+
+end_per_suite(_Config) ->
+    ok.
+
+%% Registered anew each time: a case may have restarted the application,
+%% which empties the registry.
+init_per_testcase(_Case, Config) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = register_functions(),
+    Config.
+
+end_per_testcase(_Case, _Config) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok.
+
+register_functions() ->
+    ok = py:register_function(fault_ident, fun([X]) -> X end),
+    ok = py:register_function(fault_sleep, fun([Ms, X]) -> timer:sleep(Ms), X end).
+
+define_python() ->
+    py:exec(lines(
+      ["import asyncio, collections, threading, time",
+       "",
+       "def fault_load(ncallers, nloops, seconds):",
+       "    '''ncallers threads looping erlang.call and nloops threads each",
+       "    running an event loop that gathers 20 erlang.async_calls at a time,",
+       "    for the given seconds. Every result is checked against what was",
+       "    sent; returns the outcomes counted: 'ok', 'wrong', or the name of",
+       "    the exception raised.'''",
+       "    deadline = time.monotonic() + seconds",
+       "    counts = collections.Counter()",
+       "    lock = threading.Lock()",
+       "    def caller(k):",
+       "        c = collections.Counter()",
+       "        i = 0",
+       "        while time.monotonic() < deadline:",
+       "            i += 1",
+       "            try:",
+       "                c['ok' if erlang.call('fault_ident', (k, i)) == (k, i) else 'wrong'] += 1",
+       "            except Exception as e:",
+       "                c[type(e).__name__] += 1",
+       "                time.sleep(0.001)",
+       "        with lock:",
+       "            counts.update(c)",
+       "    def looper(k):",
+       "        c = collections.Counter()",
+       "        async def main():",
+       "            i = 0",
+       "            while time.monotonic() < deadline:",
+       "                args = [(k, i + j) for j in range(20)]",
+       "                i += 20",
+       "                futures = []",
+       "                try:",
+       "                    for a in args:",
+       "                        futures.append(erlang.async_call('fault_ident', a))",
+       "                except Exception as e:",
+       "                    c[type(e).__name__] += 1",
+       "                results = await asyncio.gather(*futures, return_exceptions=True)",
+       "                for a, r in zip(args, results):",
+       "                    if isinstance(r, BaseException):",
+       "                        c[type(r).__name__] += 1",
+       "                    else:",
+       "                        c['ok' if r == a else 'wrong'] += 1",
+       "                if len(futures) < len(args):",
+       "                    await asyncio.sleep(0.001)",
+       "        asyncio.run(main())",
+       "        with lock:",
+       "            counts.update(c)",
+       "    threads = ([threading.Thread(target=caller, args=(k,)) for k in range(ncallers)] +",
+       "               [threading.Thread(target=looper, args=(ncallers + k,)) for k in range(nloops)])",
+       "    for t in threads: t.start()",
+       "    for t in threads: t.join()",
+       "    return dict(counts)",
+       "",
+       "def fault_reenter(x):",
+       "    return erlang.call('fault_ident', x)",
+       "",
+       "def fault_sleep_then_call(ms, x):",
+       "    time.sleep(ms / 1000)",
+       "    return erlang.call('fault_ident', x)"])).
+
+lines(Lines) ->
+    iolist_to_binary([[Line, "\n"] || Line <- Lines]).
+
+%%% kills
+
+handlers_killed_under_load(_Config) ->
+    Load = start_load(),
+    Kills = kill_repeatedly(fun() -> [exit(H, kill) || H <- handlers()] end, 100),
+    Outcomes = wait_load(Load),
+    ct:log("handlers killed ~b times: ~p", [Kills, Outcomes]),
+    check_outcomes(Outcomes, [<<"ErlangError">>]),
+    works_afterwards().
+
+coordinator_killed_under_load(_Config) ->
+    Load = start_load(),
+    %% Fewer than the supervisor's 5 restarts in 10 s, or it gives up and
+    %% the application stops (as it should).
+    Kills = kill_repeatedly(fun() ->
+                                    case whereis(py_coordinator) of
+                                        undefined -> ok;
+                                        Pid -> exit(Pid, kill)
+                                    end
+                            end, 800),
+    Outcomes = wait_load(Load),
+    ct:log("coordinator killed ~b times: ~p", [Kills, Outcomes]),
+    %% While no coordinator is registered a first request cannot be sent:
+    %% RuntimeError, as when the application is not running.
+    check_outcomes(Outcomes, [<<"ErlangError">>, <<"RuntimeError">>]),
+    works_afterwards().
+
+application_stopped_under_load(_Config) ->
+    Load = start_load(),
+    timer:sleep(?LOAD_MS div 3),
+    ok = application:stop(erlang_python),
+    timer:sleep(?LOAD_MS div 3),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = register_functions(),
+    Outcomes = wait_load(Load),
+    ct:log("application stopped and started: ~p", [Outcomes]),
+    %% Until the functions are registered again, calls find none.
+    check_outcomes(Outcomes, [<<"ErlangError">>, <<"RuntimeError">>, <<"UnknownFunctionError">>]),
+    works_afterwards().
+
+%% Callers of py:call killed while their Python code sleeps or waits in
+%% erlang.call: the Python work is stopped, and nothing stays running.
+callers_killed_mid_call(_Config) ->
+    Callers = [spawn(fun() -> py:call('__main__', fault_sleep_then_call, [Ms, Ms]) end)
+               || Ms <- lists:seq(1, 200, 5)],
+    ok = py:register_function(fault_ident, fun([X]) -> timer:sleep(X), X end),
+    timer:sleep(100),
+    [exit(Pid, kill) || Pid <- Callers],
+    ok = register_functions(),
+    wait_until(fun() ->
+                       #{dirty_running := Dirty, pool_queued := Queued, pool_threads := Threads,
+                         pool_idle := Idle} = py:stats(),
+                       {Dirty, Queued, Threads - Idle} =:= {0, 0, 0}
+               end, 5000),
+    works_afterwards().
+
+%%% module
+
+%% A new version of py_nif loaded while calls of every kind are in flight
+%% (the upgrade callback), then the old one purged once they have drained.
+reload_of_py_nif_keeps_calls_working(_Config) ->
+    ok = py:exec(<<"fault_kept = 'defined before the reload'">>),
+    Load = start_load(),
+    timer:sleep(?LOAD_MS div 2),
+    {module, py_nif} = code:load_file(py_nif),
+    Outcomes = wait_load(Load),
+    true = code:soft_purge(py_nif),
+    ct:log("reloaded under load: ~p", [Outcomes]),
+    check_outcomes(Outcomes, []),
+    {ok, <<"defined before the reload">>} = py:eval(<<"fault_kept">>),
+    works_afterwards().
+
+%% py_nif deleted and purged (the library's unload), then loaded again (its
+%% load callback, not upgrade): the interpreter and its state are the same.
+unload_and_load_of_py_nif_keeps_the_interpreter(_Config) ->
+    ok = py:exec(<<"fault_kept = 'defined before the unload'">>),
+    {ok, _} = py:eval(<<"fault_load(2, 1, 0.2)">>, #{}, 10000),
+    ok = application:stop(erlang_python),
+    true = code:delete(py_nif),
+    true = code:soft_purge(py_nif),
+    false = code:is_loaded(py_nif),
+    {module, py_nif} = code:load_file(py_nif),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = register_functions(),
+    {ok, <<"defined before the unload">>} = py:eval(<<"fault_kept">>),
+    works_afterwards().
+
+%%% helpers
+
+%% The Python load (4 threads calling, 2 event loops) in a process of its
+%% own, and 4 Erlang processes calling Python (which calls back) meanwhile.
+start_load() ->
+    Self = self(),
+    Python = spawn_link(fun() ->
+                                Self ! {python_load, py:call('__main__', fault_load,
+                                                             [4, 2, ?LOAD_MS / 1000], #{},
+                                                             ?LOAD_MS + ?WIND_DOWN_MS)}
+                        end),
+    Until = erlang:monotonic_time(millisecond) + ?LOAD_MS,
+    Erlang = [spawn_link(fun() -> Self ! {erlang_load, erlang_load(K, 0, Until, #{})} end)
+              || K <- lists:seq(1, 4)],
+    {Python, Erlang}.
+
+erlang_load(K, I, Until, Counts) ->
+    case erlang:monotonic_time(millisecond) < Until of
+        false ->
+            Counts;
+        true ->
+            Outcome = case py:call('__main__', fault_reenter, [{K, I}]) of
+                          {ok, {K, I}} -> ok;
+                          {ok, _} -> wrong;
+                          {error, {Type, _}} when is_atom(Type) -> atom_to_binary(Type);
+                          {error, {<<"erlang.", Type/binary>>, _}} -> Type;
+                          {error, Other} -> Other
+                      end,
+            erlang_load(K, I + 1, Until, maps:update_with(Outcome, fun(N) -> N + 1 end, 1, Counts))
+    end.
+
+%% Every outcome of both loads, counted together.
+wait_load({_Python, Erlang}) ->
+    Deadline = ?LOAD_MS + ?WIND_DOWN_MS,
+    Python = receive
+                 {python_load, {ok, PythonCounts}} -> PythonCounts;
+                 {python_load, Error} -> ct:fail({python_load_failed, Error})
+             after Deadline -> ct:fail(python_load_hung)
+             end,
+    lists:foldl(fun(_, Acc) ->
+                        receive
+                            {erlang_load, Counts} -> merge(Counts, Acc)
+                        after Deadline -> ct:fail(erlang_load_hung)
+                        end
+                end, normalise(Python), Erlang).
+
+normalise(Counts) ->
+    maps:fold(fun(<<"ok">>, N, Acc) -> Acc#{ok => N};
+                 (<<"wrong">>, N, Acc) -> Acc#{wrong => N};
+                 (K, N, Acc) -> Acc#{K => N}
+              end, #{}, Counts).
+
+merge(A, B) ->
+    maps:fold(fun(K, N, Acc) -> maps:update_with(K, fun(M) -> M + N end, N, Acc) end, B, A).
+
+%% Calls succeeded, none got another's result, and every failure was one of
+%% the clean errors Allowed.
+check_outcomes(Outcomes, Allowed) ->
+    ?assert(maps:get(ok, Outcomes, 0) > 0, Outcomes),
+    0 = maps:get(wrong, Outcomes, 0),
+    Unexpected = maps:without([ok, wrong | Allowed], Outcomes),
+    ?assertEqual(#{}, Unexpected).
+
+%% Runs Kill every Ms while the load runs; how many times it ran.
+kill_repeatedly(Kill, Ms) ->
+    kill_repeatedly(Kill, Ms, erlang:monotonic_time(millisecond) + ?LOAD_MS - 500, 0).
+
+kill_repeatedly(Kill, Ms, Until, N) ->
+    timer:sleep(Ms),
+    case erlang:monotonic_time(millisecond) < Until of
+        true -> Kill(), kill_repeatedly(Kill, Ms, Until, N + 1);
+        false -> N
+    end.
+
+handlers() ->
+    case whereis(py_coordinator) of
+        undefined ->
+            [];
+        Coordinator ->
+            {links, Links} = process_info(Coordinator, links),
+            [Pid || Pid <- Links, Pid =/= whereis(erlang_python_sup)]
+    end.
+
+works_afterwards() ->
+    {ok, 4.0} = py:call(math, sqrt, [16]),
+    {ok, {1, 2}} = py:call('__main__', fault_reenter, [{1, 2}]),
+    {ok, Counts} = py:call('__main__', fault_load, [2, 1, 0.2], #{}, 10000),
+    ?assertEqual([<<"ok">>], maps:keys(Counts)).
+
+wait_until(Done, Ms) when Ms =< 0 ->
+    ?assert(Done());
+wait_until(Done, Ms) ->
+    case Done() of
+        true -> ok;
+        false -> timer:sleep(20), wait_until(Done, Ms - 20)
+    end.
