@@ -7,13 +7,17 @@
 #   make bench   call latency, with baselines measured in the same run
 #   make asan    the suites in ASAN_SUITES (default: all) against the NIF
 #                built with AddressSanitizer and UBSan
+#   make soak    SOAK_SECONDS (default 60) of mixed load while processes are
+#                killed at random; prints what it did and the resources
+#                before and after, fails on a hang, a wrong or unclean
+#                result, or a leak
 #
 # PYTHON selects the Python to embed (default: python3 on PATH).
 
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: all deps build test demo matrix bench asan format-check clean
+.PHONY: all deps build test demo matrix bench asan soak format-check clean
 
 all: build
 
@@ -59,6 +63,12 @@ asan: build
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ERLANG_PYTHON_NIF=$(ASAN_OUT) CT_LOGDIR=_build/asan/logs SUITES="$(ASAN_SUITES)" \
 		scripts/run-tests.sh
+
+SOAK_SECONDS ?= 60
+soak: build
+	@mkdir -p _build/soak
+	erlc -o _build/soak test/soak/py_soak.erl
+	erl -noshell -pa _build/default/lib/erlang_python/ebin -pa _build/soak -eval 'py_soak:main($(SOAK_SECONDS)).'
 
 matrix: build
 	scripts/python-matrix.sh
