@@ -173,7 +173,7 @@ pyerl_erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     if (rc == PYERL_WORKER_INTERRUPTED) {
-        PyThreadState_SetAsyncExc(call->thread_id, NULL);
+        pyerl_call_take_interrupt(call);
         PyErr_SetNone(pyerl_call_interrupted);
         return NULL;
     }

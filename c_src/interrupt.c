@@ -19,6 +19,13 @@
  * A call that swallows the exception (a bare `except:`) gets it again every
  * REFIRE_NS until it ends.
  *
+ * PyThreadState_SetAsyncExc names its thread by ident and sets the first
+ * thread state it finds with that ident, newest first. Before 3.12, CPython
+ * gives the state of a thread being started its creator's ident until the
+ * new thread runs, so an interruption aimed at a call that has just started
+ * a thread could land in the new thread instead. Interruptions are made
+ * only while the ident is unambiguous (else retried after RETRY_NS).
+ *
  * Locking: `lock` guards the list and the lock-guarded fields of struct
  * pyerl_call. The watchdog takes the GIL holding no lock and `lock` inside it
  * (the GIL is outermost). Calls register and unregister with the GIL held,
@@ -34,12 +41,14 @@
 #include "pyerl.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
 #define TICK_NS (100 * 1000 * 1000LL)
 #define LIVENESS_NS TICK_NS
 #define REFIRE_NS (1000 * 1000 * 1000LL)
+#define RETRY_NS (1000 * 1000LL)
 #define IDLE_TICKS 10
 #define BATCH 64
 
@@ -82,6 +91,40 @@ pyerl_deadline_after(int64_t timeout_ms)
         return INT64_MAX;
     }
     return now + timeout_ms * 1000000LL;
+}
+
+/* ---- raising in a call's thread ---------------------------------------- */
+
+/* GIL held. Sets exc (NULL: clears it) as the pending async exception of
+ * the thread whose ident is id; returns -1, doing nothing, if more than one
+ * thread state has that ident (see the top). Thread states are added and
+ * removed with the GIL held, so the list is stable while walked. */
+static int
+set_async_exc(unsigned long id, PyObject *exc)
+{
+    PyThreadState *t;
+    int matches = 0;
+
+    for (t = PyInterpreterState_ThreadHead(PyInterpreterState_Get()); t;
+         t = PyThreadState_Next(t)) {
+        matches += t->thread_id == id;
+    }
+    if (matches > 1) {
+        return -1;
+    }
+    PyThreadState_SetAsyncExc(id, exc);
+    return 0;
+}
+
+void
+pyerl_call_take_interrupt(struct pyerl_call *call)
+{
+    /* A thread this one started is about to take its own ident: let it. */
+    while (set_async_exc(call->thread_id, NULL) < 0) {
+        Py_BEGIN_ALLOW_THREADS
+        sched_yield();
+        Py_END_ALLOW_THREADS
+    }
 }
 
 /* ---- registering calls ------------------------------------------------ */
@@ -140,7 +183,7 @@ pyerl_call_end(struct pyerl_call *call)
     if (interrupted) {
         /* An interruption raised but not yet delivered must not hit the
          * thread's next call. */
-        PyThreadState_SetAsyncExc(call->thread_id, NULL);
+        pyerl_call_take_interrupt(call);
     }
     return interrupted;
 }
@@ -261,7 +304,10 @@ interrupt_due(struct target *due, int n_due)
     pthread_mutex_lock(&lock);
     for (i = 0; i < n_due; i++) {
         if ((c = find_listed(&due[i]))) {
-            PyThreadState_SetAsyncExc(c->thread_id, pyerl_call_interrupted);
+            if (set_async_exc(c->thread_id, pyerl_call_interrupted) < 0) {
+                c->deadline_ns = pyerl_now_ns() + RETRY_NS;
+                continue;
+            }
             c->interrupted = 1;
             c->deadline_ns = pyerl_now_ns() + REFIRE_NS;
             pthread_cond_broadcast(&c->wake);
@@ -369,7 +415,7 @@ pyerl_sleep(PyObject *module, PyObject *arg)
     Py_END_ALLOW_THREADS
     if (interrupted) {
         /* Raise it here rather than at the next bytecode, and only once. */
-        PyThreadState_SetAsyncExc(call->thread_id, NULL);
+        pyerl_call_take_interrupt(call);
         PyErr_SetNone(pyerl_call_interrupted);
         return NULL;
     }

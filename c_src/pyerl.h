@@ -217,6 +217,11 @@ struct pyerl_call *pyerl_current_call(void);
 void pyerl_call_set_wake_fd(struct pyerl_call *call, int fd);
 int pyerl_call_is_interrupted(struct pyerl_call *call);
 
+/* Clears the interruption pending for the call, which runs on the calling
+ * thread, so that it is raised where the caller chooses rather than at the
+ * next bytecode. GIL held (it may be released for a moment). */
+void pyerl_call_take_interrupt(struct pyerl_call *call);
+
 /* Asks the watchdog to interrupt the call now. Any thread, no GIL; cheap, so
  * a normal scheduler may call it. */
 void pyerl_call_interrupt(struct pyerl_call *call);

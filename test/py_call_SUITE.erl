@@ -27,7 +27,8 @@
          bad_arguments_are_rejected/1]).
 -export([timeout_stops_a_busy_loop/1, timeout_cuts_a_sleep_short/1,
          except_exception_cannot_swallow_the_interrupt/1, infinity_timeout_is_accepted/1,
-         killed_caller_stops_its_python_work/1, interpreter_usable_after_timeouts/1]).
+         killed_caller_stops_its_python_work/1, interpreter_usable_after_timeouts/1,
+         timeout_never_lands_in_a_thread_being_started/1]).
 -export([long_call_does_not_block_other_callers/1, hundred_processes_call_at_once/1,
          blocked_calls_do_not_starve_a_quick_call/1,
          single_dirty_scheduler_still_makes_progress/1]).
@@ -58,7 +59,8 @@ groups() ->
      {timeouts, [],
       [timeout_stops_a_busy_loop, timeout_cuts_a_sleep_short,
        except_exception_cannot_swallow_the_interrupt, infinity_timeout_is_accepted,
-       killed_caller_stops_its_python_work, interpreter_usable_after_timeouts]},
+       killed_caller_stops_its_python_work, interpreter_usable_after_timeouts,
+       timeout_never_lands_in_a_thread_being_started]},
      {concurrency, [],
       [long_call_does_not_block_other_callers, hundred_processes_call_at_once,
        blocked_calls_do_not_starve_a_quick_call,
@@ -313,6 +315,28 @@ interpreter_usable_after_timeouts(_Config) ->
     [{error, timeout} = py:eval(<<"while True: pass">>, #{}, 20) || _ <- lists:seq(1, 5)],
     %% No interruption left pending for the next call on the same thread.
     [{ok, 4.0} = py:call(math, sqrt, [16]) || _ <- lists:seq(1, 200)].
+
+%% A call interrupted while it starts threads: the interruption is the
+%% call's, never the new thread's (before Python 3.12 a thread being
+%% started briefly carries its creator's thread ident).
+timeout_never_lands_in_a_thread_being_started(_Config) ->
+    ok = py:exec(<<"import sys, threading\n"
+                   "started_died = []\n"
+                   "def record_unraisable(u):\n"
+                   "    started_died.append(type(u.exc_value).__name__)\n"
+                   "def start_threads_forever():\n"
+                   "    while True:\n"
+                   "        threading.Thread(target=int).start()\n">>),
+    {ok, none} = py:eval(<<"sys.__setattr__('unraisablehook', record_unraisable)">>),
+    try
+        [{error, timeout} = py:call('__main__', start_threads_forever, [], #{}, 5 + I rem 7)
+         || I <- lists:seq(1, 150)],
+        %% Threads started last have had time to run.
+        timer:sleep(200),
+        {ok, []} = py:eval(<<"started_died">>)
+    after
+        py:eval(<<"sys.__setattr__('unraisablehook', sys.__unraisablehook__)">>)
+    end.
 
 %%% concurrency
 
