@@ -237,9 +237,10 @@ create_types(void)
     pyerl_call_interrupted = PyErr_NewExceptionWithDoc(
         "erlang.CallInterrupted",
         "The Erlang side stopped waiting for this call: its timeout expired or\n"
-        "the calling process died. Derives from BaseException so that\n"
-        "`except Exception` does not swallow it.",
-        PyExc_BaseException, NULL);
+        "the calling process died. Derives from KeyboardInterrupt, as an\n"
+        "interruption from outside: `except Exception` does not swallow it,\n"
+        "and asyncio lets it end the loop at once rather than logging it.",
+        PyExc_KeyboardInterrupt, NULL);
     if (!pyerl_atom_type || !pyerl_pid_type || !pyerl_ref_type || !pyerl_call_interrupted) {
         Py_CLEAR(pyerl_atom_type);
         Py_CLEAR(pyerl_pid_type);

@@ -43,11 +43,17 @@ class _Channel:
 
     def watch(self, loop):
         if loop not in self.watching:
-            # Calls never awaited keep pending non-empty: forget loops
-            # closed since.
-            self.watching = [old for old in self.watching if not old.is_closed()]
+            self.forget_closed_loops()
             loop.add_reader(self.fd, self.drain)
             self.watching.append(loop)
+
+    def forget_closed_loops(self):
+        # A loop closed with calls in flight (never awaited, or torn down
+        # by an interruption in the middle of drain) left them in pending:
+        # their futures can never complete, and their answers are dropped
+        # when they come.
+        self.watching = [old for old in self.watching if not old.is_closed()]
+        self.pending = {i: f for i, f in self.pending.items() if not f.get_loop().is_closed()}
 
     def unwatch_if_idle(self):
         if self.pending or self.pinned:

@@ -46,6 +46,7 @@
          async_def_that_raises_gives_an_error/1,
          timeout_stops_a_coroutine_sleeping_in_asyncio/1,
          timeout_stops_a_coroutine_awaiting_erlang/1,
+         timeout_in_a_loop_callback_is_not_swallowed_by_the_loop/1,
          dead_caller_stops_its_coroutine/1]).
 -export([fastapi_app_serves_two_hundred_requests/1]).
 -export([killed_handler_fails_the_pending_awaits/1,
@@ -97,6 +98,7 @@ groups() ->
        async_def_that_raises_gives_an_error,
        timeout_stops_a_coroutine_sleeping_in_asyncio,
        timeout_stops_a_coroutine_awaiting_erlang,
+       timeout_in_a_loop_callback_is_not_swallowed_by_the_loop,
        dead_caller_stops_its_coroutine]},
      {framework, [], [fastapi_app_serves_two_hundred_requests]},
      %% Sequential: kills handlers, stops and restarts the application,
@@ -519,21 +521,23 @@ killed_call_process_during_a_sync_call_fails_only_its_call(_Config) ->
     true = is_process_alive(Handler).
 
 late_answer_for_a_closed_loop_is_dropped(_Config) ->
-    %% A loop closed with a call in flight; the answer arrives later, while
-    %% another loop on the same thread waits for its own calls.
-    {ok, {<<"second">>, [1, 2, 3]}} =
+    %% A loop closed with calls in flight; one answer arrives later, while
+    %% another loop on the same thread waits for its own calls, the other
+    %% only after that loop is gone. The thread's channel is left idle.
+    {ok, {<<"second">>, [1, 2, 3], {0, 0}}} =
         run(["def as_closed_loop():",
              "    loop = asyncio.new_event_loop()",
              "    async def start():",
-             "        return erlang.async_call('as_sleep', 100, 'late')",
+             "        return (erlang.async_call('as_sleep', 100, 'late'),",
+             "                erlang.async_call('as_sleep', 3000, 'later still'))",
              "    abandoned = loop.run_until_complete(start())",
              "    loop.close()",
              "    async def second():",
              "        await asyncio.sleep(0.2)",
              "        return ('second', await as_gather('as_identity', [(1,), (2,), (3,)]))",
              "    result = asyncio.run(second())",
-             "    assert not abandoned.done()",
-             "    return result"],
+             "    assert not any(f.done() for f in abandoned)",
+             "    return result + (as_pending(),)"],
             <<"as_closed_loop()">>).
 
 %%% coroutines from Erlang
@@ -574,6 +578,33 @@ timeout_stops_a_coroutine_awaiting_erlang(_Config) ->
     end,
     wait_dead(Held),
     {ok, [{<<"await_erlang cleaned up">>, 3}]} = py:eval(<<"as_log">>).
+
+%% The loop runs plain callbacks (call_soon) nearly all the time, each
+%% sleeping a little, so the interruption is raised inside one (by the
+%% sleep). asyncio logs and drops exceptions from callbacks, all but
+%% KeyboardInterrupt and SystemExit: the interruption must end the run all
+%% the same, not be reported to the loop's exception handler.
+timeout_in_a_loop_callback_is_not_swallowed_by_the_loop(_Config) ->
+    ok = py:exec(lines(["as_handled = []",
+                        "async def as_busy_callbacks():",
+                        "    loop = asyncio.get_running_loop()",
+                        "    loop.set_exception_handler(",
+                        "        lambda loop, context: as_handled.append(repr(context.get('exception'))))",
+                        "    def spin():",
+                        "        time.sleep(0.001)",
+                        "        loop.call_soon(spin)",
+                        "    loop.call_soon(spin)",
+                        "    try:",
+                        "        await asyncio.sleep(30)",
+                        "    finally:",
+                        "        as_log.append('busy_callbacks cleaned up')"])),
+    [begin
+         ok = py:exec(<<"as_log.clear()">>),
+         {error, timeout} = py:call('__main__', as_busy_callbacks, [], #{}, 100 + 10 * I),
+         wait_until(fun() -> py:eval(<<"as_log">>) =:= {ok, [<<"busy_callbacks cleaned up">>]} end,
+                    5000),
+         {ok, []} = py:eval(<<"as_handled">>)
+     end || I <- lists:seq(1, 5)].
 
 dead_caller_stops_its_coroutine(_Config) ->
     ok = py:exec(<<"as_log.clear()">>),
