@@ -4,7 +4,8 @@
 #               ends with one line "N passed, M failed"
 # and for CI and developers:
 #   make matrix  the core suites against every other Python >= 3.10 found
-#   make bench   call latency, with baselines measured in the same run
+#   make bench   what calls cost, next to baselines measured in the same
+#                run: one table (docs/performance.md)
 #   make asan    the suites in ASAN_SUITES (default: all) against the NIF
 #                built with AddressSanitizer and UBSan
 #
@@ -47,6 +48,7 @@ bench: build
 	$(CC) $(BENCH_CFLAGS) -I$$(erl -noshell -eval 'io:format("~ts/erts-~ts/include", [code:root_dir(), erlang:system_info(version)]), halt().') \
 		-o _build/bench/baseline_nif.so bench/baseline_nif.c
 	erlc -o _build/bench bench/*.erl
+	cp bench/pybench.py _build/bench/
 	erl -noshell -pa _build/default/lib/erlang_python/ebin -pa _build/bench -eval 'py_bench:main(), halt().'
 
 # The VM loads the sanitizer runtimes first (LD_PRELOAD) and the sanitized

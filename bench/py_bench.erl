@@ -1,164 +1,393 @@
-%% @doc `make bench': latency of calls into Python, as medians and p99 over
-%% many sequential calls after a warm-up, each also given as a ratio to a
-%% baseline measured in the same run (a no-op dirty NIF call).
+%% @doc `make bench': what calls between Erlang and Python cost, next to
+%% baselines measured in the same run, printed as one table.
 %%
-%% Rows for the NIF-owned thread path are measured with dirty_call_limit set
-%% to 0, which sends every call there.
+%% Every row gives a median and a p99 after a warm-up, and its ratio to the
+%% baseline its target names (no-op dirty NIF call, C thread -> Erlang
+%% process -> C thread round trip, 1 MB memcpy); rows with a target say
+%% whether it is met. Two kinds of row:
+%% <ul>
+%% <li>latency rows time one operation many times (?N samples unless the
+%%     operation is slow); median and p99 are over those samples;</li>
+%% <li>aggregate rows (many callers, many threads, many calls in flight)
+%%     time whole runs: wall time divided by the calls made, one warm-up
+%%     run and then ?RUNS runs; median and p99 are over the runs, and
+%%     calls/s is the median's inverse.</li>
+%% </ul>
+%% The Python side of each measurement is bench/pybench.py; the baselines
+%% are timed in C by bench/baseline_nif.c. All percentiles are computed here
+%% from raw samples.
 -module(py_bench).
 -export([main/0]).
 
 -define(WARMUP, 2000).
--define(N, 20000).
+-define(N, 30000).
+%% For operations of 50 us and more.
+-define(SLOW_WARMUP, 100).
+-define(SLOW_N, 2000).
+%% Aggregate rows: runs, and calls per run (shared by all callers).
+-define(RUNS, 21).
+-define(RUN_CALLS, 12000).
+-define(CALLER_WARMUP, 100).
+-define(LIVE_THREADS, 1000).
+%% As SPIN_NS in c_src/worker.c: how long a waiting thread worker spins.
+-define(WORKER_SPIN_NS, 20000).
 
+-type baseline() :: dirty_nif | round_trip | memcpy.
+-type stats() :: #{median := float(), p99 := float() | undefined, rate => float()}.
+-type row() :: #{group := 1..9, name := binary(), unit := us | kib | fd,
+                 median := float(), p99 := float() | undefined, rate := float() | undefined,
+                 vs := baseline() | absolute | undefined, limit := number() | undefined,
+                 key := baseline() | undefined,
+                 ratio => float() | undefined, met => boolean() | undefined}.
+
+%% @doc Runs the benchmark and prints the table.
 -spec main() -> ok.
 main() ->
+    Start = now_ns(),
+    %% The pool rows restart the application; its stop reports are noise.
+    logger:set_primary_config(level, warning),
+    setup(),
+    Machine = machine(),
+    io:format("erlang_python benchmark: OTP ~ts, Python ~ts, ~b cores (~ts), "
+              "~b dirty I/O schedulers~nmeasuring, about two minutes...~n",
+              [maps:get(otp, Machine), maps:get(python, Machine), maps:get(cores, Machine),
+               maps:get(cpu, Machine), maps:get(dirty_io_schedulers, Machine)]),
+    %% Row 8 comes before the other Python threads so that no pooled
+    %% worker hides the descriptors a new thread costs.
+    First = baseline_samples(),
+    Measured = lists:append([py_calls(), evals(), erlang_calls(), live_threads(),
+                             python_threads(), fresh_threads(), async_calls(), conversions(),
+                             on_pool_threads()]),
+    Baselines = baselines(First, baseline_samples()),
+    Rows = judge(lists:sort(fun(A, B) -> maps:get(group, A) =< maps:get(group, B) end,
+                            Measured ++ Baselines)),
+    print(Rows),
+    io:format("~nwall time ~.1f s~n", [(now_ns() - Start) / 1.0e9]).
+
+setup() ->
     {ok, _} = application:ensure_all_started(erlang_python),
-    #{python_version := Version} = py:stats(),
-    io:format("erlang_python benchmark: OTP ~s, Python ~s, ~b cores, ~b dirty I/O schedulers~n",
-              [erlang:system_info(otp_release), Version, erlang:system_info(logical_processors),
-               erlang:system_info(dirty_io_schedulers)]),
-    Baseline = measure(fun baseline_nif:dirty_noop/0),
-    Rows = [{"no-op NIF (normal scheduler)", measure(fun baseline_nif:noop/0)},
-            {"no-op dirty NIF (baseline)", Baseline},
-            {"Erlang process ping-pong", measure(ping_pong())},
-            {"py:call(math, sqrt, [16])", measure(fun sqrt/0)},
-            {"py:eval(<<\"1+1\">>)", measure(fun eval/0)},
-            {"erlang.call(identity) from the calling thread", erlang_call()}]
-        ++ threaded_calls([1, 4, 16])
-        ++ fresh_threads()
-        ++ async_calls()
-        ++ with_pool_only([{"py:call(math, sqrt, [16]), pool thread", fun sqrt/0},
-                           {"py:eval(<<\"1+1\">>), pool thread", fun eval/0}]),
-    {BaseMedian, _} = Baseline,
-    io:format("~n~-50s ~12s ~12s ~10s~n", ["", "median us", "p99 us", "x baseline"]),
-    [io:format("~-50ts ~12.2f ~12.2f ~10.2f~n", [Name, Median, P99, Median / BaseMedian])
-     || {Name, {Median, P99}} <- Rows],
+    ok = py:register_function(bench_identity, fun([X]) -> X end),
+    ok = py:register_function(bench_thread_stats, fun([]) -> py:thread_stats() end),
+    Dir = filename:dirname(code:which(?MODULE)),
+    {ok, _} = py:eval(<<"__import__('sys').path.insert(0, d)">>,
+                      #{d => unicode:characters_to_binary(Dir)}),
     ok.
 
-sqrt() -> {ok, 4.0} = py:call(math, sqrt, [16]).
-eval() -> {ok, 2} = py:eval(<<"1+1">>).
+%% ---- row groups, numbered as in the table ------------------------------
 
-ping_pong() ->
-    Echo = spawn_link(fun Loop() -> receive {From, M} -> From ! M, Loop() end end),
-    fun() -> Echo ! {self(), ping}, receive ping -> ok end end.
+%% 1. py:call from one caller, and from many at once.
+py_calls() ->
+    [row(1, "1 caller", measure(fun sqrt/0), dirty_nif, 1.5)
+     | [row(1, io_lib:format("~b concurrent callers, per call", [N]),
+            aggregate(fun() -> callers(N, fun sqrt/0) end), dirty_nif)
+        || N <- [2, 4, 16, 64]]].
 
-%% Timed inside Python, per call, after a warm-up.
-erlang_call() ->
-    ok = py:register_function(bench_identity, fun([X]) -> X end),
-    ok = py:exec(<<"def bench_erlang_call(warmup, n):\n"
-                   "    import time\n"
-                   "    call = erlang.call\n"
-                   "    for i in range(warmup): call('bench_identity', i)\n"
-                   "    times = []\n"
-                   "    clock = time.perf_counter_ns\n"
-                   "    for i in range(n):\n"
-                   "        t0 = clock(); call('bench_identity', i); times.append(clock() - t0)\n"
-                   "    times.sort()\n"
-                   "    return times[n // 2] / 1000, times[n * 99 // 100] / 1000\n">>),
-    {ok, {Median, P99}} = py:call('__main__', bench_erlang_call, [?WARMUP, ?N], #{}, infinity),
-    {Median, P99}.
+%% 2.
+evals() ->
+    [row(2, "1 caller", measure(fun eval/0), dirty_nif, 2)].
 
-%% erlang.call from N Python threads at once: wall time over all calls,
-%% per call (so 4 threads at 1 us each show 0.25 us). The median of 5 runs;
-%% no p99 for an aggregate.
-threaded_calls(Counts) ->
-    ok = py:exec(<<"def bench_threads(nthreads, calls):\n"
-                   "    import threading, time\n"
-                   "    barrier = threading.Barrier(nthreads + 1)\n"
-                   "    def work():\n"
-                   "        call = erlang.call\n"
-                   "        for i in range(100): call('bench_identity', i)\n"
-                   "        barrier.wait()\n"
-                   "        for i in range(calls): call('bench_identity', i)\n"
-                   "        barrier.wait()\n"
-                   "    threads = [threading.Thread(target=work) for _ in range(nthreads)]\n"
-                   "    for t in threads: t.start()\n"
-                   "    barrier.wait()\n"
-                   "    t0 = time.perf_counter_ns()\n"
-                   "    barrier.wait()\n"
-                   "    t1 = time.perf_counter_ns()\n"
-                   "    for t in threads: t.join()\n"
-                   "    return (t1 - t0) / (nthreads * calls) / 1000\n">>),
-    [begin
-         Runs = lists:sort([begin
-                                {ok, PerCall} = py:call('__main__', bench_threads,
-                                                        [N, 20000 div N], #{}, infinity),
-                                PerCall
-                            end || _ <- lists:seq(1, 5)]),
-         Median = lists:nth(3, Runs),
-         {io_lib:format("erlang.call from ~b Python threads, per call", [N]), {Median, Median}}
-     end || N <- Counts].
+%% 3. erlang.call from the thread py:call runs on (timed in Python).
+erlang_calls() ->
+    [row(3, "erlang.call('bench_identity', 1)",
+         latency(pybench(calls, [?WARMUP, ?N])), round_trip, 1.2)].
 
-%% A new threading.Thread whose first act is an erlang.call, start to
-%% join; and the same thread doing nothing, for comparison.
+%% 4. erlang.call from N threads at once.
+python_threads() ->
+    [row(4, io_lib:format("~b Python thread~s, per call", [N, plural(N)]),
+         aggregate(fun() -> pybench(threads, [N, ?RUN_CALLS div N, ?CALLER_WARMUP]) end),
+         round_trip, case N of 4 -> 0.7; _ -> undefined end)
+     || N <- [1, 2, 4, 16]].
+
+%% 5. A new threading.Thread whose first act is an erlang.call, and one that
+%% does nothing: the difference is what the first call costs.
 fresh_threads() ->
-    ok = py:exec(<<"def bench_fresh_thread(n, call_erlang):\n"
-                   "    import threading, time\n"
-                   "    target = (lambda: erlang.call('bench_identity', 1)) if call_erlang else (lambda: None)\n"
-                   "    times = []\n"
-                   "    for _ in range(n):\n"
-                   "        t0 = time.perf_counter_ns()\n"
-                   "        t = threading.Thread(target=target)\n"
-                   "        t.start(); t.join()\n"
-                   "        times.append(time.perf_counter_ns() - t0)\n"
-                   "    times.sort()\n"
-                   "    return times[n // 2] / 1000, times[n * 99 // 100] / 1000\n">>),
-    {ok, WithCall} = py:call('__main__', bench_fresh_thread, [2000, true], #{}, infinity),
-    {ok, Bare} = py:call('__main__', bench_fresh_thread, [2000, false], #{}, infinity),
-    [{"new thread + first erlang.call, start to join", WithCall},
-     {"new thread doing nothing, start to join", Bare}].
+    WithCall = latency(pybench(fresh_threads, [true, ?SLOW_WARMUP, ?SLOW_N])),
+    Bare = latency(pybench(fresh_threads, [false, ?SLOW_WARMUP, ?SLOW_N])),
+    FirstCall = #{median => maps:get(median, WithCall) - maps:get(median, Bare),
+                  p99 => undefined},
+    [row(5, "start() to the result of its one erlang.call", WithCall, round_trip),
+     row(5, "start() to its target running (no call)", Bare, round_trip),
+     row(5, "the call (difference of the medians)", FirstCall, round_trip, 2)].
 
-%% erlang.async_call from one event loop: 1 000 gathered (wall time per
-%% call, median of 7 rounds), and one awaited at a time; and py:call of an
+%% 6. erlang.async_call from one event loop; a run is one round of 1 000
+%% calls gathered. Also one call awaited at a time, and py:call of an
 %% async def, which runs it in a new event loop.
 async_calls() ->
-    ok = py:exec(<<"import asyncio, time\n"
-                   "async def bench_gather(n):\n"
-                   "    t0 = time.perf_counter_ns()\n"
-                   "    await asyncio.gather(*[erlang.async_call('bench_identity', i) for i in range(n)])\n"
-                   "    return (time.perf_counter_ns() - t0) / n / 1000\n"
-                   "async def bench_gathers(n, rounds):\n"
-                   "    await bench_gather(n)\n"
-                   "    per_call = sorted([await bench_gather(n) for _ in range(rounds)])\n"
-                   "    return per_call[rounds // 2]\n"
-                   "async def bench_one_by_one(warmup, n):\n"
-                   "    call = erlang.async_call\n"
-                   "    for i in range(warmup): await call('bench_identity', i)\n"
-                   "    times = []\n"
-                   "    clock = time.perf_counter_ns\n"
-                   "    for i in range(n):\n"
-                   "        t0 = clock(); await call('bench_identity', i); times.append(clock() - t0)\n"
-                   "    times.sort()\n"
-                   "    return times[n // 2] / 1000, times[n * 99 // 100] / 1000\n"
-                   "async def bench_async_noop():\n"
-                   "    return 1\n">>),
-    {ok, PerCall} = py:eval(<<"asyncio.run(bench_gathers(1000, 7))">>, #{}, infinity),
-    {ok, OneByOne} = py:eval(<<"asyncio.run(bench_one_by_one(warmup, n))">>,
-                             #{warmup => ?WARMUP, n => ?N}, infinity),
-    [{io_lib:format("erlang.async_call x1000 in flight (~b calls/s)",
-                    [round(1.0e6 / PerCall)]), {PerCall, PerCall}},
-     {"erlang.async_call awaited one at a time", OneByOne},
-     {"py:call of an async def (new event loop)",
-      measure(fun() -> {ok, 1} = py:call('__main__', bench_async_noop, []) end)}].
+    Gathered = aggregate(fun() ->
+                                 [Round] = pybench(async_rounds, [1000, 1, 1]),
+                                 Round / 1000
+                         end),
+    [row(6, "1 000 in flight from one loop, per call", Gathered, round_trip),
+     row(6, "one awaited at a time", latency(pybench(async_rounds, [1, ?WARMUP, ?N])),
+         round_trip),
+     row(6, "py:call of an async def (new event loop)",
+         measure(fun() -> {ok, none} = py:call(pybench, nothing, []) end,
+                 ?SLOW_WARMUP, ?SLOW_N),
+         round_trip)].
 
-with_pool_only(Cases) ->
+%% 7. Large terms through an identity function, checked once to come back
+%% equal.
+conversions() ->
+    Binary = crypto:strong_rand_bytes(1 bsl 20),
+    false = is_binary(unicode:characters_to_binary(Binary)),
+    Cases = [{"1 MB binary, not UTF-8 (bytes)", Binary, 3},
+             {"1 MB binary, ASCII (str)", binary:copy(<<"a">>, 1 bsl 20), 3},
+             {"100 000-integer list", lists:seq(1, 100000), undefined},
+             {"10 000-key map", maps:from_list([{integer_to_binary(I), I}
+                                                || I <- lists:seq(1, 10000)]), undefined}],
+    [begin
+         {ok, Term} = py:call(pybench, ident, [Term]),
+         Fun = fun() -> {ok, _} = py:call(pybench, ident, [Term]) end,
+         row(7, Name, measure(Fun, ?SLOW_WARMUP, ?SLOW_N), memcpy, Limit)
+     end || {Name, Term, Limit} <- Cases].
+
+%% 8. ?LIVE_THREADS threads that have each called Erlang, all alive.
+live_threads() ->
+    #{<<"before">> := Before, <<"after">> := After} = pybench(live_threads, [?LIVE_THREADS]),
+    Delta = fun(Key) -> (maps:get(Key, After) - maps:get(Key, Before)) / ?LIVE_THREADS end,
+    StatsDelta = fun(Key) ->
+                         maps:get(Key, maps:get(<<"stats">>, After))
+                             - maps:get(Key, maps:get(<<"stats">>, Before))
+                 end,
+    Single = fun(Value) -> #{median => Value, p99 => undefined} end,
+    [(row(8, io_lib:format("resident memory (+~b workers, +~b handlers)",
+                           [StatsDelta(workers_live), StatsDelta(handlers)]),
+          Single(Delta(<<"rss_kib">>)), undefined))#{unit => kib},
+     (row(8, "open file descriptors", Single(Delta(<<"fds">>)), absolute, 1))#{unit => fd}].
+
+%% 9. The baselines. Measured at the start of the run and again at the
+%% end, each row summarising both sets of samples: on a machine whose load
+%% changes during the run, they then move as the other rows do.
+baseline_samples() ->
+    Echo = spawn_link(fun pong_echo/0),
+    RoundTrip = fun(Wait, Spin) ->
+                        c_samples(baseline_nif:round_trips(Echo, Wait, Spin, ?WARMUP, ?N))
+                end,
+    {PingPong, PingPongEcho} = ping_pong(),
+    Samples = [{undefined, "no-op NIF, normal scheduler", samples(fun baseline_nif:noop/0)},
+               {dirty_nif, "no-op dirty NIF", samples(fun baseline_nif:dirty_noop/0)},
+               {undefined, "Erlang process ping-pong", samples(PingPong)},
+               {round_trip, "C thread -> process -> C thread, condvar", RoundTrip(condvar, 0)},
+               {undefined, "C thread -> process -> C thread, eventfd", RoundTrip(eventfd, 0)},
+               {undefined, "C thread -> process -> C thread, eventfd + 20 us spin",
+                RoundTrip(eventfd, ?WORKER_SPIN_NS)},
+               {undefined, "two C threads, condvar ping-pong",
+                c_samples(baseline_nif:ping_pongs(?WARMUP, ?N))},
+               {memcpy, "1 MB memcpy",
+                c_samples(baseline_nif:memcpys(1 bsl 20, ?SLOW_WARMUP, ?SLOW_N))}],
+    [begin unlink(P), exit(P, kill) end || P <- [Echo, PingPongEcho]],
+    Samples.
+
+%% The Erlang process of the C round trip: answers each ping by waking the
+%% thread through its channel.
+pong_echo() ->
+    receive {baseline_ping, Channel} -> ok = baseline_nif:pong(Channel) end,
+    pong_echo().
+
+%% Each baseline is given against the no-op dirty NIF.
+baselines(First, Last) ->
+    [(row(9, Name, latency(S1 ++ S2), dirty_nif))#{key => Key}
+     || {{Key, Name, S1}, {Key, Name, S2}} <- lists:zip(First, Last)].
+
+%% Rows 1 and 2 again with dirty_call_limit 0, which sends every call to
+%% the pool of NIF-owned threads. Restarts the application (twice), so it
+%% comes last.
+on_pool_threads() ->
     ok = application:stop(erlang_python),
     ok = application:set_env(erlang_python, dirty_call_limit, 0),
     {ok, _} = application:ensure_all_started(erlang_python),
     try
-        [{Name, measure(Fun)} || {Name, Fun} <- Cases]
+        [row(1, "1 caller, on a pool thread", measure(fun sqrt/0), dirty_nif),
+         row(2, "1 caller, on a pool thread", measure(fun eval/0), dirty_nif)]
     after
         ok = application:stop(erlang_python),
         application:unset_env(erlang_python, dirty_call_limit),
         {ok, _} = application:ensure_all_started(erlang_python)
     end.
 
-%% {Median, P99} in microseconds.
-measure(Fun) ->
-    [Fun() || _ <- lists:seq(1, ?WARMUP)],
-    Times = lists:sort([begin
-                            T0 = erlang:monotonic_time(nanosecond),
-                            Fun(),
-                            erlang:monotonic_time(nanosecond) - T0
-                        end || _ <- lists:seq(1, ?N)]),
-    {lists:nth(?N div 2, Times) / 1000, lists:nth(?N * 99 div 100, Times) / 1000}.
+sqrt() -> {ok, 4.0} = py:call(math, sqrt, [16]).
+eval() -> {ok, 2} = py:eval(<<"1+1">>).
+
+%% A fun that sends a message to an echo process and waits for it to come
+%% back, and the echo process.
+ping_pong() ->
+    Echo = spawn_link(fun Loop() -> receive {From, M} -> From ! M, Loop() end end),
+    {fun() -> Echo ! {self(), ping}, receive ping -> ok end end, Echo}.
+
+%% N processes calling Fun at once, released together after a warm-up:
+%% wall time per call, in ns.
+callers(N, Fun) ->
+    Parent = self(),
+    Each = ?RUN_CALLS div N,
+    Caller = fun() ->
+                     repeat(Fun, ?CALLER_WARMUP),
+                     Parent ! {ready, self()},
+                     receive go -> ok end,
+                     repeat(Fun, Each),
+                     Parent ! {done, self()}
+             end,
+    Pids = [spawn_link(Caller) || _ <- lists:seq(1, N)],
+    [receive {ready, P} -> ok end || P <- Pids],
+    Start = now_ns(),
+    [P ! go || P <- Pids],
+    [receive {done, P} -> ok end || P <- Pids],
+    (now_ns() - Start) / (N * Each).
+
+pybench(Function, Args) ->
+    {ok, Result} = py:call(pybench, Function, Args, #{}, infinity),
+    Result.
+
+%% ---- measuring: one loop, one summary ----------------------------------
+
+now_ns() -> erlang:monotonic_time(nanosecond).
+
+repeat(_Fun, 0) -> ok;
+repeat(Fun, K) -> Fun(), repeat(Fun, K - 1).
+
+%% Once() returns one duration; Warmup untimed rounds first.
+collect(Once, Warmup, N) ->
+    repeat(Once, Warmup),
+    [Once() || _ <- lists:seq(1, N)].
+
+timed(Fun) ->
+    fun() -> Start = now_ns(), Fun(), now_ns() - Start end.
+
+samples(Fun) -> collect(timed(Fun), ?WARMUP, ?N).
+
+measure(Fun) -> latency(samples(Fun)).
+measure(Fun, Warmup, N) -> latency(collect(timed(Fun), Warmup, N)).
+
+%% ns per call of one run each time Run() is called: a warm-up run, then
+%% ?RUNS.
+aggregate(Run) ->
+    _ = Run(),
+    Stats = latency([Run() || _ <- lists:seq(1, ?RUNS)]),
+    Stats#{rate => 1.0e6 / maps:get(median, Stats)}.
+
+%% Samples from a C timer thread (baseline_nif).
+c_samples(Ref) ->
+    receive
+        {Ref, Samples} when is_list(Samples) -> Samples;
+        {Ref, {error, Reason}} -> error({baseline_failed, Reason})
+    end.
+
+%% Median and p99 of durations in ns, in us.
+-spec latency([number()]) -> stats().
+latency(Samples) ->
+    Sorted = lists:sort(Samples),
+    #{median => percentile(50, Sorted) / 1000, p99 => percentile(99, Sorted) / 1000}.
+
+percentile(P, Sorted) ->
+    lists:nth(max(1, ceil(P * length(Sorted) / 100)), Sorted).
+
+%% ---- rows, ratios, targets ---------------------------------------------
+
+row(Group, Name, Stats, Vs) -> row(Group, Name, Stats, Vs, undefined).
+
+-spec row(1..9, unicode:chardata(), stats(), baseline() | absolute | undefined,
+          number() | undefined) -> row().
+row(Group, Name, Stats, Vs, Limit) ->
+    maps:merge(#{rate => undefined, unit => us, key => undefined},
+               Stats#{group => Group, name => unicode:characters_to_binary(Name), vs => Vs,
+                      limit => Limit}).
+
+%% Each row's ratio to its baseline's median (for `absolute' targets the
+%% value itself is judged), and whether its target is met.
+judge(Rows) ->
+    Baselines = maps:from_list([{Key, M} || #{key := Key, median := M} <- Rows,
+                                            Key =/= undefined]),
+    [begin
+         Ratio = case Vs of
+                     _ when Vs =:= absolute; Vs =:= undefined -> undefined;
+                     _ -> Median / maps:get(Vs, Baselines)
+                 end,
+         Judged = case Vs of absolute -> Median; _ -> Ratio end,
+         Met = case Limit of
+                   undefined -> undefined;
+                   _ -> Judged =< Limit
+               end,
+         Row#{ratio => Ratio, met => Met}
+     end || Row = #{vs := Vs, median := Median, limit := Limit} <- Rows].
+
+baseline_name(dirty_nif) -> "dirty NIF";
+baseline_name(round_trip) -> "C round trip";
+baseline_name(memcpy) -> "1 MB memcpy";
+baseline_name(_) -> "".
+
+group_title(1) -> "1. py:call(math, sqrt, [16])";
+group_title(2) -> "2. py:eval(<<\"1+1\">>) repeated";
+group_title(3) -> "3. erlang.call from the executing thread";
+group_title(4) -> "4. erlang.call from Python threads";
+group_title(5) -> "5. a fresh threading.Thread making one erlang.call";
+group_title(6) -> "6. erlang.async_call";
+group_title(7) -> "7. large terms into Python and back (py:call of an identity function)";
+group_title(8) -> io_lib:format("8. per live calling thread (~b threads)", [?LIVE_THREADS]);
+group_title(9) -> "9. baselines".
+
+%% ---- output --------------------------------------------------------------
+
+-define(ROW_FORMAT, "~-56ts ~11ts ~11ts ~9ts ~7ts ~-13ts ~ts~n").
+
+print(Rows) ->
+    io:format("~n" ?ROW_FORMAT, ["", "median", "p99", "calls/s", "ratio", "of", "target"]),
+    lists:foldl(fun(Row = #{group := G}, Last) ->
+                        G =/= Last andalso io:format("~ts~n", [group_title(G)]),
+                        io:format(?ROW_FORMAT, cells(Row)),
+                        G
+                end, 0, Rows),
+    ok.
+
+cells(#{name := Name, unit := Unit, median := Median, p99 := P99, rate := Rate, vs := Vs,
+        ratio := Ratio, limit := Limit, met := Met}) ->
+    ["  " ++ binary_to_list(Name), value(Median, Unit), value(P99, Unit),
+     rate(Rate), ratio(Ratio), baseline_name(Vs), target(Vs, Limit, Met)].
+
+value(undefined, _) -> "-";
+value(V, us) -> io_lib:format("~.2f us", [V]);
+value(V, kib) -> io_lib:format("~.1f KiB", [V]);
+value(V, fd) -> io_lib:format("~.2f fd", [V]).
+
+rate(undefined) -> "-";
+rate(Rate) -> integer_to_list(round(Rate)).
+
+ratio(undefined) -> "-";
+ratio(Ratio) -> io_lib:format("~.2f", [Ratio]).
+
+target(_, undefined, _) -> "";
+target(Vs, Limit, Met) ->
+    Unit = case Vs of
+               absolute -> "fd";
+               _ -> "x"
+           end,
+    io_lib:format("<= ~p ~s ~s", [Limit, Unit, case Met of true -> "met"; false -> "NOT MET" end]).
+
+machine() ->
+    #{python_version := Python} = py:stats(),
+    #{cores => erlang:system_info(logical_processors_available),
+      cpu => cpu_model(),
+      otp => otp_version(),
+      python => Python,
+      schedulers => erlang:system_info(schedulers_online),
+      dirty_io_schedulers => erlang:system_info(dirty_io_schedulers)}.
+
+cpu_model() ->
+    case file:read_file("/proc/cpuinfo") of
+        {ok, Info} ->
+            Options = [multiline, {capture, all_but_first, binary}],
+            case re:run(Info, "^model name\\s*: (.*)$", Options) of
+                {match, [Model]} -> Model;
+                nomatch -> <<"unknown CPU">>
+            end;
+        {error, _} -> <<"unknown CPU">>
+    end.
+
+otp_version() ->
+    Release = erlang:system_info(otp_release),
+    File = filename:join([code:root_dir(), "releases", Release, "OTP_VERSION"]),
+    case file:read_file(File) of
+        {ok, Version} -> string:trim(Version);
+        {error, _} -> list_to_binary(Release)
+    end.
+
+plural(1) -> "";
+plural(_) -> "s".

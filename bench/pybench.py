@@ -1,0 +1,145 @@
+"""The Python half of `make bench` (bench/py_bench.erl drives it).
+
+Everything timed here returns durations in nanoseconds; py_bench turns them
+into medians and percentiles. 'bench_identity' is an Erlang function that
+py_bench registers: it returns its argument.
+"""
+
+import asyncio
+import os
+import threading
+import time
+
+import erlang
+
+clock = time.perf_counter_ns
+
+
+def repeat(fn, n, *args):
+    for _ in range(n):
+        fn(*args)
+
+
+def collect(once, warmup, n):
+    """Runs once() warmup times, then n times; once returns a duration."""
+    repeat(once, warmup)
+    return [once() for _ in range(n)]
+
+
+def timed(fn, *args):
+    def once():
+        start = clock()
+        fn(*args)
+        return clock() - start
+
+    return once
+
+
+def ident(x):
+    return x
+
+
+async def nothing():
+    return None
+
+
+def calls(warmup, n):
+    """erlang.call from the thread this runs on."""
+    return collect(timed(erlang.call, 'bench_identity', 1), warmup, n)
+
+
+def threads(nthreads, calls_each, warmup):
+    """One run of nthreads threads making calls_each erlang.calls at once,
+    released together after their warm-up: wall time per call."""
+    barrier = threading.Barrier(nthreads + 1)
+
+    def work():
+        repeat(erlang.call, warmup, 'bench_identity', 1)
+        barrier.wait()
+        repeat(erlang.call, calls_each, 'bench_identity', 1)
+        barrier.wait()
+
+    started = [threading.Thread(target=work) for _ in range(nthreads)]
+    for t in started:
+        t.start()
+    barrier.wait()
+    start = clock()
+    barrier.wait()
+    wall = clock() - start
+    for t in started:
+        t.join()
+    return wall / (nthreads * calls_each)
+
+
+def fresh_threads(call_erlang, warmup, n):
+    """From start() of a new threading.Thread to the result of its first
+    erlang.call, or (call_erlang false) to the first line of its target.
+    Threads run one at a time, each joined before the next starts."""
+
+    def once():
+        done = []
+
+        def target():
+            if call_erlang:
+                erlang.call('bench_identity', 1)
+            done.append(clock())
+
+        t = threading.Thread(target=target)
+        start = clock()
+        t.start()
+        t.join()
+        return done[0] - start
+
+    return collect(once, warmup, n)
+
+
+async def async_rounds(in_flight, warmup, n):
+    """Wall time of rounds of in_flight erlang.async_calls made from one
+    event loop, all in flight at once (awaited alone when in_flight is 1).
+    Its own loop: a coroutine cannot share collect()."""
+    call = erlang.async_call
+
+    async def once():
+        start = clock()
+        if in_flight == 1:
+            await call('bench_identity', 1)
+        else:
+            await asyncio.gather(*[call('bench_identity', i) for i in range(in_flight)])
+        return clock() - start
+
+    for _ in range(warmup):
+        await once()
+    return [await once() for _ in range(n)]
+
+
+def usage():
+    with open('/proc/self/status') as status:
+        rss_kib = next(int(line.split()[1]) for line in status if line.startswith('VmRSS:'))
+    return {'rss_kib': rss_kib, 'fds': len(os.listdir('/proc/self/fd'))}
+
+
+def live_threads(n):
+    """Starts n threads that each make one erlang.call and then wait, and
+    reads the process's RSS and open fds (and py:thread_stats/0 through
+    'bench_thread_stats') before they start and while they all wait."""
+    before = usage()
+    before['stats'] = erlang.call('bench_thread_stats')
+    called = threading.Barrier(n + 1)
+    release = threading.Event()
+
+    def work():
+        erlang.call('bench_identity', 1)
+        called.wait()
+        release.wait()
+
+    started = [threading.Thread(target=work) for _ in range(n)]
+    for t in started:
+        t.start()
+    called.wait()
+    after = usage()
+    after['stats'] = erlang.call('bench_thread_stats')
+    release.set()
+    for t in started:
+        t.join()
+    return {'before': before, 'after': after}
+
