@@ -17,7 +17,7 @@
 %% are timed in C by bench/baseline_nif.c. All percentiles are computed here
 %% from raw samples.
 -module(py_bench).
--export([main/0]).
+-export([main/1]).
 
 -define(WARMUP, 2000).
 -define(N, 30000).
@@ -31,6 +31,7 @@
 -define(LIVE_THREADS, 1000).
 %% As SPIN_NS in c_src/worker.c: how long a waiting thread worker spins.
 -define(WORKER_SPIN_NS, 20000).
+-define(RESULTS_DIR, "bench/results").
 
 -type baseline() :: dirty_nif | round_trip | memcpy.
 -type stats() :: #{median := float(), p99 := float() | undefined, rate => float()}.
@@ -40,9 +41,29 @@
                  key := baseline() | undefined,
                  ratio => float() | undefined, met => boolean() | undefined}.
 
-%% @doc Runs the benchmark and prints the table.
--spec main() -> ok.
-main() ->
+%% @doc Runs the benchmark, prints the table and halts the VM. `Out' is
+%% `BENCH_OUT': empty, or `csv', `json' or `csv,json' to also write the
+%% table to bench/results/bench-TIME.EXT. Halts with status 2, before
+%% measuring anything, when `Out' names another format.
+-spec main(string()) -> no_return().
+main(Out) ->
+    case formats(Out) of
+        {ok, Formats} ->
+            run(Formats),
+            halt(0);
+        error ->
+            io:format(standard_error, "BENCH_OUT=~ts: expected csv, json or csv,json~n", [Out]),
+            halt(2)
+    end.
+
+formats(Out) ->
+    Formats = [list_to_binary(F) || F <- string:lexemes(Out, ", ")],
+    case Formats -- [<<"csv">>, <<"json">>] of
+        [] -> {ok, lists:usort(Formats)};
+        _ -> error
+    end.
+
+run(Formats) ->
     Start = now_ns(),
     %% The pool rows restart the application; its stop reports are noise.
     logger:set_primary_config(level, warning),
@@ -61,8 +82,11 @@ main() ->
     Baselines = baselines(First, baseline_samples()),
     Rows = judge(lists:sort(fun(A, B) -> maps:get(group, A) =< maps:get(group, B) end,
                             Measured ++ Baselines)),
+    Wall = (now_ns() - Start) / 1.0e9,
     print(Rows),
-    io:format("~nwall time ~.1f s~n", [(now_ns() - Start) / 1.0e9]).
+    io:format("~nwall time ~.1f s~n", [Wall]),
+    [io:format("wrote ~ts~n", [write(F, Machine#{wall_s => Wall}, Rows)]) || F <- Formats],
+    ok.
 
 setup() ->
     {ok, _} = application:ensure_all_started(erlang_python),
@@ -360,6 +384,39 @@ target(Vs, Limit, Met) ->
                _ -> "x"
            end,
     io_lib:format("<= ~p ~s ~s", [Limit, Unit, case Met of true -> "met"; false -> "NOT MET" end]).
+
+-define(COLUMNS, [group, section, row, unit, median, p99, calls_per_s, baseline, ratio, target,
+                  met]).
+
+%% One record per row, the same fields in CSV and JSON, figures rounded to
+%% what the clock resolves. Python's csv and json modules do the quoting
+%% and encoding (OTP 25 has no JSON encoder).
+write(Format, Machine, Rows) ->
+    {{Y, Mo, D}, {H, Mi, S}} = calendar:universal_time(),
+    Path = lists:flatten(io_lib:format("~s/bench-~4..0b~2..0b~2..0bT~2..0b~2..0b~2..0bZ.~s",
+                                       [?RESULTS_DIR, Y, Mo, D, H, Mi, S, Format])),
+    ok = filelib:ensure_dir(Path),
+    Records = [record(Row) || Row <- Rows],
+    Abs = unicode:characters_to_binary(filename:absname(Path)),
+    case Format of
+        <<"csv">> -> pybench(write_csv, [Abs, ?COLUMNS, Records]);
+        <<"json">> -> pybench(write_json, [Abs, #{machine => Machine,
+                                                  rows => [maps:from_list(lists:zip(?COLUMNS, R))
+                                                           || R <- Records]}])
+    end,
+    Path.
+
+record(#{group := G, name := Name, unit := Unit, median := Median, p99 := P99, rate := Rate,
+         vs := Vs, ratio := Ratio, limit := Limit, met := Met}) ->
+    Baseline = case Vs of
+                   absolute -> undefined;
+                   _ -> Vs
+               end,
+    [G, unicode:characters_to_binary(group_title(G)), Name, Unit, round3(Median), round3(P99),
+     round3(Rate), Baseline, round3(Ratio), Limit, Met].
+
+round3(undefined) -> undefined;
+round3(X) -> round(X * 1000) / 1000.
 
 machine() ->
     #{python_version := Python} = py:stats(),

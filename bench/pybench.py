@@ -6,6 +6,8 @@ py_bench registers: it returns its argument.
 """
 
 import asyncio
+import csv
+import json
 import os
 import threading
 import time
@@ -143,3 +145,15 @@ def live_threads(n):
         t.join()
     return {'before': before, 'after': after}
 
+
+def write_csv(path, header, rows):
+    with open(path, 'w', newline='') as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_json(path, document):
+    with open(path, 'w') as out:
+        json.dump(document, out, indent=2)
+        out.write('\n')
