@@ -6,16 +6,23 @@
 %% process -> C thread round trip, 1 MB memcpy); rows with a target say
 %% whether it is met. Two kinds of row:
 %% <ul>
-%% <li>latency rows time one operation many times (?N samples unless the
-%%     operation is slow); median and p99 are over those samples;</li>
+%% <li>latency rows time one operation many times (?N samples, ?SLOW_N for
+%%     slow operations); median and p99 are over those samples;</li>
 %% <li>aggregate rows (many callers, many threads, many calls in flight)
-%%     time whole runs: wall time divided by the calls made, one warm-up
-%%     run and then ?RUNS runs; median and p99 are over the runs, and
-%%     calls/s is the median's inverse.</li>
+%%     time whole runs: wall time divided by the calls made, ?RUNS runs
+%%     after a warm-up run; median and p99 are over the runs, and calls/s
+%%     is the median's inverse.</li>
 %% </ul>
-%% The Python side of each measurement is bench/pybench.py; the baselines
-%% are timed in C by bench/baseline_nif.c. All percentiles are computed here
-%% from raw samples.
+%% A row's baseline is measured alongside it: blocks of the row alternate
+%% with blocks of the baseline, so that on a machine whose load changes
+%% (a shared one) both are measured over the same stretch of time, and the
+%% ratio compares like with like. The baseline rows at the end are the same
+%% measurements on their own, at the start and the end of the run.
+%%
+%% Everything is measured by samplers: a sampler, given N, returns N
+%% durations in nanoseconds. The Python side of the samplers is
+%% bench/pybench.py; the C baselines are timed by bench/baseline_nif.c.
+%% All percentiles are computed here.
 -module(py_bench).
 -export([main/1]).
 
@@ -24,6 +31,10 @@
 %% For operations of 50 us and more.
 -define(SLOW_WARMUP, 100).
 -define(SLOW_N, 2000).
+%% Latency rows alternate with their baseline in ?BLOCKS blocks; every
+%% block of a row is followed by ?BASE_BLOCK samples of its baseline.
+-define(BLOCKS, 10).
+-define(BASE_BLOCK, 1000).
 %% Aggregate rows: runs, and calls per run (shared by all callers).
 -define(RUNS, 21).
 -define(RUN_CALLS, 12000).
@@ -34,11 +45,14 @@
 -define(RESULTS_DIR, "bench/results").
 
 -type baseline() :: dirty_nif | round_trip | memcpy.
--type stats() :: #{median := float(), p99 := float() | undefined, rate => float()}.
+-type sampler() :: fun((non_neg_integer()) -> [number()]).
+-type shape() :: latency | slow | runs.
+-type stats() :: #{median := float(), p99 := float() | undefined, rate => float(),
+                   base => float()}.
 -type row() :: #{group := 1..9, name := binary(), unit := us | kib | fd,
                  median := float(), p99 := float() | undefined, rate := float() | undefined,
-                 vs := baseline() | absolute | undefined, limit := number() | undefined,
-                 key := baseline() | undefined,
+                 vs := baseline() | absolute | undefined, base := float() | undefined,
+                 limit := number() | undefined,
                  ratio => float() | undefined, met => boolean() | undefined}.
 
 %% @doc Runs the benchmark, prints the table and halts the VM. `Out' is
@@ -67,7 +81,7 @@ run(Formats) ->
     Start = now_ns(),
     %% The pool rows restart the application; its stop reports are noise.
     logger:set_primary_config(level, warning),
-    setup(),
+    Bases = setup(),
     Machine = machine(),
     io:format("erlang_python benchmark: OTP ~ts, Python ~ts, ~b cores (~ts), "
               "~b dirty I/O schedulers~nmeasuring, about two minutes...~n",
@@ -75,11 +89,12 @@ run(Formats) ->
                maps:get(cpu, Machine), maps:get(dirty_io_schedulers, Machine)]),
     %% Row 8 comes before the other Python threads so that no pooled
     %% worker hides the descriptors a new thread costs.
-    First = baseline_samples(),
-    Measured = lists:append([py_calls(), evals(), erlang_calls(), live_threads(),
-                             python_threads(), fresh_threads(), async_calls(), conversions(),
-                             on_pool_threads()]),
-    Baselines = baselines(First, baseline_samples()),
+    First = baseline_samples(Bases),
+    Measured = lists:append([F(Bases) || F <- [fun py_calls/1, fun evals/1, fun erlang_calls/1,
+                                               fun live_threads/1, fun python_threads/1,
+                                               fun fresh_threads/1, fun async_calls/1,
+                                               fun conversions/1, fun on_pool_threads/1]]),
+    Baselines = baselines(First, baseline_samples(Bases)),
     Rows = judge(lists:sort(fun(A, B) -> maps:get(group, A) =< maps:get(group, B) end,
                             Measured ++ Baselines)),
     Wall = (now_ns() - Start) / 1.0e9,
@@ -88,6 +103,9 @@ run(Formats) ->
     [io:format("wrote ~ts~n", [write(F, Machine#{wall_s => Wall}, Rows)]) || F <- Formats],
     ok.
 
+%% Starts the application and what the samplers need; returns the
+%% samplers of the baselines that rows are judged by.
+-spec setup() -> #{baseline() => sampler()}.
 setup() ->
     {ok, _} = application:ensure_all_started(erlang_python),
     ok = py:register_function(bench_identity, fun([X]) -> X end),
@@ -95,40 +113,48 @@ setup() ->
     Dir = filename:dirname(code:which(?MODULE)),
     {ok, _} = py:eval(<<"__import__('sys').path.insert(0, d)">>,
                       #{d => unicode:characters_to_binary(Dir)}),
-    ok.
+    Echo = spawn_link(fun pong_echo/0),
+    #{dirty_nif => erl(fun baseline_nif:dirty_noop/0),
+      round_trip => round_trip(Echo, condvar, 0),
+      memcpy => c_sampler(fun(N) -> baseline_nif:memcpys(1 bsl 20, 0, N) end)}.
 
 %% ---- row groups, numbered as in the table ------------------------------
 
 %% 1. py:call from one caller, and from many at once.
-py_calls() ->
-    [row(1, "1 caller", measure(fun sqrt/0), dirty_nif, 1.5)
+py_calls(Bases) ->
+    [row(1, "1 caller", measure(latency, erl(fun sqrt/0), dirty_nif, Bases), dirty_nif, 1.5)
      | [row(1, io_lib:format("~b concurrent callers, per call", [N]),
-            aggregate(fun() -> callers(N, fun sqrt/0) end), dirty_nif)
+            measure(runs, runs(fun() -> callers(N, fun sqrt/0) end), dirty_nif, Bases),
+            dirty_nif)
         || N <- [2, 4, 16, 64]]].
 
 %% 2.
-evals() ->
-    [row(2, "1 caller", measure(fun eval/0), dirty_nif, 2)].
+evals(Bases) ->
+    [row(2, "1 caller", measure(latency, erl(fun eval/0), dirty_nif, Bases), dirty_nif, 2)].
 
 %% 3. erlang.call from the thread py:call runs on (timed in Python).
-erlang_calls() ->
+erlang_calls(Bases) ->
     [row(3, "erlang.call('bench_identity', 1)",
-         latency(pybench(calls, [?WARMUP, ?N])), round_trip, 1.2)].
+         measure(latency, pybench_sampler(calls, [0]), round_trip, Bases), round_trip, 1.2)].
 
 %% 4. erlang.call from N threads at once.
-python_threads() ->
+python_threads(Bases) ->
     [row(4, io_lib:format("~b Python thread~s, per call", [N, plural(N)]),
-         aggregate(fun() -> pybench(threads, [N, ?RUN_CALLS div N, ?CALLER_WARMUP]) end),
+         measure(runs, runs(fun() -> pybench(threads, [N, ?RUN_CALLS div N, ?CALLER_WARMUP]) end),
+                 round_trip, Bases),
          round_trip, case N of 4 -> 0.7; _ -> undefined end)
      || N <- [1, 2, 4, 16]].
 
 %% 5. A new threading.Thread whose first act is an erlang.call, and one that
 %% does nothing: the difference is what the first call costs.
-fresh_threads() ->
-    WithCall = latency(pybench(fresh_threads, [true, ?SLOW_WARMUP, ?SLOW_N])),
-    Bare = latency(pybench(fresh_threads, [false, ?SLOW_WARMUP, ?SLOW_N])),
-    FirstCall = #{median => maps:get(median, WithCall) - maps:get(median, Bare),
-                  p99 => undefined},
+fresh_threads(Bases) ->
+    Fresh = fun(CallErlang) ->
+                    measure(slow, pybench_sampler(fresh_threads, [CallErlang, 0]), round_trip,
+                            Bases)
+            end,
+    WithCall = #{median := M1, base := B1} = Fresh(true),
+    Bare = #{median := M2, base := B2} = Fresh(false),
+    FirstCall = #{median => M1 - M2, p99 => undefined, base => (B1 + B2) / 2},
     [row(5, "start() to the result of its one erlang.call", WithCall, round_trip),
      row(5, "start() to its target running (no call)", Bare, round_trip),
      row(5, "the call (difference of the medians)", FirstCall, round_trip, 2)].
@@ -136,22 +162,20 @@ fresh_threads() ->
 %% 6. erlang.async_call from one event loop; a run is one round of 1 000
 %% calls gathered. Also one call awaited at a time, and py:call of an
 %% async def, which runs it in a new event loop.
-async_calls() ->
-    Gathered = aggregate(fun() ->
-                                 [Round] = pybench(async_rounds, [1000, 1, 1]),
-                                 Round / 1000
-                         end),
-    [row(6, "1 000 in flight from one loop, per call", Gathered, round_trip),
-     row(6, "one awaited at a time", latency(pybench(async_rounds, [1, ?WARMUP, ?N])),
-         round_trip),
+async_calls(Bases) ->
+    Gathered = runs(fun() -> [Round] = pybench(async_rounds, [1000, 1, 1]), Round / 1000 end),
+    [row(6, "1 000 in flight from one loop, per call",
+         measure(runs, Gathered, round_trip, Bases), round_trip),
+     row(6, "one awaited at a time",
+         measure(latency, pybench_sampler(async_rounds, [1, 0]), round_trip, Bases), round_trip),
      row(6, "py:call of an async def (new event loop)",
-         measure(fun() -> {ok, none} = py:call(pybench, nothing, []) end,
-                 ?SLOW_WARMUP, ?SLOW_N),
+         measure(slow, erl(fun() -> {ok, none} = py:call(pybench, nothing, []) end),
+                 round_trip, Bases),
          round_trip)].
 
 %% 7. Large terms through an identity function, checked once to come back
 %% equal.
-conversions() ->
+conversions(Bases) ->
     Binary = crypto:strong_rand_bytes(1 bsl 20),
     false = is_binary(unicode:characters_to_binary(Binary)),
     Cases = [{"1 MB binary, not UTF-8 (bytes)", Binary, 3},
@@ -161,12 +185,13 @@ conversions() ->
                                                 || I <- lists:seq(1, 10000)]), undefined}],
     [begin
          {ok, Term} = py:call(pybench, ident, [Term]),
-         Fun = fun() -> {ok, _} = py:call(pybench, ident, [Term]) end,
-         row(7, Name, measure(Fun, ?SLOW_WARMUP, ?SLOW_N), memcpy, Limit)
+         Ident = erl(fun() -> {ok, _} = py:call(pybench, ident, [Term]) end),
+         row(7, Name, measure(slow, Ident, memcpy, Bases), memcpy, Limit)
      end || {Name, Term, Limit} <- Cases].
 
-%% 8. ?LIVE_THREADS threads that have each called Erlang, all alive.
-live_threads() ->
+%% 8. ?LIVE_THREADS threads that have each called Erlang, all alive. One
+%% reading: a second would find the workers of the first in the pool.
+live_threads(_Bases) ->
     #{<<"before">> := Before, <<"after">> := After} = pybench(live_threads, [?LIVE_THREADS]),
     Delta = fun(Key) -> (maps:get(Key, After) - maps:get(Key, Before)) / ?LIVE_THREADS end,
     StatsDelta = fun(Key) ->
@@ -179,50 +204,44 @@ live_threads() ->
           Single(Delta(<<"rss_kib">>)), undefined))#{unit => kib},
      (row(8, "open file descriptors", Single(Delta(<<"fds">>)), absolute, 1))#{unit => fd}].
 
-%% 9. The baselines. Measured at the start of the run and again at the
-%% end, each row summarising both sets of samples: on a machine whose load
-%% changes during the run, they then move as the other rows do.
-baseline_samples() ->
-    Echo = spawn_link(fun pong_echo/0),
-    RoundTrip = fun(Wait, Spin) ->
-                        c_samples(baseline_nif:round_trips(Echo, Wait, Spin, ?WARMUP, ?N))
-                end,
+%% 9. The baselines on their own, at the start of the run and again at the
+%% end, each row summarising both sets of samples.
+baseline_samples(Bases) ->
     {PingPong, PingPongEcho} = ping_pong(),
-    Samples = [{undefined, "no-op NIF, normal scheduler", samples(fun baseline_nif:noop/0)},
-               {dirty_nif, "no-op dirty NIF", samples(fun baseline_nif:dirty_noop/0)},
-               {undefined, "Erlang process ping-pong", samples(PingPong)},
-               {round_trip, "C thread -> process -> C thread, condvar", RoundTrip(condvar, 0)},
-               {undefined, "C thread -> process -> C thread, eventfd", RoundTrip(eventfd, 0)},
-               {undefined, "C thread -> process -> C thread, eventfd + 20 us spin",
-                RoundTrip(eventfd, ?WORKER_SPIN_NS)},
-               {undefined, "two C threads, condvar ping-pong",
-                c_samples(baseline_nif:ping_pongs(?WARMUP, ?N))},
-               {memcpy, "1 MB memcpy",
-                c_samples(baseline_nif:memcpys(1 bsl 20, ?SLOW_WARMUP, ?SLOW_N))}],
+    Echo = spawn_link(fun pong_echo/0),
+    Samplers = [{"no-op NIF, normal scheduler", erl(fun baseline_nif:noop/0), latency},
+                {"no-op dirty NIF", maps:get(dirty_nif, Bases), latency},
+                {"Erlang process ping-pong", erl(PingPong), latency},
+                {"C thread -> process -> C thread, condvar", maps:get(round_trip, Bases), latency},
+                {"C thread -> process -> C thread, eventfd", round_trip(Echo, eventfd, 0), latency},
+                {"C thread -> process -> C thread, eventfd + 20 us spin",
+                 round_trip(Echo, eventfd, ?WORKER_SPIN_NS), latency},
+                {"two C threads, condvar ping-pong",
+                 c_sampler(fun(N) -> baseline_nif:ping_pongs(0, N) end), latency},
+                {"1 MB memcpy", maps:get(memcpy, Bases), slow}],
+    Samples = [{Name, warm(Sampler, Shape)} || {Name, Sampler, Shape} <- Samplers],
     [begin unlink(P), exit(P, kill) end || P <- [Echo, PingPongEcho]],
     Samples.
 
-%% The Erlang process of the C round trip: answers each ping by waking the
-%% thread through its channel.
-pong_echo() ->
-    receive {baseline_ping, Channel} -> ok = baseline_nif:pong(Channel) end,
-    pong_echo().
-
-%% Each baseline is given against the no-op dirty NIF.
+%% Each baseline is given against the no-op dirty NIF measured with it.
 baselines(First, Last) ->
-    [(row(9, Name, latency(S1 ++ S2), dirty_nif))#{key => Key}
-     || {{Key, Name, S1}, {Key, Name, S2}} <- lists:zip(First, Last)].
+    Rows = [row(9, Name, latency(S1 ++ S2), dirty_nif)
+            || {{Name, S1}, {Name, S2}} <- lists:zip(First, Last)],
+    [#{median := DirtyNif}] = [R || R = #{name := <<"no-op dirty NIF">>} <- Rows],
+    [Row#{base => DirtyNif} || Row <- Rows].
 
 %% Rows 1 and 2 again with dirty_call_limit 0, which sends every call to
 %% the pool of NIF-owned threads. Restarts the application (twice), so it
 %% comes last.
-on_pool_threads() ->
+on_pool_threads(Bases) ->
     ok = application:stop(erlang_python),
     ok = application:set_env(erlang_python, dirty_call_limit, 0),
     {ok, _} = application:ensure_all_started(erlang_python),
     try
-        [row(1, "1 caller, on a pool thread", measure(fun sqrt/0), dirty_nif),
-         row(2, "1 caller, on a pool thread", measure(fun eval/0), dirty_nif)]
+        [row(1, "1 caller, on a pool thread", measure(latency, erl(fun sqrt/0), dirty_nif, Bases),
+             dirty_nif),
+         row(2, "1 caller, on a pool thread", measure(latency, erl(fun eval/0), dirty_nif, Bases),
+             dirty_nif)]
     after
         ok = application:stop(erlang_python),
         application:unset_env(erlang_python, dirty_call_limit),
@@ -237,6 +256,12 @@ eval() -> {ok, 2} = py:eval(<<"1+1">>).
 ping_pong() ->
     Echo = spawn_link(fun Loop() -> receive {From, M} -> From ! M, Loop() end end),
     {fun() -> Echo ! {self(), ping}, receive ping -> ok end end, Echo}.
+
+%% The Erlang process of the C round trip: answers each ping by waking the
+%% thread through its channel.
+pong_echo() ->
+    receive {baseline_ping, Channel} -> ok = baseline_nif:pong(Channel) end,
+    pong_echo().
 
 %% N processes calling Fun at once, released together after a warm-up:
 %% wall time per call, in ns.
@@ -261,38 +286,64 @@ pybench(Function, Args) ->
     {ok, Result} = py:call(pybench, Function, Args, #{}, infinity),
     Result.
 
-%% ---- measuring: one loop, one summary ----------------------------------
+%% ---- measuring -----------------------------------------------------------
 
 now_ns() -> erlang:monotonic_time(nanosecond).
 
 repeat(_Fun, 0) -> ok;
 repeat(Fun, K) -> Fun(), repeat(Fun, K - 1).
 
-%% Once() returns one duration; Warmup untimed rounds first.
-collect(Once, Warmup, N) ->
-    repeat(Once, Warmup),
-    [Once() || _ <- lists:seq(1, N)].
+%% Fun timed in Erlang, once per sample.
+-spec erl(fun(() -> term())) -> sampler().
+erl(Fun) ->
+    fun(N) -> [begin Start = now_ns(), Fun(), now_ns() - Start end || _ <- lists:seq(1, N)] end.
 
-timed(Fun) ->
-    fun() -> Start = now_ns(), Fun(), now_ns() - Start end.
+%% A sampler of bench/pybench.py: Function(*Args, N) returns N durations.
+pybench_sampler(Function, Args) ->
+    fun(N) -> pybench(Function, Args ++ [N]) end.
 
-samples(Fun) -> collect(timed(Fun), ?WARMUP, ?N).
+%% Run() returns the ns per call of one whole run.
+runs(Run) ->
+    fun(N) -> [Run() || _ <- lists:seq(1, N)] end.
 
-measure(Fun) -> latency(samples(Fun)).
-measure(Fun, Warmup, N) -> latency(collect(timed(Fun), Warmup, N)).
+%% Start(N) starts a C timer thread of baseline_nif, which sends its samples.
+c_sampler(Start) ->
+    fun(N) ->
+            Ref = Start(N),
+            receive
+                {Ref, Samples} when is_list(Samples) -> Samples;
+                {Ref, {error, Reason}} -> error({baseline_failed, Reason})
+            end
+    end.
 
-%% ns per call of one run each time Run() is called: a warm-up run, then
-%% ?RUNS.
-aggregate(Run) ->
-    _ = Run(),
-    Stats = latency([Run() || _ <- lists:seq(1, ?RUNS)]),
-    Stats#{rate => 1.0e6 / maps:get(median, Stats)}.
+round_trip(Echo, Wait, SpinNs) ->
+    c_sampler(fun(N) -> baseline_nif:round_trips(Echo, Wait, SpinNs, 0, N) end).
 
-%% Samples from a C timer thread (baseline_nif).
-c_samples(Ref) ->
-    receive
-        {Ref, Samples} when is_list(Samples) -> Samples;
-        {Ref, {error, Reason}} -> error({baseline_failed, Reason})
+%% {warm-up samples, blocks, samples per block}
+shape(latency) -> {?WARMUP, ?BLOCKS, ?N div ?BLOCKS};
+shape(slow) -> {?SLOW_WARMUP, ?BLOCKS, ?SLOW_N div ?BLOCKS};
+shape(runs) -> {1, ?RUNS, 1}.
+
+%% A sampler's samples after its warm-up, measured on their own.
+warm(Sampler, Shape) ->
+    {Warmup, Blocks, PerBlock} = shape(Shape),
+    _ = Sampler(Warmup),
+    Sampler(Blocks * PerBlock).
+
+%% The row's stats, with `base', the median of its baseline (Vs) measured
+%% in blocks alternating with the row's, after a warm-up of both.
+-spec measure(shape(), sampler(), baseline(), #{baseline() => sampler()}) -> stats().
+measure(Shape, Sampler, Vs, Bases) ->
+    {Warmup, Blocks, PerBlock} = shape(Shape),
+    Base = maps:get(Vs, Bases),
+    _ = Sampler(Warmup),
+    _ = Base(?BASE_BLOCK),
+    Parts = [{Sampler(PerBlock), Base(?BASE_BLOCK)} || _ <- lists:seq(1, Blocks)],
+    Stats = latency(lists:append([S || {S, _} <- Parts])),
+    #{median := BaseMedian} = latency(lists:append([B || {_, B} <- Parts])),
+    case Shape of
+        runs -> Stats#{base => BaseMedian, rate => 1.0e6 / maps:get(median, Stats)};
+        _ -> Stats#{base => BaseMedian}
     end.
 
 %% Median and p99 of durations in ns, in us.
@@ -311,32 +362,32 @@ row(Group, Name, Stats, Vs) -> row(Group, Name, Stats, Vs, undefined).
 -spec row(1..9, unicode:chardata(), stats(), baseline() | absolute | undefined,
           number() | undefined) -> row().
 row(Group, Name, Stats, Vs, Limit) ->
-    maps:merge(#{rate => undefined, unit => us, key => undefined},
+    maps:merge(#{rate => undefined, unit => us, base => undefined},
                Stats#{group => Group, name => unicode:characters_to_binary(Name), vs => Vs,
                       limit => Limit}).
 
-%% Each row's ratio to its baseline's median (for `absolute' targets the
-%% value itself is judged), and whether its target is met.
+%% Each row's ratio to the baseline measured with it (for `absolute'
+%% targets the value itself is judged), and whether its target is met.
 judge(Rows) ->
-    Baselines = maps:from_list([{Key, M} || #{key := Key, median := M} <- Rows,
-                                            Key =/= undefined]),
     [begin
-         Ratio = case Vs of
-                     _ when Vs =:= absolute; Vs =:= undefined -> undefined;
-                     _ -> Median / maps:get(Vs, Baselines)
+         Ratio = case Base of
+                     undefined -> undefined;
+                     _ -> Median / Base
                  end,
-         Judged = case Vs of absolute -> Median; _ -> Ratio end,
+         Judged = case Vs of
+                      absolute -> Median;
+                      _ -> Ratio
+                  end,
          Met = case Limit of
                    undefined -> undefined;
                    _ -> Judged =< Limit
                end,
          Row#{ratio => Ratio, met => Met}
-     end || Row = #{vs := Vs, median := Median, limit := Limit} <- Rows].
+     end || Row = #{vs := Vs, base := Base, median := Median, limit := Limit} <- Rows].
 
 baseline_name(dirty_nif) -> "dirty NIF";
 baseline_name(round_trip) -> "C round trip";
-baseline_name(memcpy) -> "1 MB memcpy";
-baseline_name(_) -> "".
+baseline_name(memcpy) -> "1 MB memcpy".
 
 group_title(1) -> "1. py:call(math, sqrt, [16])";
 group_title(2) -> "2. py:eval(<<\"1+1\">>) repeated";
@@ -350,21 +401,34 @@ group_title(9) -> "9. baselines".
 
 %% ---- output --------------------------------------------------------------
 
--define(ROW_FORMAT, "~-56ts ~11ts ~11ts ~9ts ~7ts ~-13ts ~ts~n").
+%% Column widths, negative for left-aligned; a wider cell pushes the rest
+%% of its line right rather than being cut.
+-define(WIDTHS, [-58, 11, 11, 8, 7, -25, 0]).
 
 print(Rows) ->
-    io:format("~n" ?ROW_FORMAT, ["", "median", "p99", "calls/s", "ratio", "of", "target"]),
+    io:format("~n"),
+    print_line(["", "median", "p99", "calls/s", "ratio", "  baseline (its median)", "target"]),
     lists:foldl(fun(Row = #{group := G}, Last) ->
                         G =/= Last andalso io:format("~ts~n", [group_title(G)]),
-                        io:format(?ROW_FORMAT, cells(Row)),
+                        print_line(cells(Row)),
                         G
                 end, 0, Rows),
     ok.
 
+print_line(Cells) ->
+    Padded = [case W < 0 of
+                  true -> string:pad(C, -W);
+                  false -> string:pad(C, W, leading)
+              end || {C, W} <- lists:zip(Cells, ?WIDTHS)],
+    io:format("~ts~n", [string:trim(lists:join(" ", Padded), trailing)]).
+
 cells(#{name := Name, unit := Unit, median := Median, p99 := P99, rate := Rate, vs := Vs,
-        ratio := Ratio, limit := Limit, met := Met}) ->
-    ["  " ++ binary_to_list(Name), value(Median, Unit), value(P99, Unit),
-     rate(Rate), ratio(Ratio), baseline_name(Vs), target(Vs, Limit, Met)].
+        base := Base, ratio := Ratio, limit := Limit, met := Met}) ->
+    ["  " ++ binary_to_list(Name), value(Median, Unit), value(P99, Unit), rate(Rate),
+     ratio(Ratio), baseline(Vs, Base), target(Vs, Limit, Met)].
+
+baseline(_, undefined) -> "";
+baseline(Vs, Base) -> io_lib:format("  ~s (~.2f us)", [baseline_name(Vs), Base]).
 
 value(undefined, _) -> "-";
 value(V, us) -> io_lib:format("~.2f us", [V]);
@@ -385,8 +449,8 @@ target(Vs, Limit, Met) ->
            end,
     io_lib:format("<= ~p ~s ~s", [Limit, Unit, case Met of true -> "met"; false -> "NOT MET" end]).
 
--define(COLUMNS, [group, section, row, unit, median, p99, calls_per_s, baseline, ratio, target,
-                  met]).
+-define(COLUMNS, [group, section, row, unit, median, p99, calls_per_s, baseline,
+                  baseline_median, ratio, target, met]).
 
 %% One record per row, the same fields in CSV and JSON, figures rounded to
 %% what the clock resolves. Python's csv and json modules do the quoting
@@ -407,13 +471,13 @@ write(Format, Machine, Rows) ->
     Path.
 
 record(#{group := G, name := Name, unit := Unit, median := Median, p99 := P99, rate := Rate,
-         vs := Vs, ratio := Ratio, limit := Limit, met := Met}) ->
+         vs := Vs, base := Base, ratio := Ratio, limit := Limit, met := Met}) ->
     Baseline = case Vs of
                    absolute -> undefined;
                    _ -> Vs
                end,
     [G, unicode:characters_to_binary(group_title(G)), Name, Unit, round3(Median), round3(P99),
-     round3(Rate), Baseline, round3(Ratio), Limit, Met].
+     round3(Rate), Baseline, round3(Base), round3(Ratio), Limit, Met].
 
 round3(undefined) -> undefined;
 round3(X) -> round(X * 1000) / 1000.
