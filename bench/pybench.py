@@ -15,6 +15,9 @@ import time
 import erlang
 
 clock = time.perf_counter_ns
+# A thread that fails breaks its barrier instead of leaving the others
+# waiting for ever.
+BARRIER_TIMEOUT = 120
 
 
 def repeat(fn, n, *args):
@@ -50,10 +53,23 @@ def calls(warmup, n):
     return collect(timed(erlang.call, 'bench_identity', 1), warmup, n)
 
 
+def with_threads(n, target, meanwhile):
+    """Runs target in n new threads and meanwhile() in this one, then joins
+    the threads; returns what meanwhile returned."""
+    started = [threading.Thread(target=target) for _ in range(n)]
+    for t in started:
+        t.start()
+    try:
+        return meanwhile()
+    finally:
+        for t in started:
+            t.join()
+
+
 def threads(nthreads, calls_each, warmup):
     """One run of nthreads threads making calls_each erlang.calls at once,
     released together after their warm-up: wall time per call."""
-    barrier = threading.Barrier(nthreads + 1)
+    barrier = threading.Barrier(nthreads + 1, timeout=BARRIER_TIMEOUT)
 
     def work():
         repeat(erlang.call, warmup, 'bench_identity', 1)
@@ -61,16 +77,13 @@ def threads(nthreads, calls_each, warmup):
         repeat(erlang.call, calls_each, 'bench_identity', 1)
         barrier.wait()
 
-    started = [threading.Thread(target=work) for _ in range(nthreads)]
-    for t in started:
-        t.start()
-    barrier.wait()
-    start = clock()
-    barrier.wait()
-    wall = clock() - start
-    for t in started:
-        t.join()
-    return wall / (nthreads * calls_each)
+    def time_the_calls():
+        barrier.wait()
+        start = clock()
+        barrier.wait()
+        return (clock() - start) / (nthreads * calls_each)
+
+    return with_threads(nthreads, work, time_the_calls)
 
 
 def fresh_threads(call_erlang, warmup, n):
@@ -115,18 +128,21 @@ async def async_rounds(in_flight, warmup, n):
 
 
 def usage():
+    """RSS and open fds of the VM's process, and py:thread_stats()."""
     with open('/proc/self/status') as status:
         rss_kib = next(int(line.split()[1]) for line in status if line.startswith('VmRSS:'))
-    return {'rss_kib': rss_kib, 'fds': len(os.listdir('/proc/self/fd'))}
+    return {
+        'rss_kib': rss_kib,
+        'fds': len(os.listdir('/proc/self/fd')),
+        'stats': erlang.call('bench_thread_stats'),
+    }
 
 
 def live_threads(n):
     """Starts n threads that each make one erlang.call and then wait, and
     reads the process's RSS and open fds (and py:thread_stats/0 through
     'bench_thread_stats') before they start and while they all wait."""
-    before = usage()
-    before['stats'] = erlang.call('bench_thread_stats')
-    called = threading.Barrier(n + 1)
+    called = threading.Barrier(n + 1, timeout=BARRIER_TIMEOUT)
     release = threading.Event()
 
     def work():
@@ -134,16 +150,14 @@ def live_threads(n):
         called.wait()
         release.wait()
 
-    started = [threading.Thread(target=work) for _ in range(n)]
-    for t in started:
-        t.start()
-    called.wait()
-    after = usage()
-    after['stats'] = erlang.call('bench_thread_stats')
-    release.set()
-    for t in started:
-        t.join()
-    return {'before': before, 'after': after}
+    def read_usage():
+        called.wait()
+        try:
+            return usage()
+        finally:
+            release.set()
+
+    return {'before': usage(), 'after': with_threads(n, work, read_usage)}
 
 
 def write_csv(path, header, rows):
