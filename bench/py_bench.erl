@@ -48,7 +48,7 @@
 -type sampler() :: fun((non_neg_integer()) -> [number()]).
 -type shape() :: latency | slow | runs.
 -type stats() :: #{median := float(), p99 := float() | undefined, rate => float(),
-                   base => float()}.
+                   unit => us | kib | fd, vs => baseline() | absolute, base => float()}.
 -type row() :: #{group := 1..9, name := binary(), unit := us | kib | fd,
                  median := float(), p99 := float() | undefined, rate := float() | undefined,
                  vs := baseline() | absolute | undefined, base := float() | undefined,
@@ -122,27 +122,26 @@ setup() ->
 
 %% 1. py:call from one caller, and from many at once.
 py_calls(Bases) ->
-    [row(1, "1 caller", measure(latency, erl(fun sqrt/0), dirty_nif, Bases), dirty_nif, 1.5)
+    [row(1, "1 caller", measure(latency, erl(fun sqrt/0), dirty_nif, Bases), 1.5)
      | [row(1, io_lib:format("~b concurrent callers, per call", [N]),
-            measure(runs, runs(fun() -> callers(N, fun sqrt/0) end), dirty_nif, Bases),
-            dirty_nif)
+            measure(runs, runs(fun() -> callers(N, fun sqrt/0) end), dirty_nif, Bases))
         || N <- [2, 4, 16, 64]]].
 
 %% 2.
 evals(Bases) ->
-    [row(2, "1 caller", measure(latency, erl(fun eval/0), dirty_nif, Bases), dirty_nif, 2)].
+    [row(2, "1 caller", measure(latency, erl(fun eval/0), dirty_nif, Bases), 2)].
 
 %% 3. erlang.call from the thread py:call runs on (timed in Python).
 erlang_calls(Bases) ->
     [row(3, "erlang.call('bench_identity', 1)",
-         measure(latency, pybench_sampler(calls, [0]), round_trip, Bases), round_trip, 1.2)].
+         measure(latency, pybench_sampler(calls, [0]), round_trip, Bases), 1.2)].
 
 %% 4. erlang.call from N threads at once.
 python_threads(Bases) ->
     [row(4, io_lib:format("~b Python thread~s, per call", [N, plural(N)]),
          measure(runs, runs(fun() -> pybench(threads, [N, ?RUN_CALLS div N, ?CALLER_WARMUP]) end),
                  round_trip, Bases),
-         round_trip, case N of 4 -> 0.7; _ -> undefined end)
+         case N of 4 -> 0.7; _ -> undefined end)
      || N <- [1, 2, 4, 16]].
 
 %% 5. A new threading.Thread whose first act is an erlang.call, and one that
@@ -154,10 +153,10 @@ fresh_threads(Bases) ->
             end,
     WithCall = #{median := M1, base := B1} = Fresh(true),
     Bare = #{median := M2, base := B2} = Fresh(false),
-    FirstCall = #{median => M1 - M2, p99 => undefined, base => (B1 + B2) / 2},
-    [row(5, "start() to the result of its one erlang.call", WithCall, round_trip),
-     row(5, "start() to its target running (no call)", Bare, round_trip),
-     row(5, "the call (difference of the medians)", FirstCall, round_trip, 2)].
+    FirstCall = #{median => M1 - M2, p99 => undefined, vs => round_trip, base => (B1 + B2) / 2},
+    [row(5, "start() to the result of its one erlang.call", WithCall),
+     row(5, "start() to its target running (no call)", Bare),
+     row(5, "the call (difference of the medians)", FirstCall, 2)].
 
 %% 6. erlang.async_call from one event loop; a run is one round of 1 000
 %% calls gathered. Also one call awaited at a time, and py:call of an
@@ -165,13 +164,12 @@ fresh_threads(Bases) ->
 async_calls(Bases) ->
     Gathered = runs(fun() -> [Round] = pybench(async_rounds, [1000, 1, 1]), Round / 1000 end),
     [row(6, "1 000 in flight from one loop, per call",
-         measure(runs, Gathered, round_trip, Bases), round_trip),
+         measure(runs, Gathered, round_trip, Bases)),
      row(6, "one awaited at a time",
-         measure(latency, pybench_sampler(async_rounds, [1, 0]), round_trip, Bases), round_trip),
+         measure(latency, pybench_sampler(async_rounds, [1, 0]), round_trip, Bases)),
      row(6, "py:call of an async def (new event loop)",
          measure(slow, erl(fun() -> {ok, none} = py:call(pybench, nothing, []) end),
-                 round_trip, Bases),
-         round_trip)].
+                 round_trip, Bases))].
 
 %% 7. Large terms through an identity function, checked once to come back
 %% equal.
@@ -186,7 +184,7 @@ conversions(Bases) ->
     [begin
          {ok, Term} = py:call(pybench, ident, [Term]),
          Ident = erl(fun() -> {ok, _} = py:call(pybench, ident, [Term]) end),
-         row(7, Name, measure(slow, Ident, memcpy, Bases), memcpy, Limit)
+         row(7, Name, measure(slow, Ident, memcpy, Bases), Limit)
      end || {Name, Term, Limit} <- Cases].
 
 %% 8. ?LIVE_THREADS threads that have each called Erlang, all alive. One
@@ -198,11 +196,11 @@ live_threads(_Bases) ->
                          maps:get(Key, maps:get(<<"stats">>, After))
                              - maps:get(Key, maps:get(<<"stats">>, Before))
                  end,
-    Single = fun(Value) -> #{median => Value, p99 => undefined} end,
-    [(row(8, io_lib:format("resident memory (+~b workers, +~b handlers)",
-                           [StatsDelta(workers_live), StatsDelta(handlers)]),
-          Single(Delta(<<"rss_kib">>)), undefined))#{unit => kib},
-     (row(8, "open file descriptors", Single(Delta(<<"fds">>)), absolute, 1))#{unit => fd}].
+    [row(8, io_lib:format("resident memory (+~b workers, +~b handlers)",
+                          [StatsDelta(workers_live), StatsDelta(handlers)]),
+         #{median => Delta(<<"rss_kib">>), p99 => undefined, unit => kib}),
+     row(8, "open file descriptors",
+         #{median => Delta(<<"fds">>), p99 => undefined, unit => fd, vs => absolute}, 1)].
 
 %% 9. The baselines on their own, at the start of the run and again at the
 %% end, each row summarising both sets of samples.
@@ -225,10 +223,9 @@ baseline_samples(Bases) ->
 
 %% Each baseline is given against the no-op dirty NIF measured with it.
 baselines(First, Last) ->
-    Rows = [row(9, Name, latency(S1 ++ S2), dirty_nif)
-            || {{Name, S1}, {Name, S2}} <- lists:zip(First, Last)],
-    [#{median := DirtyNif}] = [R || R = #{name := <<"no-op dirty NIF">>} <- Rows],
-    [Row#{base => DirtyNif} || Row <- Rows].
+    Stats = [{Name, latency(S1 ++ S2)} || {{Name, S1}, {Name, S2}} <- lists:zip(First, Last)],
+    {_, #{median := DirtyNif}} = lists:keyfind("no-op dirty NIF", 1, Stats),
+    [row(9, Name, S#{vs => dirty_nif, base => DirtyNif}) || {Name, S} <- Stats].
 
 %% Rows 1 and 2 again with dirty_call_limit 0, which sends every call to
 %% the pool of NIF-owned threads. Restarts the application (twice), so it
@@ -238,10 +235,8 @@ on_pool_threads(Bases) ->
     ok = application:set_env(erlang_python, dirty_call_limit, 0),
     {ok, _} = application:ensure_all_started(erlang_python),
     try
-        [row(1, "1 caller, on a pool thread", measure(latency, erl(fun sqrt/0), dirty_nif, Bases),
-             dirty_nif),
-         row(2, "1 caller, on a pool thread", measure(latency, erl(fun eval/0), dirty_nif, Bases),
-             dirty_nif)]
+        [row(1, "1 caller, on a pool thread", measure(latency, erl(fun sqrt/0), dirty_nif, Bases)),
+         row(2, "1 caller, on a pool thread", measure(latency, erl(fun eval/0), dirty_nif, Bases))]
     after
         ok = application:stop(erlang_python),
         application:unset_env(erlang_python, dirty_call_limit),
@@ -330,8 +325,8 @@ warm(Sampler, Shape) ->
     _ = Sampler(Warmup),
     Sampler(Blocks * PerBlock).
 
-%% The row's stats, with `base', the median of its baseline (Vs) measured
-%% in blocks alternating with the row's, after a warm-up of both.
+%% The row's stats, with its baseline Vs and `base', the median of Vs
+%% measured in blocks alternating with the row's, after a warm-up of both.
 -spec measure(shape(), sampler(), baseline(), #{baseline() => sampler()}) -> stats().
 measure(Shape, Sampler, Vs, Bases) ->
     {Warmup, Blocks, PerBlock} = shape(Shape),
@@ -342,8 +337,8 @@ measure(Shape, Sampler, Vs, Bases) ->
     Stats = latency(lists:append([S || {S, _} <- Parts])),
     #{median := BaseMedian} = latency(lists:append([B || {_, B} <- Parts])),
     case Shape of
-        runs -> Stats#{base => BaseMedian, rate => 1.0e6 / maps:get(median, Stats)};
-        _ -> Stats#{base => BaseMedian}
+        runs -> Stats#{vs => Vs, base => BaseMedian, rate => 1.0e6 / maps:get(median, Stats)};
+        _ -> Stats#{vs => Vs, base => BaseMedian}
     end.
 
 %% Median and p99 of durations in ns, in us.
@@ -357,13 +352,14 @@ percentile(P, Sorted) ->
 
 %% ---- rows, ratios, targets ---------------------------------------------
 
-row(Group, Name, Stats, Vs) -> row(Group, Name, Stats, Vs, undefined).
+row(Group, Name, Stats) -> row(Group, Name, Stats, undefined).
 
--spec row(1..9, unicode:chardata(), stats(), baseline() | absolute | undefined,
-          number() | undefined) -> row().
-row(Group, Name, Stats, Vs, Limit) ->
-    maps:merge(#{rate => undefined, unit => us, base => undefined},
-               Stats#{group => Group, name => unicode:characters_to_binary(Name), vs => Vs,
+%% A row of the table from a measurement's stats; Limit is its target, a
+%% ratio to its baseline (or, for vs `absolute', a bound on the value).
+-spec row(1..9, unicode:chardata(), stats(), number() | undefined) -> row().
+row(Group, Name, Stats, Limit) ->
+    maps:merge(#{rate => undefined, unit => us, vs => undefined, base => undefined},
+               Stats#{group => Group, name => unicode:characters_to_binary(Name),
                       limit => Limit}).
 
 %% Each row's ratio to the baseline measured with it (for `absolute'
