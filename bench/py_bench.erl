@@ -17,7 +17,7 @@
 %% with blocks of the baseline, so that on a machine whose load changes
 %% (a shared one) both are measured over the same stretch of time, and the
 %% ratio compares like with like. The baseline rows at the end are the same
-%% measurements on their own, at the start and the end of the run.
+%% measurements on their own, taken first.
 %%
 %% Everything is measured by samplers: a sampler, given N, returns N
 %% durations in nanoseconds. The Python side of the samplers is
@@ -87,16 +87,16 @@ run(Formats) ->
               "~b dirty I/O schedulers~nmeasuring, about two minutes...~n",
               [maps:get(otp, Machine), maps:get(python, Machine), maps:get(cores, Machine),
                maps:get(cpu, Machine), maps:get(dirty_io_schedulers, Machine)]),
-    %% Row 8 comes before the other Python threads so that no pooled
-    %% worker hides the descriptors a new thread costs.
-    First = baseline_samples(Bases),
-    Measured = lists:append([F(Bases) || F <- [fun py_calls/1, fun evals/1, fun erlang_calls/1,
-                                               fun live_threads/1, fun python_threads/1,
-                                               fun fresh_threads/1, fun async_calls/1,
-                                               fun conversions/1, fun on_pool_threads/1]]),
-    Baselines = baselines(First, baseline_samples(Bases)),
+    %% Row 9 first, on a VM that has done nothing else yet; row 8 before
+    %% the other Python threads, so that no pooled worker hides the
+    %% descriptors a new thread costs.
+    Measured = lists:append([F(Bases) || F <- [fun baselines/1, fun py_calls/1, fun evals/1,
+                                               fun erlang_calls/1, fun live_threads/1,
+                                               fun python_threads/1, fun fresh_threads/1,
+                                               fun async_calls/1, fun conversions/1,
+                                               fun on_pool_threads/1]]),
     Rows = judge(lists:sort(fun(A, B) -> maps:get(group, A) =< maps:get(group, B) end,
-                            Measured ++ Baselines)),
+                            Measured)),
     Wall = (now_ns() - Start) / 1.0e9,
     print(Rows),
     io:format("~nwall time ~.1f s~n", [Wall]),
@@ -202,9 +202,8 @@ live_threads(_Bases) ->
      row(8, "open file descriptors",
          #{median => Delta(<<"fds">>), p99 => undefined, unit => fd, vs => absolute}, 1)].
 
-%% 9. The baselines on their own, at the start of the run and again at the
-%% end, each row summarising both sets of samples.
-baseline_samples(Bases) ->
+%% 9. The baselines on their own, each given against the no-op dirty NIF.
+baselines(Bases) ->
     {PingPong, PingPongEcho} = ping_pong(),
     Echo = spawn_link(fun pong_echo/0),
     Samplers = [{"no-op NIF, normal scheduler", erl(fun baseline_nif:noop/0), latency},
@@ -217,13 +216,8 @@ baseline_samples(Bases) ->
                 {"two C threads, condvar ping-pong",
                  c_sampler(fun(N) -> baseline_nif:ping_pongs(0, N) end), latency},
                 {"1 MB memcpy", maps:get(memcpy, Bases), slow}],
-    Samples = [{Name, warm(Sampler, Shape)} || {Name, Sampler, Shape} <- Samplers],
+    Stats = [{Name, latency(warm(Sampler, Shape))} || {Name, Sampler, Shape} <- Samplers],
     [begin unlink(P), exit(P, kill) end || P <- [Echo, PingPongEcho]],
-    Samples.
-
-%% Each baseline is given against the no-op dirty NIF measured with it.
-baselines(First, Last) ->
-    Stats = [{Name, latency(S1 ++ S2)} || {{Name, S1}, {Name, S2}} <- lists:zip(First, Last)],
     {_, #{median := DirtyNif}} = lists:keyfind("no-op dirty NIF", 1, Stats),
     [row(9, Name, S#{vs => dirty_nif, base => DirtyNif}) || {Name, S} <- Stats].
 
