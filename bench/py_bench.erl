@@ -27,16 +27,16 @@
 -export([main/1]).
 
 -define(WARMUP, 2000).
--define(N, 30000).
+-define(N, 50000).
 %% For operations of 50 us and more.
 -define(SLOW_WARMUP, 100).
 -define(SLOW_N, 2000).
 %% Latency rows alternate with their baseline in ?BLOCKS blocks; every
 %% block of a row is followed by ?BASE_BLOCK samples of its baseline.
--define(BLOCKS, 10).
+-define(BLOCKS, 20).
 -define(BASE_BLOCK, 1000).
 %% Aggregate rows: runs, and calls per run (shared by all callers).
--define(RUNS, 21).
+-define(RUNS, 31).
 -define(RUN_CALLS, 12000).
 -define(CALLER_WARMUP, 100).
 -define(LIVE_THREADS, 1000).
