@@ -134,7 +134,7 @@ evals(Bases) ->
 %% 3. erlang.call from the thread py:call runs on (timed in Python).
 erlang_calls(Bases) ->
     [row(3, "erlang.call('bench_identity', 1)",
-         measure(latency, pybench_sampler(calls, [0]), round_trip, Bases), 1.2)].
+         measure(latency, pybench_sampler(calls, []), round_trip, Bases), 1.2)].
 
 %% 4. erlang.call from N threads at once.
 python_threads(Bases) ->
@@ -148,7 +148,7 @@ python_threads(Bases) ->
 %% does nothing: the difference is what the first call costs.
 fresh_threads(Bases) ->
     Fresh = fun(CallErlang) ->
-                    measure(slow, pybench_sampler(fresh_threads, [CallErlang, 0]), round_trip,
+                    measure(slow, pybench_sampler(fresh_threads, [CallErlang]), round_trip,
                             Bases)
             end,
     WithCall = #{median := M1, base := B1} = Fresh(true),

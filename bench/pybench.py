@@ -25,9 +25,9 @@ def repeat(fn, n, *args):
         fn(*args)
 
 
-def collect(once, warmup, n):
-    """Runs once() warmup times, then n times; once returns a duration."""
-    repeat(once, warmup)
+def collect(once, n):
+    """n durations, each returned by once(). Warm-ups are py_bench's: it
+    asks for samples it throws away."""
     return [once() for _ in range(n)]
 
 
@@ -48,9 +48,9 @@ async def nothing():
     return None
 
 
-def calls(warmup, n):
+def calls(n):
     """erlang.call from the thread this runs on."""
-    return collect(timed(erlang.call, 'bench_identity', 1), warmup, n)
+    return collect(timed(erlang.call, 'bench_identity', 1), n)
 
 
 def with_threads(n, target, meanwhile):
@@ -86,7 +86,7 @@ def threads(nthreads, calls_each, warmup):
     return with_threads(nthreads, work, time_the_calls)
 
 
-def fresh_threads(call_erlang, warmup, n):
+def fresh_threads(call_erlang, n):
     """From start() of a new threading.Thread to the result of its first
     erlang.call, or (call_erlang false) to the first line of its target.
     Threads run one at a time, each joined before the next starts."""
@@ -105,13 +105,14 @@ def fresh_threads(call_erlang, warmup, n):
         t.join()
         return done[0] - start
 
-    return collect(once, warmup, n)
+    return collect(once, n)
 
 
 async def async_rounds(in_flight, warmup, n):
-    """Wall time of rounds of in_flight erlang.async_calls made from one
-    event loop, all in flight at once (awaited alone when in_flight is 1).
-    Its own loop: a coroutine cannot share collect()."""
+    """Wall times of n rounds of in_flight erlang.async_calls made from one
+    event loop, all in flight at once (awaited alone when in_flight is 1),
+    after warmup rounds in the same loop: py:call runs each coroutine in a
+    new loop. A loop of its own, as a coroutine cannot share collect()."""
     call = erlang.async_call
 
     async def once():
