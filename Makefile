@@ -4,7 +4,9 @@
 #               ends with one line "N passed, M failed"
 # and for CI and developers:
 #   make matrix  the core suites against every other Python >= 3.10 found
-#   make bench   call latency, with baselines measured in the same run
+#   make bench   what calls cost, next to baselines measured in the same
+#                run: one table (docs/performance.md). BENCH_OUT=csv, json
+#                or csv,json also writes it to bench/results/bench-TIME.EXT
 #   make asan    the suites in ASAN_SUITES (default: all) against the NIF
 #                built with AddressSanitizer and UBSan
 #   make soak    SOAK_SECONDS (default 60) of mixed load while processes are
@@ -43,12 +45,17 @@ demo: build
 	erlc -o _build/demo examples/demo.erl
 	erl -noshell -pa _build/default/lib/erlang_python/ebin -pa _build/demo -eval 'demo:main(), halt().'
 
+BENCH_OUT ?=
+# The baselines' C is held to the NIF's warnings (c_src/Makefile).
+BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -fPIC -shared -pthread -fvisibility=hidden \
+                -Wall -Wextra -Werror
 bench: build
 	@mkdir -p _build/bench
-	$(CC) -O2 -fPIC -shared -I$$(erl -noshell -eval 'io:format("~ts/erts-~ts/include", [code:root_dir(), erlang:system_info(version)]), halt().') \
+	$(CC) $(BENCH_CFLAGS) -I$$(erl -noshell -eval 'io:format("~ts/erts-~ts/include", [code:root_dir(), erlang:system_info(version)]), halt().') \
 		-o _build/bench/baseline_nif.so bench/baseline_nif.c
 	erlc -o _build/bench bench/*.erl
-	erl -noshell -pa _build/default/lib/erlang_python/ebin -pa _build/bench -eval 'py_bench:main(), halt().'
+	cp bench/pybench.py _build/bench/
+	erl -noshell -pa _build/default/lib/erlang_python/ebin -pa _build/bench -eval 'py_bench:main("$(BENCH_OUT)").'
 
 # The VM loads the sanitizer runtimes first (LD_PRELOAD) and the sanitized
 # library through ERLANG_PYTHON_NIF. Leak checking is off: the interpreter

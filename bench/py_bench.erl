@@ -1,164 +1,504 @@
-%% @doc `make bench': latency of calls into Python, as medians and p99 over
-%% many sequential calls after a warm-up, each also given as a ratio to a
-%% baseline measured in the same run (a no-op dirty NIF call).
+%% @doc `make bench': what calls between Erlang and Python cost, next to
+%% baselines measured in the same run, printed as one table.
 %%
-%% Rows for the NIF-owned thread path are measured with dirty_call_limit set
-%% to 0, which sends every call there.
+%% Every row gives a median and a p99 after a warm-up, and its ratio to the
+%% baseline its target names (no-op dirty NIF call, C thread -> Erlang
+%% process -> C thread round trip, 1 MB memcpy); rows with a target say
+%% whether it is met. Two kinds of row:
+%% <ul>
+%% <li>latency rows time one operation many times (?N samples, ?SLOW_N for
+%%     slow operations); median and p99 are over those samples;</li>
+%% <li>aggregate rows (many callers, many threads, many calls in flight)
+%%     time whole runs: wall time divided by the calls made, ?RUNS runs
+%%     after a warm-up run; median and p99 are over the runs, and calls/s
+%%     is the median's inverse.</li>
+%% </ul>
+%% A row's baseline is measured alongside it: blocks of the row alternate
+%% with blocks of the baseline, so that on a machine whose load changes
+%% (a shared one) both are measured over the same stretch of time, and the
+%% ratio compares like with like. The baseline rows at the end are the same
+%% measurements on their own, taken first.
+%%
+%% Everything is measured by samplers: a sampler, given N, returns N
+%% durations in nanoseconds. The Python side of the samplers is
+%% bench/pybench.py; the C baselines are timed by bench/baseline_nif.c.
+%% All percentiles are computed here.
 -module(py_bench).
--export([main/0]).
+-export([main/1]).
 
 -define(WARMUP, 2000).
--define(N, 20000).
+-define(N, 50000).
+%% For operations of 50 us and more.
+-define(SLOW_WARMUP, 100).
+-define(SLOW_N, 2000).
+%% Latency rows alternate with their baseline in ?BLOCKS blocks; every
+%% block of a row is followed by ?BASE_BLOCK samples of its baseline.
+-define(BLOCKS, 20).
+-define(BASE_BLOCK, 1000).
+%% Aggregate rows: runs, and calls per run (shared by all callers).
+-define(RUNS, 31).
+-define(RUN_CALLS, 12000).
+-define(CALLER_WARMUP, 100).
+-define(LIVE_THREADS, 1000).
+%% As SPIN_NS in c_src/worker.c: how long a waiting thread worker spins.
+-define(WORKER_SPIN_NS, 20000).
+-define(RESULTS_DIR, "bench/results").
 
--spec main() -> ok.
-main() ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    #{python_version := Version} = py:stats(),
-    io:format("erlang_python benchmark: OTP ~s, Python ~s, ~b cores, ~b dirty I/O schedulers~n",
-              [erlang:system_info(otp_release), Version, erlang:system_info(logical_processors),
-               erlang:system_info(dirty_io_schedulers)]),
-    Baseline = measure(fun baseline_nif:dirty_noop/0),
-    Rows = [{"no-op NIF (normal scheduler)", measure(fun baseline_nif:noop/0)},
-            {"no-op dirty NIF (baseline)", Baseline},
-            {"Erlang process ping-pong", measure(ping_pong())},
-            {"py:call(math, sqrt, [16])", measure(fun sqrt/0)},
-            {"py:eval(<<\"1+1\">>)", measure(fun eval/0)},
-            {"erlang.call(identity) from the calling thread", erlang_call()}]
-        ++ threaded_calls([1, 4, 16])
-        ++ fresh_threads()
-        ++ async_calls()
-        ++ with_pool_only([{"py:call(math, sqrt, [16]), pool thread", fun sqrt/0},
-                           {"py:eval(<<\"1+1\">>), pool thread", fun eval/0}]),
-    {BaseMedian, _} = Baseline,
-    io:format("~n~-50s ~12s ~12s ~10s~n", ["", "median us", "p99 us", "x baseline"]),
-    [io:format("~-50ts ~12.2f ~12.2f ~10.2f~n", [Name, Median, P99, Median / BaseMedian])
-     || {Name, {Median, P99}} <- Rows],
+-type baseline() :: dirty_nif | round_trip | memcpy.
+-type sampler() :: fun((non_neg_integer()) -> [number()]).
+-type shape() :: latency | slow | runs.
+-type stats() :: #{median := float(), p99 := float() | undefined, rate => float(),
+                   unit => us | kib | fd, vs => baseline() | absolute, base => float()}.
+-type row() :: #{group := 1..9, name := binary(), unit := us | kib | fd,
+                 median := float(), p99 := float() | undefined, rate := float() | undefined,
+                 vs := baseline() | absolute | undefined, base := float() | undefined,
+                 limit := number() | undefined,
+                 ratio => float() | undefined, met => boolean() | undefined}.
+
+%% @doc Runs the benchmark, prints the table and halts the VM. `Out' is
+%% `BENCH_OUT': empty, or `csv', `json' or `csv,json' to also write the
+%% table to bench/results/bench-TIME.EXT. Halts with status 2, before
+%% measuring anything, when `Out' names another format.
+-spec main(string()) -> no_return().
+main(Out) ->
+    case formats(Out) of
+        {ok, Formats} ->
+            run(Formats),
+            halt(0);
+        error ->
+            io:format(standard_error, "BENCH_OUT=~ts: expected csv, json or csv,json~n", [Out]),
+            halt(2)
+    end.
+
+formats(Out) ->
+    Formats = [list_to_binary(F) || F <- string:lexemes(Out, ", ")],
+    case Formats -- [<<"csv">>, <<"json">>] of
+        [] -> {ok, lists:usort(Formats)};
+        _ -> error
+    end.
+
+run(Formats) ->
+    Start = now_ns(),
+    %% The pool rows restart the application; its stop reports are noise.
+    logger:set_primary_config(level, warning),
+    Bases = setup(),
+    Machine = machine(),
+    io:format("erlang_python benchmark: OTP ~ts, Python ~ts, ~b cores (~ts), "
+              "~b dirty I/O schedulers~nmeasuring, about two minutes...~n",
+              [maps:get(otp, Machine), maps:get(python, Machine), maps:get(cores, Machine),
+               maps:get(cpu, Machine), maps:get(dirty_io_schedulers, Machine)]),
+    %% Row 9 first, on a VM that has done nothing else yet; row 8 before
+    %% the other Python threads, so that no pooled worker hides the
+    %% descriptors a new thread costs.
+    Measured = lists:append([F(Bases) || F <- [fun baselines/1, fun py_calls/1, fun evals/1,
+                                               fun erlang_calls/1, fun live_threads/1,
+                                               fun python_threads/1, fun fresh_threads/1,
+                                               fun async_calls/1, fun conversions/1,
+                                               fun on_pool_threads/1]]),
+    Rows = judge(lists:sort(fun(A, B) -> maps:get(group, A) =< maps:get(group, B) end,
+                            Measured)),
+    Wall = (now_ns() - Start) / 1.0e9,
+    print(Rows),
+    io:format("~nwall time ~.1f s~n", [Wall]),
+    [io:format("wrote ~ts~n", [write(F, Machine#{wall_s => Wall}, Rows)]) || F <- Formats],
     ok.
 
-sqrt() -> {ok, 4.0} = py:call(math, sqrt, [16]).
-eval() -> {ok, 2} = py:eval(<<"1+1">>).
-
-ping_pong() ->
-    Echo = spawn_link(fun Loop() -> receive {From, M} -> From ! M, Loop() end end),
-    fun() -> Echo ! {self(), ping}, receive ping -> ok end end.
-
-%% Timed inside Python, per call, after a warm-up.
-erlang_call() ->
+%% Starts the application and what the samplers need; returns the
+%% samplers of the baselines that rows are judged by.
+-spec setup() -> #{baseline() => sampler()}.
+setup() ->
+    {ok, _} = application:ensure_all_started(erlang_python),
     ok = py:register_function(bench_identity, fun([X]) -> X end),
-    ok = py:exec(<<"def bench_erlang_call(warmup, n):\n"
-                   "    import time\n"
-                   "    call = erlang.call\n"
-                   "    for i in range(warmup): call('bench_identity', i)\n"
-                   "    times = []\n"
-                   "    clock = time.perf_counter_ns\n"
-                   "    for i in range(n):\n"
-                   "        t0 = clock(); call('bench_identity', i); times.append(clock() - t0)\n"
-                   "    times.sort()\n"
-                   "    return times[n // 2] / 1000, times[n * 99 // 100] / 1000\n">>),
-    {ok, {Median, P99}} = py:call('__main__', bench_erlang_call, [?WARMUP, ?N], #{}, infinity),
-    {Median, P99}.
+    ok = py:register_function(bench_thread_stats, fun([]) -> py:thread_stats() end),
+    Dir = filename:dirname(code:which(?MODULE)),
+    {ok, _} = py:eval(<<"__import__('sys').path.insert(0, d)">>,
+                      #{d => unicode:characters_to_binary(Dir)}),
+    Echo = spawn_link(fun pong_echo/0),
+    #{dirty_nif => erl(fun baseline_nif:dirty_noop/0),
+      round_trip => round_trip(Echo, condvar, 0),
+      memcpy => c_sampler(fun(N) -> baseline_nif:memcpys(1 bsl 20, 0, N) end)}.
 
-%% erlang.call from N Python threads at once: wall time over all calls,
-%% per call (so 4 threads at 1 us each show 0.25 us). The median of 5 runs;
-%% no p99 for an aggregate.
-threaded_calls(Counts) ->
-    ok = py:exec(<<"def bench_threads(nthreads, calls):\n"
-                   "    import threading, time\n"
-                   "    barrier = threading.Barrier(nthreads + 1)\n"
-                   "    def work():\n"
-                   "        call = erlang.call\n"
-                   "        for i in range(100): call('bench_identity', i)\n"
-                   "        barrier.wait()\n"
-                   "        for i in range(calls): call('bench_identity', i)\n"
-                   "        barrier.wait()\n"
-                   "    threads = [threading.Thread(target=work) for _ in range(nthreads)]\n"
-                   "    for t in threads: t.start()\n"
-                   "    barrier.wait()\n"
-                   "    t0 = time.perf_counter_ns()\n"
-                   "    barrier.wait()\n"
-                   "    t1 = time.perf_counter_ns()\n"
-                   "    for t in threads: t.join()\n"
-                   "    return (t1 - t0) / (nthreads * calls) / 1000\n">>),
-    [begin
-         Runs = lists:sort([begin
-                                {ok, PerCall} = py:call('__main__', bench_threads,
-                                                        [N, 20000 div N], #{}, infinity),
-                                PerCall
-                            end || _ <- lists:seq(1, 5)]),
-         Median = lists:nth(3, Runs),
-         {io_lib:format("erlang.call from ~b Python threads, per call", [N]), {Median, Median}}
-     end || N <- Counts].
+%% ---- row groups, numbered as in the table ------------------------------
 
-%% A new threading.Thread whose first act is an erlang.call, start to
-%% join; and the same thread doing nothing, for comparison.
-fresh_threads() ->
-    ok = py:exec(<<"def bench_fresh_thread(n, call_erlang):\n"
-                   "    import threading, time\n"
-                   "    target = (lambda: erlang.call('bench_identity', 1)) if call_erlang else (lambda: None)\n"
-                   "    times = []\n"
-                   "    for _ in range(n):\n"
-                   "        t0 = time.perf_counter_ns()\n"
-                   "        t = threading.Thread(target=target)\n"
-                   "        t.start(); t.join()\n"
-                   "        times.append(time.perf_counter_ns() - t0)\n"
-                   "    times.sort()\n"
-                   "    return times[n // 2] / 1000, times[n * 99 // 100] / 1000\n">>),
-    {ok, WithCall} = py:call('__main__', bench_fresh_thread, [2000, true], #{}, infinity),
-    {ok, Bare} = py:call('__main__', bench_fresh_thread, [2000, false], #{}, infinity),
-    [{"new thread + first erlang.call, start to join", WithCall},
-     {"new thread doing nothing, start to join", Bare}].
+%% 1. py:call from one caller, and from many at once.
+py_calls(Bases) ->
+    [row(1, "1 caller", measure(latency, erl(fun sqrt/0), dirty_nif, Bases), 1.5)
+     | [row(1, io_lib:format("~b concurrent callers, per call", [N]),
+            measure(runs, runs(fun() -> callers(N, fun sqrt/0) end), dirty_nif, Bases))
+        || N <- [2, 4, 16, 64]]].
 
-%% erlang.async_call from one event loop: 1 000 gathered (wall time per
-%% call, median of 7 rounds), and one awaited at a time; and py:call of an
+%% 2.
+evals(Bases) ->
+    [row(2, "1 caller", measure(latency, erl(fun eval/0), dirty_nif, Bases), 2)].
+
+%% 3. erlang.call from the thread py:call runs on (timed in Python).
+erlang_calls(Bases) ->
+    [row(3, "erlang.call('bench_identity', 1)",
+         measure(latency, pybench_sampler(calls, []), round_trip, Bases), 1.2)].
+
+%% 4. erlang.call from N threads at once.
+python_threads(Bases) ->
+    [row(4, io_lib:format("~b Python thread~s, per call", [N, plural(N)]),
+         measure(runs, runs(fun() -> pybench(threads, [N, ?RUN_CALLS div N, ?CALLER_WARMUP]) end),
+                 round_trip, Bases),
+         case N of 4 -> 0.7; _ -> undefined end)
+     || N <- [1, 2, 4, 16]].
+
+%% 5. A new threading.Thread whose first act is an erlang.call, and one that
+%% does nothing: the difference is what the first call costs.
+fresh_threads(Bases) ->
+    Fresh = fun(CallErlang) ->
+                    measure(slow, pybench_sampler(fresh_threads, [CallErlang]), round_trip,
+                            Bases)
+            end,
+    WithCall = #{median := M1, base := B1} = Fresh(true),
+    Bare = #{median := M2, base := B2} = Fresh(false),
+    FirstCall = #{median => M1 - M2, p99 => undefined, vs => round_trip, base => (B1 + B2) / 2},
+    [row(5, "start() to the result of its one erlang.call", WithCall),
+     row(5, "start() to its target running (no call)", Bare),
+     row(5, "the call (difference of the medians)", FirstCall, 2)].
+
+%% 6. erlang.async_call from one event loop; a run is one round of 1 000
+%% calls gathered. Also one call awaited at a time, and py:call of an
 %% async def, which runs it in a new event loop.
-async_calls() ->
-    ok = py:exec(<<"import asyncio, time\n"
-                   "async def bench_gather(n):\n"
-                   "    t0 = time.perf_counter_ns()\n"
-                   "    await asyncio.gather(*[erlang.async_call('bench_identity', i) for i in range(n)])\n"
-                   "    return (time.perf_counter_ns() - t0) / n / 1000\n"
-                   "async def bench_gathers(n, rounds):\n"
-                   "    await bench_gather(n)\n"
-                   "    per_call = sorted([await bench_gather(n) for _ in range(rounds)])\n"
-                   "    return per_call[rounds // 2]\n"
-                   "async def bench_one_by_one(warmup, n):\n"
-                   "    call = erlang.async_call\n"
-                   "    for i in range(warmup): await call('bench_identity', i)\n"
-                   "    times = []\n"
-                   "    clock = time.perf_counter_ns\n"
-                   "    for i in range(n):\n"
-                   "        t0 = clock(); await call('bench_identity', i); times.append(clock() - t0)\n"
-                   "    times.sort()\n"
-                   "    return times[n // 2] / 1000, times[n * 99 // 100] / 1000\n"
-                   "async def bench_async_noop():\n"
-                   "    return 1\n">>),
-    {ok, PerCall} = py:eval(<<"asyncio.run(bench_gathers(1000, 7))">>, #{}, infinity),
-    {ok, OneByOne} = py:eval(<<"asyncio.run(bench_one_by_one(warmup, n))">>,
-                             #{warmup => ?WARMUP, n => ?N}, infinity),
-    [{io_lib:format("erlang.async_call x1000 in flight (~b calls/s)",
-                    [round(1.0e6 / PerCall)]), {PerCall, PerCall}},
-     {"erlang.async_call awaited one at a time", OneByOne},
-     {"py:call of an async def (new event loop)",
-      measure(fun() -> {ok, 1} = py:call('__main__', bench_async_noop, []) end)}].
+async_calls(Bases) ->
+    Gathered = runs(fun() -> [Round] = pybench(async_rounds, [1000, 1, 1]), Round / 1000 end),
+    [row(6, "1 000 in flight from one loop, per call",
+         measure(runs, Gathered, round_trip, Bases)),
+     row(6, "one awaited at a time",
+         measure(latency, pybench_sampler(async_rounds, [1, 0]), round_trip, Bases)),
+     row(6, "py:call of an async def (new event loop)",
+         measure(slow, erl(fun() -> {ok, none} = py:call(pybench, nothing, []) end),
+                 round_trip, Bases))].
 
-with_pool_only(Cases) ->
+%% 7. Large terms through an identity function, checked once to come back
+%% equal.
+conversions(Bases) ->
+    Binary = crypto:strong_rand_bytes(1 bsl 20),
+    false = is_binary(unicode:characters_to_binary(Binary)),
+    Cases = [{"1 MB binary, not UTF-8 (bytes)", Binary, 3},
+             {"1 MB binary, ASCII (str)", binary:copy(<<"a">>, 1 bsl 20), 3},
+             {"100 000-integer list", lists:seq(1, 100000), undefined},
+             {"10 000-key map", maps:from_list([{integer_to_binary(I), I}
+                                                || I <- lists:seq(1, 10000)]), undefined}],
+    [begin
+         {ok, Term} = py:call(pybench, ident, [Term]),
+         Ident = erl(fun() -> {ok, _} = py:call(pybench, ident, [Term]) end),
+         row(7, Name, measure(slow, Ident, memcpy, Bases), Limit)
+     end || {Name, Term, Limit} <- Cases].
+
+%% 8. ?LIVE_THREADS threads that have each called Erlang, all alive. One
+%% reading: a second would find the workers of the first in the pool.
+live_threads(_Bases) ->
+    #{<<"before">> := Before, <<"after">> := After} = pybench(live_threads, [?LIVE_THREADS]),
+    Delta = fun(Key) -> (maps:get(Key, After) - maps:get(Key, Before)) / ?LIVE_THREADS end,
+    StatsDelta = fun(Key) ->
+                         maps:get(Key, maps:get(<<"stats">>, After))
+                             - maps:get(Key, maps:get(<<"stats">>, Before))
+                 end,
+    [row(8, io_lib:format("resident memory (+~b workers, +~b handlers)",
+                          [StatsDelta(workers_live), StatsDelta(handlers)]),
+         #{median => Delta(<<"rss_kib">>), p99 => undefined, unit => kib}),
+     row(8, "open file descriptors",
+         #{median => Delta(<<"fds">>), p99 => undefined, unit => fd, vs => absolute}, 1)].
+
+%% 9. The baselines on their own, each given against the no-op dirty NIF.
+baselines(Bases) ->
+    {PingPong, PingPongEcho} = ping_pong(),
+    Echo = spawn_link(fun pong_echo/0),
+    Samplers = [{"no-op NIF, normal scheduler", erl(fun baseline_nif:noop/0), latency},
+                {"no-op dirty NIF", maps:get(dirty_nif, Bases), latency},
+                {"Erlang process ping-pong", erl(PingPong), latency},
+                {"C thread -> process -> C thread, condvar", maps:get(round_trip, Bases), latency},
+                {"C thread -> process -> C thread, eventfd", round_trip(Echo, eventfd, 0), latency},
+                {"C thread -> process -> C thread, eventfd + 20 us spin",
+                 round_trip(Echo, eventfd, ?WORKER_SPIN_NS), latency},
+                {"two C threads, condvar ping-pong",
+                 c_sampler(fun(N) -> baseline_nif:ping_pongs(0, N) end), latency},
+                {"1 MB memcpy", maps:get(memcpy, Bases), slow}],
+    Stats = [{Name, latency(warm(Sampler, Shape))} || {Name, Sampler, Shape} <- Samplers],
+    [begin unlink(P), exit(P, kill) end || P <- [Echo, PingPongEcho]],
+    {_, #{median := DirtyNif}} = lists:keyfind("no-op dirty NIF", 1, Stats),
+    [row(9, Name, S#{vs => dirty_nif, base => DirtyNif}) || {Name, S} <- Stats].
+
+%% Rows 1 and 2 again with dirty_call_limit 0, which sends every call to
+%% the pool of NIF-owned threads. Restarts the application (twice), so it
+%% comes last.
+on_pool_threads(Bases) ->
     ok = application:stop(erlang_python),
     ok = application:set_env(erlang_python, dirty_call_limit, 0),
     {ok, _} = application:ensure_all_started(erlang_python),
     try
-        [{Name, measure(Fun)} || {Name, Fun} <- Cases]
+        [row(1, "1 caller, on a pool thread", measure(latency, erl(fun sqrt/0), dirty_nif, Bases)),
+         row(2, "1 caller, on a pool thread", measure(latency, erl(fun eval/0), dirty_nif, Bases))]
     after
         ok = application:stop(erlang_python),
         application:unset_env(erlang_python, dirty_call_limit),
         {ok, _} = application:ensure_all_started(erlang_python)
     end.
 
-%% {Median, P99} in microseconds.
-measure(Fun) ->
-    [Fun() || _ <- lists:seq(1, ?WARMUP)],
-    Times = lists:sort([begin
-                            T0 = erlang:monotonic_time(nanosecond),
-                            Fun(),
-                            erlang:monotonic_time(nanosecond) - T0
-                        end || _ <- lists:seq(1, ?N)]),
-    {lists:nth(?N div 2, Times) / 1000, lists:nth(?N * 99 div 100, Times) / 1000}.
+sqrt() -> {ok, 4.0} = py:call(math, sqrt, [16]).
+eval() -> {ok, 2} = py:eval(<<"1+1">>).
+
+%% A fun that sends a message to an echo process and waits for it to come
+%% back, and the echo process.
+ping_pong() ->
+    Echo = spawn_link(fun Loop() -> receive {From, M} -> From ! M, Loop() end end),
+    {fun() -> Echo ! {self(), ping}, receive ping -> ok end end, Echo}.
+
+%% The Erlang process of the C round trip: answers each ping by waking the
+%% thread through its channel.
+pong_echo() ->
+    receive {baseline_ping, Channel} -> ok = baseline_nif:pong(Channel) end,
+    pong_echo().
+
+%% N processes calling Fun at once, released together after a warm-up:
+%% wall time per call, in ns.
+callers(N, Fun) ->
+    Parent = self(),
+    Each = ?RUN_CALLS div N,
+    Caller = fun() ->
+                     repeat(Fun, ?CALLER_WARMUP),
+                     Parent ! {ready, self()},
+                     receive go -> ok end,
+                     repeat(Fun, Each),
+                     Parent ! {done, self()}
+             end,
+    Pids = [spawn_link(Caller) || _ <- lists:seq(1, N)],
+    [receive {ready, P} -> ok end || P <- Pids],
+    Start = now_ns(),
+    [P ! go || P <- Pids],
+    [receive {done, P} -> ok end || P <- Pids],
+    (now_ns() - Start) / (N * Each).
+
+pybench(Function, Args) ->
+    {ok, Result} = py:call(pybench, Function, Args, #{}, infinity),
+    Result.
+
+%% ---- measuring -----------------------------------------------------------
+
+now_ns() -> erlang:monotonic_time(nanosecond).
+
+repeat(_Fun, 0) -> ok;
+repeat(Fun, K) -> Fun(), repeat(Fun, K - 1).
+
+%% Fun timed in Erlang, once per sample.
+-spec erl(fun(() -> term())) -> sampler().
+erl(Fun) ->
+    fun(N) -> [begin Start = now_ns(), Fun(), now_ns() - Start end || _ <- lists:seq(1, N)] end.
+
+%% A sampler of bench/pybench.py: Function(*Args, N) returns N durations.
+pybench_sampler(Function, Args) ->
+    fun(N) -> pybench(Function, Args ++ [N]) end.
+
+%% Run() returns the ns per call of one whole run.
+runs(Run) ->
+    fun(N) -> [Run() || _ <- lists:seq(1, N)] end.
+
+%% Start(N) starts a C timer thread of baseline_nif, which sends its samples.
+c_sampler(Start) ->
+    fun(N) ->
+            Ref = Start(N),
+            receive
+                {Ref, Samples} when is_list(Samples) -> Samples;
+                {Ref, {error, Reason}} -> error({baseline_failed, Reason})
+            end
+    end.
+
+round_trip(Echo, Wait, SpinNs) ->
+    c_sampler(fun(N) -> baseline_nif:round_trips(Echo, Wait, SpinNs, 0, N) end).
+
+%% {warm-up samples, blocks, samples per block}
+shape(latency) -> {?WARMUP, ?BLOCKS, ?N div ?BLOCKS};
+shape(slow) -> {?SLOW_WARMUP, ?BLOCKS, ?SLOW_N div ?BLOCKS};
+shape(runs) -> {1, ?RUNS, 1}.
+
+%% A sampler's samples after its warm-up, measured on their own.
+warm(Sampler, Shape) ->
+    {Warmup, Blocks, PerBlock} = shape(Shape),
+    _ = Sampler(Warmup),
+    Sampler(Blocks * PerBlock).
+
+%% The row's stats, with its baseline Vs and `base', the median of Vs
+%% measured in blocks alternating with the row's, after a warm-up of both.
+-spec measure(shape(), sampler(), baseline(), #{baseline() => sampler()}) -> stats().
+measure(Shape, Sampler, Vs, Bases) ->
+    {Warmup, Blocks, PerBlock} = shape(Shape),
+    Base = maps:get(Vs, Bases),
+    _ = Sampler(Warmup),
+    _ = Base(?BASE_BLOCK),
+    Parts = [{Sampler(PerBlock), Base(?BASE_BLOCK)} || _ <- lists:seq(1, Blocks)],
+    Stats = latency(lists:append([S || {S, _} <- Parts])),
+    #{median := BaseMedian} = latency(lists:append([B || {_, B} <- Parts])),
+    case Shape of
+        runs -> Stats#{vs => Vs, base => BaseMedian, rate => 1.0e6 / maps:get(median, Stats)};
+        _ -> Stats#{vs => Vs, base => BaseMedian}
+    end.
+
+%% Median and p99 of durations in ns, in us.
+-spec latency([number()]) -> stats().
+latency(Samples) ->
+    Sorted = lists:sort(Samples),
+    #{median => percentile(50, Sorted) / 1000, p99 => percentile(99, Sorted) / 1000}.
+
+percentile(P, Sorted) ->
+    lists:nth(max(1, ceil(P * length(Sorted) / 100)), Sorted).
+
+%% ---- rows, ratios, targets ---------------------------------------------
+
+row(Group, Name, Stats) -> row(Group, Name, Stats, undefined).
+
+%% A row of the table from a measurement's stats; Limit is its target, a
+%% ratio to its baseline (or, for vs `absolute', a bound on the value).
+-spec row(1..9, unicode:chardata(), stats(), number() | undefined) -> row().
+row(Group, Name, Stats, Limit) ->
+    maps:merge(#{rate => undefined, unit => us, vs => undefined, base => undefined},
+               Stats#{group => Group, name => unicode:characters_to_binary(Name),
+                      limit => Limit}).
+
+%% Each row's ratio to the baseline measured with it (for `absolute'
+%% targets the value itself is judged), and whether its target is met.
+judge(Rows) ->
+    [begin
+         Ratio = case Base of
+                     undefined -> undefined;
+                     _ -> Median / Base
+                 end,
+         Judged = case Vs of
+                      absolute -> Median;
+                      _ -> Ratio
+                  end,
+         Met = case Limit of
+                   undefined -> undefined;
+                   _ -> Judged =< Limit
+               end,
+         Row#{ratio => Ratio, met => Met}
+     end || Row = #{vs := Vs, base := Base, median := Median, limit := Limit} <- Rows].
+
+baseline_name(dirty_nif) -> "dirty NIF";
+baseline_name(round_trip) -> "C round trip";
+baseline_name(memcpy) -> "1 MB memcpy".
+
+group_title(1) -> "1. py:call(math, sqrt, [16])";
+group_title(2) -> "2. py:eval(<<\"1+1\">>) repeated";
+group_title(3) -> "3. erlang.call from the executing thread";
+group_title(4) -> "4. erlang.call from Python threads";
+group_title(5) -> "5. a fresh threading.Thread making one erlang.call";
+group_title(6) -> "6. erlang.async_call";
+group_title(7) -> "7. large terms into Python and back (py:call of an identity function)";
+group_title(8) -> io_lib:format("8. per live calling thread (~b threads)", [?LIVE_THREADS]);
+group_title(9) -> "9. baselines".
+
+%% ---- output --------------------------------------------------------------
+
+%% Column widths, negative for left-aligned; a wider cell pushes the rest
+%% of its line right rather than being cut.
+-define(WIDTHS, [-58, 11, 11, 8, 7, -25, 0]).
+
+print(Rows) ->
+    io:format("~n"),
+    print_line(["", "median", "p99", "calls/s", "ratio", "  baseline (its median)", "target"]),
+    lists:foldl(fun(Row = #{group := G}, Last) ->
+                        G =/= Last andalso io:format("~ts~n", [group_title(G)]),
+                        print_line(cells(Row)),
+                        G
+                end, 0, Rows),
+    ok.
+
+print_line(Cells) ->
+    Padded = [case W < 0 of
+                  true -> string:pad(C, -W);
+                  false -> string:pad(C, W, leading)
+              end || {C, W} <- lists:zip(Cells, ?WIDTHS)],
+    io:format("~ts~n", [string:trim(lists:join(" ", Padded), trailing)]).
+
+cells(#{name := Name, unit := Unit, median := Median, p99 := P99, rate := Rate, vs := Vs,
+        base := Base, ratio := Ratio, limit := Limit, met := Met}) ->
+    ["  " ++ binary_to_list(Name), value(Median, Unit), value(P99, Unit), rate(Rate),
+     ratio(Ratio), baseline(Vs, Base), target(Vs, Limit, Met)].
+
+baseline(_, undefined) -> "";
+baseline(Vs, Base) -> io_lib:format("  ~s (~.2f us)", [baseline_name(Vs), Base]).
+
+value(undefined, _) -> "-";
+value(V, us) -> io_lib:format("~.2f us", [V]);
+value(V, kib) -> io_lib:format("~.1f KiB", [V]);
+value(V, fd) -> io_lib:format("~.2f fd", [V]).
+
+rate(undefined) -> "-";
+rate(Rate) -> integer_to_list(round(Rate)).
+
+ratio(undefined) -> "-";
+ratio(Ratio) -> io_lib:format("~.2f", [Ratio]).
+
+target(_, undefined, _) -> "";
+target(Vs, Limit, Met) ->
+    Unit = case Vs of
+               absolute -> "fd";
+               _ -> "x"
+           end,
+    io_lib:format("<= ~p ~s ~s", [Limit, Unit, case Met of true -> "met"; false -> "NOT MET" end]).
+
+-define(COLUMNS, [group, section, row, unit, median, p99, calls_per_s, baseline,
+                  baseline_median, ratio, target, met]).
+
+%% One record per row, the same fields in CSV and JSON, figures rounded to
+%% what the clock resolves. Python's csv and json modules do the quoting
+%% and encoding (OTP 25 has no JSON encoder).
+write(Format, Machine, Rows) ->
+    {{Y, Mo, D}, {H, Mi, S}} = calendar:universal_time(),
+    Path = lists:flatten(io_lib:format("~s/bench-~4..0b~2..0b~2..0bT~2..0b~2..0b~2..0bZ.~s",
+                                       [?RESULTS_DIR, Y, Mo, D, H, Mi, S, Format])),
+    ok = filelib:ensure_dir(Path),
+    Records = [record(Row) || Row <- Rows],
+    Abs = unicode:characters_to_binary(filename:absname(Path)),
+    case Format of
+        <<"csv">> -> pybench(write_csv, [Abs, ?COLUMNS, Records]);
+        <<"json">> -> pybench(write_json, [Abs, #{machine => Machine,
+                                                  rows => [maps:from_list(lists:zip(?COLUMNS, R))
+                                                           || R <- Records]}])
+    end,
+    Path.
+
+record(#{group := G, name := Name, unit := Unit, median := Median, p99 := P99, rate := Rate,
+         vs := Vs, base := Base, ratio := Ratio, limit := Limit, met := Met}) ->
+    Baseline = case Vs of
+                   absolute -> undefined;
+                   _ -> Vs
+               end,
+    [G, unicode:characters_to_binary(group_title(G)), Name, Unit, round3(Median), round3(P99),
+     round3(Rate), Baseline, round3(Base), round3(Ratio), Limit, Met].
+
+round3(undefined) -> undefined;
+round3(X) -> round(X * 1000) / 1000.
+
+machine() ->
+    #{python_version := Python} = py:stats(),
+    #{cores => erlang:system_info(logical_processors_available),
+      cpu => cpu_model(),
+      otp => otp_version(),
+      python => Python,
+      schedulers => erlang:system_info(schedulers_online),
+      dirty_io_schedulers => erlang:system_info(dirty_io_schedulers)}.
+
+cpu_model() ->
+    case file:read_file("/proc/cpuinfo") of
+        {ok, Info} ->
+            Options = [multiline, {capture, all_but_first, binary}],
+            case re:run(Info, "^model name\\s*: (.*)$", Options) of
+                {match, [Model]} -> Model;
+                nomatch -> <<"unknown CPU">>
+            end;
+        {error, _} -> <<"unknown CPU">>
+    end.
+
+otp_version() ->
+    Release = erlang:system_info(otp_release),
+    File = filename:join([code:root_dir(), "releases", Release, "OTP_VERSION"]),
+    case file:read_file(File) of
+        {ok, Version} -> string:trim(Version);
+        {error, _} -> list_to_binary(Release)
+    end.
+
+plural(1) -> "";
+plural(_) -> "s".

@@ -1,0 +1,174 @@
+"""The Python half of `make bench` (bench/py_bench.erl drives it).
+
+Everything timed here returns durations in nanoseconds; py_bench turns them
+into medians and percentiles. 'bench_identity' is an Erlang function that
+py_bench registers: it returns its argument.
+"""
+
+import asyncio
+import csv
+import json
+import os
+import threading
+import time
+
+import erlang
+
+clock = time.perf_counter_ns
+# A thread that fails breaks its barrier instead of leaving the others
+# waiting for ever.
+BARRIER_TIMEOUT = 120
+
+
+def repeat(fn, n, *args):
+    for _ in range(n):
+        fn(*args)
+
+
+def collect(once, n):
+    """n durations, each returned by once(). Warm-ups are py_bench's: it
+    asks for samples it throws away."""
+    return [once() for _ in range(n)]
+
+
+def timed(fn, *args):
+    def once():
+        start = clock()
+        fn(*args)
+        return clock() - start
+
+    return once
+
+
+def ident(x):
+    return x
+
+
+async def nothing():
+    return None
+
+
+def calls(n):
+    """erlang.call from the thread this runs on."""
+    return collect(timed(erlang.call, 'bench_identity', 1), n)
+
+
+def with_threads(n, target, meanwhile):
+    """Runs target in n new threads and meanwhile() in this one, then joins
+    the threads; returns what meanwhile returned."""
+    started = [threading.Thread(target=target) for _ in range(n)]
+    for t in started:
+        t.start()
+    try:
+        return meanwhile()
+    finally:
+        for t in started:
+            t.join()
+
+
+def threads(nthreads, calls_each, warmup):
+    """One run of nthreads threads making calls_each erlang.calls at once,
+    released together after their warm-up: wall time per call."""
+    barrier = threading.Barrier(nthreads + 1, timeout=BARRIER_TIMEOUT)
+
+    def work():
+        repeat(erlang.call, warmup, 'bench_identity', 1)
+        barrier.wait()
+        repeat(erlang.call, calls_each, 'bench_identity', 1)
+        barrier.wait()
+
+    def time_the_calls():
+        barrier.wait()
+        start = clock()
+        barrier.wait()
+        return (clock() - start) / (nthreads * calls_each)
+
+    return with_threads(nthreads, work, time_the_calls)
+
+
+def fresh_threads(call_erlang, n):
+    """From start() of a new threading.Thread to the result of its first
+    erlang.call, or (call_erlang false) to the first line of its target.
+    Threads run one at a time, each joined before the next starts."""
+
+    def once():
+        done = []
+
+        def target():
+            if call_erlang:
+                erlang.call('bench_identity', 1)
+            done.append(clock())
+
+        t = threading.Thread(target=target)
+        start = clock()
+        t.start()
+        t.join()
+        return done[0] - start
+
+    return collect(once, n)
+
+
+async def async_rounds(in_flight, warmup, n):
+    """Wall times of n rounds of in_flight erlang.async_calls made from one
+    event loop, all in flight at once (awaited alone when in_flight is 1),
+    after warmup rounds in the same loop: py:call runs each coroutine in a
+    new loop. A loop of its own, as a coroutine cannot share collect()."""
+    call = erlang.async_call
+
+    async def once():
+        start = clock()
+        if in_flight == 1:
+            await call('bench_identity', 1)
+        else:
+            await asyncio.gather(*[call('bench_identity', i) for i in range(in_flight)])
+        return clock() - start
+
+    for _ in range(warmup):
+        await once()
+    return [await once() for _ in range(n)]
+
+
+def usage():
+    """RSS and open fds of the VM's process, and py:thread_stats()."""
+    with open('/proc/self/status') as status:
+        rss_kib = next(int(line.split()[1]) for line in status if line.startswith('VmRSS:'))
+    return {
+        'rss_kib': rss_kib,
+        'fds': len(os.listdir('/proc/self/fd')),
+        'stats': erlang.call('bench_thread_stats'),
+    }
+
+
+def live_threads(n):
+    """Starts n threads that each make one erlang.call and then wait, and
+    reads the process's RSS and open fds (and py:thread_stats/0 through
+    'bench_thread_stats') before they start and while they all wait."""
+    called = threading.Barrier(n + 1, timeout=BARRIER_TIMEOUT)
+    release = threading.Event()
+
+    def work():
+        erlang.call('bench_identity', 1)
+        called.wait()
+        release.wait()
+
+    def read_usage():
+        called.wait()
+        try:
+            return usage()
+        finally:
+            release.set()
+
+    return {'before': usage(), 'after': with_threads(n, work, read_usage)}
+
+
+def write_csv(path, header, rows):
+    with open(path, 'w', newline='') as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_json(path, document):
+    with open(path, 'w') as out:
+        json.dump(document, out, indent=2)
+        out.write('\n')
