@@ -391,16 +391,23 @@ binary_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p)
 {
     ErlNifBinary bin;
     PyObject *str;
+    size_t ascii;
 
     if (!enif_inspect_binary(env, term, &bin)) {
         fail_at(PyExc_TypeError, p, "a bitstring whose size is not whole bytes has no Python form");
         return NULL;
     }
-    str = PyUnicode_DecodeUTF8((const char *)bin.data, (Py_ssize_t)bin.size, "strict");
-    if (str || !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+    ascii = pyerl_ascii_prefix(bin.data, bin.size);
+    if (ascii == bin.size) {
+        /* What the decoder would do, without reading the text again. */
+        if ((str = PyUnicode_New((Py_ssize_t)bin.size, 127))) {
+            memcpy(PyUnicode_DATA(str), bin.data, bin.size);
+        }
         return str;
     }
-    PyErr_Clear();
+    if (pyerl_utf8_valid(bin.data + ascii, bin.size - ascii)) {
+        return PyUnicode_DecodeUTF8((const char *)bin.data, (Py_ssize_t)bin.size, "strict");
+    }
     return PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
 }
 

@@ -24,12 +24,27 @@
  *   VM). When the child's Python code returns to the NIF, the child exits:
  *   with status 0, or 1 after printing the exception it raised, as a Python
  *   script ends when it runs off its end.
+ *
+ * - malloc. Large values (a 1 MB binary, a big array) make Python allocate
+ *   and free big blocks on every call. glibc serves blocks above its mmap
+ *   threshold with fresh mappings and gives the free top of a heap back to
+ *   the kernel above its trim threshold, so each such call pays a page
+ *   fault per 4 KB it touches: about 0.5 ms per MB here, several times the
+ *   copying itself. Both thresholds are raised (MMAP_THRESHOLD, and
+ *   TRIM_THRESHOLD for up to that much free memory kept for reuse), unless
+ *   the user has set glibc's malloc tunables, which then win.
  */
 #include "pyerl.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+#define MMAP_THRESHOLD (32 * 1024 * 1024)
+#define TRIM_THRESHOLD (2 * MMAP_THRESHOLD)
 
 /* Set in a child by the atfork handler, while it is the child's only
  * thread; never written in the VM's process. */
@@ -73,10 +88,24 @@ restore_default_sigchld(void)
     }
 }
 
+static void
+tune_malloc(void)
+{
+    const char *tunables = getenv("GLIBC_TUNABLES");
+
+    if (getenv("MALLOC_MMAP_THRESHOLD_") || getenv("MALLOC_TRIM_THRESHOLD_") ||
+        (tunables && strstr(tunables, "glibc.malloc."))) {
+        return;
+    }
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+}
+
 int
 pyerl_process_setup(void)
 {
     restore_default_sigchld();
+    tune_malloc();
     return pthread_atfork(NULL, NULL, mark_forked_child) == 0 ? 0 : -1;
 }
 

@@ -94,8 +94,8 @@ PyObject *pyerl_main_dict(void);
 
 /* ---- process.c: what Python may do to the VM's process ----------------- */
 
-/* Puts SIGCHLD back to its default and starts watching for forks. Before
- * Python starts; returns 0 or -1. */
+/* Puts SIGCHLD back to its default, tunes malloc for large values and
+ * starts watching for forks. Before Python starts; returns 0 or -1. */
 int pyerl_process_setup(void);
 
 /* Replaces os._exit (and posix._exit) with the guarded one. GIL held;
@@ -156,6 +156,15 @@ PyObject *pyerl_kwargs_to_py(ErlNifEnv *env, ERL_NIF_TERM map, const char *where
  * length, or -1 when the term is neither, is too long, or holds a NUL byte.
  * No GIL needed. */
 Py_ssize_t pyerl_name_text(ErlNifEnv *env, ERL_NIF_TERM term, char *buf, size_t size);
+
+/* ---- utf8.c: which binaries are text --------------------------------- */
+
+/* How many of the n bytes at s, from the start, are ASCII. */
+size_t pyerl_ascii_prefix(const unsigned char *s, size_t n);
+
+/* Whether the n bytes at s are well-formed UTF-8, as Python's strict
+ * decoder judges. */
+int pyerl_utf8_valid(const unsigned char *s, size_t n);
 
 /* ---- errors.c: Python exceptions as terms ----------------------------- */
 

@@ -21,6 +21,11 @@
 %%   are built in Python from a seed, so a failure names the seed and the
 %%   repr of the value.
 %%
+%% - A binary becomes a str exactly when it is well-formed UTF-8 (judged by
+%%   Erlang's own unicode module), bytes otherwise, also for binaries that
+%%   nearly are: one byte changed, cut short, overlong forms, surrogates,
+%%   code points past U+10FFFF.
+%%
 %% Map keys are generated so that no two keys are equal in Python (and dict
 %% keys so that no two become one Erlang term): those maps are errors by
 %% design, checked in py_convert_SUITE.
@@ -36,7 +41,8 @@
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
 -export([erlang_terms_survive_a_trip_through_python/1,
          python_values_survive_a_trip_through_erlang/1,
-         erlang_terms_survive_as_python_eval_locals/1]).
+         erlang_terms_survive_as_python_eval_locals/1,
+         binaries_become_str_exactly_when_they_are_utf8/1]).
 
 -define(NUMTESTS, 10000).
 -define(EVAL_NUMTESTS, 1000).
@@ -50,7 +56,8 @@ suite() ->
 all() ->
     [erlang_terms_survive_a_trip_through_python,
      python_values_survive_a_trip_through_erlang,
-     erlang_terms_survive_as_python_eval_locals].
+     erlang_terms_survive_as_python_eval_locals,
+     binaries_become_str_exactly_when_they_are_utf8].
 
 init_per_suite(Config) ->
     ?assertNotEqual(non_existing, code:which(proper)),
@@ -65,6 +72,10 @@ end_per_suite(_Config) ->
     ok.
 
 %% Test cases
+
+binaries_become_str_exactly_when_they_are_utf8(_Config) ->
+    check(prop_binary_kind(), ?NUMTESTS,
+          fun([Bin]) -> {sent, Bin, became, binary_kind(Bin)} end).
 
 erlang_terms_survive_a_trip_through_python(_Config) ->
     check(prop_erlang_roundtrip(fun via_call/1), ?NUMTESTS,
@@ -90,6 +101,16 @@ prop_erlang_roundtrip(Trip) ->
                               _ -> false
                           end)
             end).
+
+prop_binary_kind() ->
+    ?FORALL(Bin, nearly_utf8_binary(),
+            binary_kind(Bin) =:= case unicode:characters_to_binary(Bin) of
+                                     Bin -> {ok, <<"str">>};
+                                     _ -> {ok, <<"bytes">>}
+                                 end).
+
+binary_kind(Bin) ->
+    py:call('__main__', prop_kind, [Bin]).
 
 via_call(Term) ->
     py:call('__main__', prop_ident, [Term]).
@@ -223,6 +244,32 @@ any_binary() ->
                {1, ?LET({Skip, Bin}, {integer(1, 7), oneof([binary(), utf8_binary()])},
                         unaligned(Skip, Bin))}]).
 
+%% Binaries on both sides of the line between UTF-8 and not.
+nearly_utf8_binary() ->
+    frequency([{2, any_binary()},
+               {3, ?LET({Text, At, Byte}, {non_empty(utf8_binary()), nat(), byte()},
+                        replace_byte(Text, At, Byte))},
+               {2, ?LET({Text, Cut}, {non_empty(utf8_binary()), nat()},
+                        binary:part(Text, 0, Cut rem byte_size(Text)))},
+               {3, ?LET({Head, Odd, Tail}, {utf8_binary(), odd_sequence(), utf8_binary()},
+                        <<Head/binary, Odd/binary, Tail/binary>>)}]).
+
+replace_byte(Text, At, Byte) ->
+    N = At rem byte_size(Text),
+    <<Before:N/binary, _, After/binary>> = Text,
+    <<Before/binary, Byte, After/binary>>.
+
+%% Sequences at the edges of what UTF-8 allows, most of them not allowed.
+odd_sequence() ->
+    oneof([?LET(B, integer(16#80, 16#C1), <<B, 16#80>>),               % continuation, C0, C1
+           ?LET({B, C}, {integer(16#C2, 16#DF), byte()}, <<B, C>>),
+           ?LET(C, integer(16#80, 16#BF), <<16#E0, C, 16#80>>),           % overlong below A0
+           ?LET(C, integer(16#80, 16#BF), <<16#ED, C, 16#80>>),           % surrogates from A0
+           ?LET(C, integer(16#80, 16#BF), <<16#F0, C, 16#80, 16#80>>),    % overlong below 90
+           ?LET(C, integer(16#80, 16#BF), <<16#F4, C, 16#80, 16#80>>),    % past U+10FFFF from 90
+           ?LET(B, integer(16#F5, 16#FF), <<B, 16#80, 16#80, 16#80>>),
+           ?LET(B, integer(16#E1, 16#EF), <<B, 16#80>>)]).                % cut short
+
 unaligned(Skip, Bin) ->
     <<_:Skip, Sub/binary>> = <<0:Skip, Bin/binary>>,
     Sub.
@@ -335,6 +382,9 @@ import struct as _prop_struct
 
 def prop_ident(x):
     return x
+
+def prop_kind(x):
+    return type(x).__name__
 
 # Atom names that Erlang gives a meaning of its own.
 _PROP_SPECIAL = {'none': None, 'undefined': None, 'nil': None,
