@@ -11,7 +11,8 @@
  *   erlang._async_take() -> (answers, lost)   answers as (id, ok, value)
  *
  * Both submit and _async_fd make the worker's fd the one an interruption of
- * the running call writes to, so a timed-out call wakes its event loop.
+ * the running call writes to, so a timed-out call wakes its event loop, and
+ * _async_take, which the loop then runs, raises the interruption itself.
  *
  * It also runs coroutines for Erlang: when py:call or py:eval produces a
  * coroutine, pyerl_run_coroutine hands it to erlang._run_coroutine.
@@ -108,6 +109,7 @@ decode_answer(ErlNifEnv *env, ERL_NIF_TERM answer)
 PyObject *
 pyerl_async_take(PyObject *module, PyObject *unused)
 {
+    struct pyerl_call *call = pyerl_current_call();
     struct pyerl_worker *w;
     ErlNifEnv *env;
     ERL_NIF_TERM answers, answer;
@@ -118,6 +120,12 @@ pyerl_async_take(PyObject *module, PyObject *unused)
 
     (void)module;
     (void)unused;
+    if (call && pyerl_call_take_due_interrupt(call)) {
+        /* The watchdog woke the loop to stop the call: stop it here rather
+         * than wait for the watchdog to get the GIL from a busy loop. */
+        PyErr_SetNone(pyerl_call_interrupted);
+        return NULL;
+    }
     if (!(w = pyerl_worker_for_thread())) {
         return PyErr_NoMemory();
     }

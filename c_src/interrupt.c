@@ -119,12 +119,29 @@ set_async_exc(unsigned long id, PyObject *exc)
 void
 pyerl_call_take_interrupt(struct pyerl_call *call)
 {
+    pthread_mutex_lock(&lock);
+    call->delivered = 1;
+    pthread_mutex_unlock(&lock);
     /* A thread this one started is about to take its own ident: let it. */
     while (set_async_exc(call->thread_id, NULL) < 0) {
         Py_BEGIN_ALLOW_THREADS
         sched_yield();
         Py_END_ALLOW_THREADS
     }
+}
+
+int
+pyerl_call_take_due_interrupt(struct pyerl_call *call)
+{
+    int due;
+
+    pthread_mutex_lock(&lock);
+    due = call->interrupted && !call->delivered;
+    pthread_mutex_unlock(&lock);
+    if (due) {
+        pyerl_call_take_interrupt(call);
+    }
+    return due;
 }
 
 /* ---- registering calls ------------------------------------------------ */
@@ -147,6 +164,7 @@ pyerl_call_begin(struct pyerl_call *call, const ErlNifPid *caller, ErlNifEnv *en
     call->deadline_ns = deadline_ns;
     call->next_check_ns = now + LIVENESS_NS;
     call->interrupted = 0;
+    call->delivered = 0;
     call->registered = 1;
     call->prev = NULL;
     call->next = calls;
@@ -291,30 +309,49 @@ check_callers(struct target *check, int n_check)
     pthread_mutex_unlock(&lock);
 }
 
-/* No lock held. Raises CallInterrupted in each due call still running. */
+/* No lock held. Interrupts each due call still running, in two steps.
+ * First, with no GIL, what the call's own waits look at: the flag, the
+ * sleep's condition and the wake fd (an erlang.call, an erlang.sleep or an
+ * event loop watching the fd then stops at once, however busy other
+ * threads keep the GIL). Then, with the GIL, the exception for Python code
+ * that is running, unless the call's thread has already raised this
+ * round's itself. A swallowed exception comes again after REFIRE_NS. */
 static void
 interrupt_due(struct target *due, int n_due)
 {
     struct pyerl_call *c;
     int i;
 
-    if (pyerl_gil_acquire() < 0) {
+    if (n_due == 0) {
         return;
     }
     pthread_mutex_lock(&lock);
     for (i = 0; i < n_due; i++) {
         if ((c = find_listed(&due[i]))) {
-            if (set_async_exc(c->thread_id, pyerl_call_interrupted) < 0) {
-                c->deadline_ns = pyerl_now_ns() + RETRY_NS;
-                continue;
-            }
             c->interrupted = 1;
-            c->deadline_ns = pyerl_now_ns() + REFIRE_NS;
+            c->delivered = 0;
             pthread_cond_broadcast(&c->wake);
             if (c->wake_fd >= 0) {
                 uint64_t one = 1;
                 (void)!write(c->wake_fd, &one, sizeof one);
             }
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    if (pyerl_gil_acquire() < 0) {
+        return;
+    }
+    pthread_mutex_lock(&lock);
+    for (i = 0; i < n_due; i++) {
+        if ((c = find_listed(&due[i])) && !c->delivered) {
+            if (set_async_exc(c->thread_id, pyerl_call_interrupted) < 0) {
+                c->deadline_ns = pyerl_now_ns() + RETRY_NS;
+                continue;
+            }
+            c->delivered = 1;
+        }
+        if (c) {
+            c->deadline_ns = pyerl_now_ns() + REFIRE_NS;
         }
     }
     pthread_mutex_unlock(&lock);

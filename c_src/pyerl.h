@@ -195,7 +195,8 @@ struct pyerl_call {
     int64_t deadline_ns;
     int64_t next_check_ns; /* when to look again whether the caller lives */
     int registered;
-    int interrupted;
+    int interrupted;     /* for good: its deadline passed or its caller died */
+    int delivered;       /* this round's CallInterrupted is raised or armed */
     int wake_fd;         /* an eventfd the call waits on in erlang.call, or -1 */
     pthread_cond_t wake; /* wakes an interruptible sleep in this call */
 };
@@ -228,8 +229,16 @@ int pyerl_call_is_interrupted(struct pyerl_call *call);
 
 /* Clears the interruption pending for the call, which runs on the calling
  * thread, so that it is raised where the caller chooses rather than at the
- * next bytecode. GIL held (it may be released for a moment). */
+ * next bytecode; the watchdog then arms none until its next round. GIL
+ * held (it may be released for a moment). */
 void pyerl_call_take_interrupt(struct pyerl_call *call);
+
+/* If the watchdog has a CallInterrupted due for the call (on the calling
+ * thread) that is neither raised nor armed yet, takes it as
+ * pyerl_call_take_interrupt does and returns 1: the caller raises it. Else
+ * 0. Lets code the thread reaches often (an event loop's wake-up) stop a
+ * call without waiting for the watchdog to get the GIL. GIL held. */
+int pyerl_call_take_due_interrupt(struct pyerl_call *call);
 
 /* Asks the watchdog to interrupt the call now. Any thread, no GIL; cheap, so
  * a normal scheduler may call it. */
