@@ -607,19 +607,6 @@ static int py_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const st
                       int depth);
 
 static int
-bytes_to_term(ErlNifEnv *env, const char *data, Py_ssize_t size, ERL_NIF_TERM *out)
-{
-    unsigned char *copy = enif_make_new_binary(env, (size_t)size, out);
-
-    if (!copy) {
-        PyErr_NoMemory();
-        return 0;
-    }
-    memcpy(copy, data, (size_t)size);
-    return 1;
-}
-
-static int
 str_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const struct path *p)
 {
     Py_ssize_t size;
@@ -629,7 +616,7 @@ str_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const struct path 
         refail_at(p, "str is not valid UTF-8");
         return 0;
     }
-    return bytes_to_term(env, utf8, size, out);
+    return pyerl_buffer_to_term(env, obj, utf8, size, out);
 }
 
 /* Converts count items into an Erlang list or tuple. */
@@ -796,10 +783,12 @@ py_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const struct path *
                                                         : str_to_term(env, obj, out, p);
     }
     if (PyBytes_Check(obj)) {
-        return bytes_to_term(env, PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj), out);
+        return pyerl_buffer_to_term(env, obj, PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj), out);
     }
     if (PyByteArray_Check(obj)) {
-        return bytes_to_term(env, PyByteArray_AS_STRING(obj), PyByteArray_GET_SIZE(obj), out);
+        /* Mutable: copied. */
+        return pyerl_buffer_to_term(env, NULL, PyByteArray_AS_STRING(obj),
+                                    PyByteArray_GET_SIZE(obj), out);
     }
     if (PyList_Check(obj) || PyAnySet_Check(obj)) {
         return sequence_to_term(env, obj, 0, out, p, depth);

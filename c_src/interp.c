@@ -156,6 +156,7 @@ pyerl_gil_acquire(void)
         }
     }
     PyEval_RestoreThread(thread_tstate);
+    pyerl_release_dropped();
     return 0;
 }
 

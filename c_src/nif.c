@@ -38,6 +38,10 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
         enif_fprintf(stderr, "py_nif: cannot set up thread workers\r\n");
         return 2;
     }
+    if (pyerl_pyref_init(env) < 0) {
+        enif_fprintf(stderr, "py_nif: cannot set up binaries over Python buffers\r\n");
+        return 2;
+    }
     if (pyerl_pool_init(env) < 0) {
         enif_fprintf(stderr, "py_nif: cannot set up the call pool\r\n");
         return 2;

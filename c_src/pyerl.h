@@ -157,6 +157,21 @@ PyObject *pyerl_kwargs_to_py(ErlNifEnv *env, ERL_NIF_TERM map, const char *where
  * No GIL needed. */
 Py_ssize_t pyerl_name_text(ErlNifEnv *env, ERL_NIF_TERM term, char *buf, size_t size);
 
+/* ---- pyref.c: binaries over Python buffers ---------------------------- */
+
+/* Opens the resource type; from load and upgrade. Returns 0 or -1. */
+int pyerl_pyref_init(ErlNifEnv *env);
+
+/* The size bytes at data as a binary in env: over the buffer itself, keeping
+ * owner (an immutable object that owns it) alive, when large; else a copy.
+ * owner may be NULL (always a copy). Returns 1, or 0 with MemoryError set.
+ * GIL held. */
+int pyerl_buffer_to_term(ErlNifEnv *env, PyObject *owner, const char *data, Py_ssize_t size,
+                         ERL_NIF_TERM *out);
+
+/* Releases the objects of binaries Erlang has dropped since. GIL held. */
+void pyerl_release_dropped(void);
+
 /* ---- utf8.c: which binaries are text --------------------------------- */
 
 /* How many of the n bytes at s, from the start, are ASCII. */

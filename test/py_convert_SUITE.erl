@@ -33,7 +33,9 @@
 -export([utf8_binary_becomes_str/1, unicode_text_roundtrips/1,
          python_str_arrives_as_utf8_binary/1, invalid_utf8_binary_becomes_bytes/1,
          python_bytes_and_bytearray_become_binaries/1,
-         partial_byte_bitstring_is_a_type_error/1, lone_surrogate_is_a_unicode_error/1]).
+         partial_byte_bitstring_is_a_type_error/1, lone_surrogate_is_a_unicode_error/1,
+         large_results_outlive_their_python_objects/1,
+         python_object_is_released_once_erlang_drops_its_binary/1]).
 -export([booleans_roundtrip/1, undefined_none_and_nil_become_python_none/1,
          atom_becomes_an_erlang_atom_str/1, atoms_roundtrip/1, unicode_atoms_roundtrip/1,
          python_makes_an_atom_by_name/1, plain_str_never_becomes_an_atom/1,
@@ -75,7 +77,9 @@ groups() ->
      {text, [],
       [utf8_binary_becomes_str, unicode_text_roundtrips, python_str_arrives_as_utf8_binary,
        invalid_utf8_binary_becomes_bytes, python_bytes_and_bytearray_become_binaries,
-       partial_byte_bitstring_is_a_type_error, lone_surrogate_is_a_unicode_error]},
+       partial_byte_bitstring_is_a_type_error, lone_surrogate_is_a_unicode_error,
+       large_results_outlive_their_python_objects,
+       python_object_is_released_once_erlang_drops_its_binary]},
      {atoms, [],
       [booleans_roundtrip, undefined_none_and_nil_become_python_none,
        atom_becomes_an_erlang_atom_str, atoms_roundtrip, unicode_atoms_roundtrip,
@@ -688,3 +692,64 @@ nest_map(N) -> #{k => nest_map(N - 1)}.
 
 pow10(0) -> 1;
 pow10(N) -> 10 * pow10(N - 1).
+
+%% Large bytes and str results become binaries over the Python objects'
+%% own buffers (no copy): the binaries stay right after Python has dropped
+%% every reference of its own, through later calls, garbage collections and
+%% sends, and a bytearray (mutable) is copied, so changing it afterwards
+%% changes nothing in Erlang.
+large_results_outlive_their_python_objects(_Config) ->
+    ok = py:exec(<<"def big_bytes(n, seed):\n"
+                   "    return bytes((seed + i) % 251 for i in range(n))\n"
+                   "def big_str(n):\n"
+                   "    return ('\\u00e9\\u65e5' * n)[:n]\n"
+                   "kept_bytearray = bytearray(200000)\n"
+                   "def big_bytearray():\n"
+                   "    return kept_bytearray\n">>),
+    Expected = fun(N, Seed) -> << <<((Seed + I) rem 251)>> || I <- lists:seq(0, N - 1) >> end,
+    Results = [{N, Seed, element(2, {ok, _} = py:call('__main__', big_bytes, [N, Seed]))}
+               || {N, Seed} <- [{65535, 1}, {65536, 2}, {300000, 3}, {1 bsl 20, 4}]],
+    {ok, Str} = py:call('__main__', big_str, [100000]),
+    {ok, Array} = py:call('__main__', big_bytearray, []),
+    {ok, none} = py:eval(<<"kept_bytearray.__setitem__(0, 7)">>),
+    [{ok, _} = py:call('__main__', big_bytes, [200000, I]) || I <- lists:seq(1, 20)],
+    erlang:garbage_collect(),
+    Self = self(),
+    spawn(fun() -> Self ! {copy, Results} end),
+    Sent = receive {copy, R} -> R end,
+    [Bin = Expected(N, Seed) || {N, Seed, Bin} <- Sent],
+    Str = unicode:characters_to_binary(lists:sublist(lists:append(lists:duplicate(50000, [16#e9, 16#65e5])), 100000)),
+    Array = binary:copy(<<0>>, 200000).
+
+python_object_is_released_once_erlang_drops_its_binary(_Config) ->
+    ok = py:exec(<<"released = []\n"
+                   "class Tracked(bytes):\n"
+                   "    def __del__(self):\n"
+                   "        released.append(len(self))\n"
+                   "def tracked(n):\n"
+                   "    return Tracked(n)\n">>),
+    Self = self(),
+    Holder = spawn(fun() ->
+                           {ok, Bin} = py:call('__main__', tracked, [100000]),
+                           Self ! held,
+                           receive drop -> byte_size(Bin) end
+                   end),
+    receive held -> ok end,
+    %% Erlang holds it: the object lives.
+    {ok, []} = py:eval(<<"released">>),
+    Ref = monitor(process, Holder),
+    Holder ! drop,
+    receive {'DOWN', Ref, process, Holder, normal} -> ok end,
+    %% Released by the next call that takes the GIL.
+    wait_until(fun() -> py:eval(<<"released">>) =:= {ok, [100000]} end).
+
+wait_until(Done) ->
+    wait_until(Done, 100).
+
+wait_until(Done, 0) ->
+    ?assert(Done());
+wait_until(Done, N) ->
+    case Done() of
+        true -> ok;
+        false -> timer:sleep(20), wait_until(Done, N - 1)
+    end.
