@@ -12,7 +12,7 @@
 -module(py_coordinator).
 -behaviour(gen_server).
 
--export([start_link/0, handler_count/0]).
+-export([start_link/0, handler_count/0, handlers/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
@@ -24,15 +24,27 @@ start_link() ->
 handler_count() ->
     gen_server:call(?MODULE, handler_count).
 
+%% @doc The handler processes alive; none while the coordinator is not
+%% running (or dies while asked).
+-spec handlers() -> [pid()].
+handlers() ->
+    try
+        gen_server:call(?MODULE, handlers)
+    catch
+        exit:_ -> []
+    end.
+
 -spec init([]) -> {ok, #{}}.
 init([]) ->
     process_flag(trap_exit, true),
     {ok, #{}}.
 
 -spec handle_call(term(), gen_server:from(), map()) ->
-    {reply, non_neg_integer() | {error, unknown_call}, map()}.
+    {reply, non_neg_integer() | [pid()] | {error, unknown_call}, map()}.
 handle_call(handler_count, _From, State) ->
-    {reply, length(handlers()), State};
+    {reply, length(linked_handlers()), State};
+handle_call(handlers, _From, State) ->
+    {reply, linked_handlers(), State};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
@@ -68,10 +80,10 @@ handle_info(_Other, State) ->
 
 -spec terminate(term(), map()) -> ok.
 terminate(_Reason, _State) ->
-    lists:foreach(fun(Handler) -> exit(Handler, kill) end, handlers()).
+    lists:foreach(fun(Handler) -> exit(Handler, kill) end, linked_handlers()).
 
 %% Every link but the one to the supervisor is a handler.
-handlers() ->
+linked_handlers() ->
     {links, Links} = process_info(self(), links),
     [Parent | _] = get('$ancestors'),
     [Pid || Pid <- Links, Pid =/= whereis(Parent), Pid =/= Parent].

@@ -255,6 +255,14 @@ wait_dead(Pid, N) ->
         true -> timer:sleep(10), wait_dead(Pid, N - 1)
     end.
 
+%% Runs Fun in a linked process; done/1 waits for what it returns.
+in_background(Fun) ->
+    Self = self(),
+    spawn_link(fun() -> Self ! {done, Fun()} end).
+
+done(Ms) ->
+    receive {done, Result} -> Result after Ms -> ct:fail(no_answer) end.
+
 held() ->
     receive {as_held, Pid, X} -> {Pid, X} after 5000 -> ct:fail(not_held) end.
 
@@ -421,15 +429,9 @@ wait_for_timeout_cancels_and_kills_the_erlang_process(_Config) ->
                         "        return ('timed out', as_pending())",
                         "def as_wait_for(pid):",
                         "    return asyncio.run(as_wait_for_main(pid))"])),
-    Caller = spawn_link(fun() ->
-                            Self ! {done, py:call('__main__', as_wait_for, [Self])}
-                        end),
+    Caller = in_background(fun() -> py:call('__main__', as_wait_for, [Self]) end),
     {Held, 1} = held(),
-    receive
-        {done, {ok, {<<"timed out">>, {0, 0}}}} -> ok;
-        {done, Other} -> ct:fail(Other)
-    after 5000 -> ct:fail(no_answer)
-    end,
+    {ok, {<<"timed out">>, {0, 0}}} = done(5000),
     %% Erlang was told: the function's process is gone.
     wait_dead(Held),
     unlink(Caller).
@@ -452,14 +454,10 @@ cancel_mid_flight_then_reuse_the_loop(_Config) ->
                         "        return (first, second, as_pending())",
                         "    finally:",
                         "        loop.close()"])),
-    spawn_link(fun() -> Self ! {done, py:call('__main__', as_cancel_and_reuse, [Self])} end),
+    in_background(fun() -> py:call('__main__', as_cancel_and_reuse, [Self]) end),
     {Held, 2} = held(),
-    receive
-        {done, {ok, {<<"cancelled">>, Tripled, {0, 0}}}} ->
-            Tripled = [3 * I || I <- lists:seq(0, 9)];
-        {done, Other} -> ct:fail(Other)
-    after 5000 -> ct:fail(no_answer)
-    end,
+    {ok, {<<"cancelled">>, Tripled, {0, 0}}} = done(5000),
+    Tripled = [3 * I || I <- lists:seq(0, 9)],
     wait_dead(Held).
 
 cancelled_gather_kills_every_process(_Config) ->
@@ -469,14 +467,9 @@ cancelled_gather_kills_every_process(_Config) ->
                         "        await asyncio.wait_for(as_gather('as_hold', [(pid, i) for i in range(20)]), 0.5)",
                         "    except asyncio.TimeoutError:",
                         "        return as_pending()"])),
-    spawn_link(fun() -> Self ! {done, py:eval(<<"asyncio.run(as_gather_cancelled(pid))">>,
-                                              #{pid => Self})} end),
+    in_background(fun() -> py:eval(<<"asyncio.run(as_gather_cancelled(pid))">>, #{pid => Self}) end),
     Held = [element(1, held()) || _ <- lists:seq(1, 20)],
-    receive
-        {done, {ok, {0, 0}}} -> ok;
-        {done, Other} -> ct:fail(Other)
-    after 5000 -> ct:fail(no_answer)
-    end,
+    {ok, {0, 0}} = done(5000),
     lists:foreach(fun wait_dead/1, Held).
 
 killed_call_process_fails_only_its_call(_Config) ->
@@ -485,16 +478,11 @@ killed_call_process_fails_only_its_call(_Config) ->
                         "    held = as_outcome(erlang.async_call('as_hold', pid, 8))",
                         "    others = [as_outcome(erlang.async_call('as_sleep', 300, i)) for i in range(3)]",
                         "    return await asyncio.gather(held, *others)"])),
-    spawn_link(fun() -> Self ! {done, py:eval(<<"asyncio.run(as_one_killed(pid))">>,
-                                              #{pid => Self})} end),
+    in_background(fun() -> py:eval(<<"asyncio.run(as_one_killed(pid))">>, #{pid => Self}) end),
     {Held, 8} = held(),
     exit(Held, kill),
-    receive
-        {done, {ok, [{<<"raised">>, <<"ErlangError">>, <<"killed">>, exit, killed},
-                     {<<"ok">>, 0}, {<<"ok">>, 1}, {<<"ok">>, 2}]}} -> ok;
-        {done, Other} -> ct:fail(Other)
-    after 5000 -> ct:fail(no_answer)
-    end.
+    {ok, [{<<"raised">>, <<"ErlangError">>, <<"killed">>, exit, killed},
+          {<<"ok">>, 0}, {<<"ok">>, 1}, {<<"ok">>, 2}]} = done(5000).
 
 killed_call_process_during_a_sync_call_fails_only_its_call(_Config) ->
     %% The thread blocks in erlang.call while its async call's process is
@@ -504,8 +492,9 @@ killed_call_process_during_a_sync_call_fails_only_its_call(_Config) ->
                         "    held = as_outcome(erlang.async_call('as_hold', pid, 9))",
                         "    blocked = erlang.call('as_block', pid)",
                         "    return blocked, await held"])),
-    spawn_link(fun() -> Self ! {done, py:eval(<<"asyncio.run(as_killed_while_blocked(pid))">>,
-                                              #{pid => Self})} end),
+    in_background(fun() ->
+                          py:eval(<<"asyncio.run(as_killed_while_blocked(pid))">>, #{pid => Self})
+                  end),
     {Held, 9} = held(),
     Handler = receive {as_blocked, H} -> H after 5000 -> ct:fail(not_blocked) end,
     exit(Held, kill),
@@ -513,11 +502,7 @@ killed_call_process_during_a_sync_call_fails_only_its_call(_Config) ->
     %% Let the exit signal reach the handler before it may return.
     timer:sleep(50),
     Handler ! go,
-    receive
-        {done, {ok, {unblocked, {<<"raised">>, <<"ErlangError">>, <<"killed">>, exit, killed}}}} -> ok;
-        {done, Other} -> ct:fail(Other)
-    after 5000 -> ct:fail(no_answer)
-    end,
+    {ok, {unblocked, {<<"raised">>, <<"ErlangError">>, <<"killed">>, exit, killed}}} = done(5000),
     true = is_process_alive(Handler).
 
 late_answer_for_a_closed_loop_is_dropped(_Config) ->
@@ -569,13 +554,9 @@ timeout_stops_a_coroutine_sleeping_in_asyncio(_Config) ->
 timeout_stops_a_coroutine_awaiting_erlang(_Config) ->
     ok = py:exec(<<"as_log.clear()">>),
     Self = self(),
-    spawn_link(fun() -> Self ! {done, py:call('__main__', as_await_erlang, [Self, 3], #{}, 300)} end),
+    in_background(fun() -> py:call('__main__', as_await_erlang, [Self, 3], #{}, 300) end),
     {Held, 3} = held(),
-    receive
-        {done, {error, timeout}} -> ok;
-        {done, Other} -> ct:fail(Other)
-    after 3000 -> ct:fail(no_timeout)
-    end,
+    {error, timeout} = done(3000),
     wait_dead(Held),
     {ok, [{<<"await_erlang cleaned up">>, 3}]} = py:eval(<<"as_log">>).
 
@@ -717,7 +698,7 @@ killed_handler_fails_the_pending_awaits(_Config) ->
                         "    return (outcomes, after, as_pending())",
                         "def as_handler_dies_main(pid):",
                         "    return asyncio.run(as_handler_dies(pid))"])),
-    spawn_link(fun() -> Self ! {done, py:call('__main__', as_handler_dies_main, [Self])} end),
+    in_background(fun() -> py:call('__main__', as_handler_dies_main, [Self]) end),
     Held = [element(1, held()) || _ <- lists:seq(1, 3)],
     %% The handler is whoever spawned the holders: the process that
     %% monitors them.
@@ -725,14 +706,10 @@ killed_handler_fails_the_pending_awaits(_Config) ->
                                     {monitored_by, By} <- [process_info(H, monitored_by)],
                                     Pid <- By, Pid =/= self()]),
     exit(Handler, kill),
-    receive
-        {done, {ok, {Outcomes, 15, {0, 0}}}} ->
-            3 = length(Outcomes),
-            [{<<"raised">>, <<"ErlangError">>, <<"the Erlang process running the call died",
-              _/binary>>, none, none} = O || O <- Outcomes];
-        {done, Other} -> ct:fail(Other)
-    after 5000 -> ct:fail(no_answer)
-    end,
+    {ok, {Outcomes, 15, {0, 0}}} = done(5000),
+    3 = length(Outcomes),
+    [{<<"raised">>, <<"ErlangError">>, <<"the Erlang process running the call died", _/binary>>,
+      none, none} = O || O <- Outcomes],
     %% The calls' processes ended with their handler.
     lists:foreach(fun wait_dead/1, Held).
 
@@ -743,20 +720,16 @@ application_stop_fails_every_await_in_flight(_Config) ->
                         "    return await asyncio.gather(*calls)",
                         "def as_stop_in_threads(pid):",
                         "    return as_in_threads(2, lambda i: as_stop_under_me(pid))"])),
-    spawn_link(fun() -> Self ! {done, py:call('__main__', as_stop_in_threads, [Self], #{}, 20000)} end),
+    in_background(fun() -> py:call('__main__', as_stop_in_threads, [Self], #{}, 20000) end),
     Held = [element(1, held()) || _ <- lists:seq(1, 10)],
     T0 = erlang:monotonic_time(millisecond),
     try
         ok = application:stop(erlang_python),
-        receive
-            {done, {ok, PerThread}} ->
-                ct:log("woke ~b ms after the stop", [erlang:monotonic_time(millisecond) - T0]),
-                [{<<"ok">>, Outcomes}, {<<"ok">>, Outcomes}] = PerThread,
-                5 = length(Outcomes),
-                [{<<"raised">>, <<"ErlangError">>, _, none, none} = O || O <- Outcomes];
-            {done, Other} -> ct:fail(Other)
-        after 5000 -> ct:fail(awaits_still_pending)
-        end,
+        {ok, PerThread} = done(5000),
+        ct:log("woke ~b ms after the stop", [erlang:monotonic_time(millisecond) - T0]),
+        [{<<"ok">>, Outcomes}, {<<"ok">>, Outcomes}] = PerThread,
+        5 = length(Outcomes),
+        [{<<"raised">>, <<"ErlangError">>, _, none, none} = O || O <- Outcomes],
         %% While stopped, an async call says so at once.
         {ok, {<<"RuntimeError">>, <<"the erlang_python application is not running">>}} =
             run(["async def as_stopped():",

@@ -124,7 +124,7 @@ lines(Lines) ->
 
 handlers_killed_under_load(_Config) ->
     Load = start_load(),
-    Kills = kill_repeatedly(fun() -> [exit(H, kill) || H <- handlers()] end, 100),
+    Kills = kill_repeatedly(fun() -> [exit(H, kill) || H <- py_coordinator:handlers()] end, 100),
     Outcomes = wait_load(Load),
     ct:log("handlers killed ~b times: ~p", [Kills, Outcomes]),
     check_outcomes(Outcomes, [<<"ErlangError">>]),
@@ -279,15 +279,6 @@ kill_repeatedly(Kill, Ms, Until, N) ->
     case erlang:monotonic_time(millisecond) < Until of
         true -> Kill(), kill_repeatedly(Kill, Ms, Until, N + 1);
         false -> N
-    end.
-
-handlers() ->
-    case whereis(py_coordinator) of
-        undefined ->
-            [];
-        Coordinator ->
-            {links, Links} = process_info(Coordinator, links),
-            [Pid || Pid <- Links, Pid =/= whereis(erlang_python_sup)]
     end.
 
 works_afterwards() ->

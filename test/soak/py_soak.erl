@@ -206,21 +206,12 @@ kill_named(Name) ->
     end.
 
 kill_a_handler(Driver) ->
-    case handlers() of
+    case py_coordinator:handlers() of
         [] ->
             ok;
         Handlers ->
             exit(lists:nth(rand:uniform(length(Handlers)), Handlers), kill),
             Driver ! {fault, handler_killed}
-    end.
-
-handlers() ->
-    case whereis(py_coordinator) of
-        undefined ->
-            [];
-        Coordinator ->
-            {links, Links} = process_info(Coordinator, links),
-            [Pid || Pid <- Links, Pid =/= whereis(erlang_python_sup)]
     end.
 
 drive(#{loaders := Loaders, until := Until} = State) ->
