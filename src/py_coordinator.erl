@@ -60,18 +60,18 @@ handle_info({new_worker, Request}, State) when element(1, Request) =:= py_call;
     %% Requests sent before the first was handled come here too (a thread
     %% starting with several async calls): they go to the handler bound for
     %% the first. A cancel follows its call here, so finds it bound.
-    case {py_nif:worker_handler(Worker), element(1, Request)} of
-        {{ok, Handler}, _} ->
-            Handler ! Request;
-        {none, py_async_cancel} ->
-            ok;
-        {none, _} ->
-            Handler = py_handler:start_link(Worker),
-            _ = case py_nif:worker_bind(Worker, Handler) of
-                ok -> Handler ! Request;
-                {error, handler_died} -> ok
-            end
-    end,
+    _ = case {py_nif:worker_handler(Worker), element(1, Request)} of
+            {{ok, Handler}, _} ->
+                Handler ! Request;
+            {none, py_async_cancel} ->
+                ok;
+            {none, _} ->
+                Handler = py_handler:start_link(Worker),
+                case py_nif:worker_bind(Worker, Handler) of
+                    ok -> Handler ! Request;
+                    {error, handler_died} -> ok
+                end
+        end,
     {noreply, State};
 handle_info({'EXIT', _Handler, _Reason}, State) ->
     {noreply, State};
