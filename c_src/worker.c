@@ -57,6 +57,7 @@ struct pyerl_worker {
     uint64_t waiting_serial; /* 0 when no request waits */
     int has_reply;
     atomic_int reply_ready; /* has_reply, readable without the lock */
+    int sleeping;           /* the waiter found no reply and polls the fd */
     ErlNifEnv *reply_env;   /* owns reply */
     ERL_NIF_TERM reply;
     int has_handler; /* handler is this worker's handler */
@@ -118,7 +119,8 @@ worker_dtor(ErlNifEnv *env, void *obj)
     pthread_mutex_destroy(&w->lock);
 }
 
-/* Lock held. Stores the reply to the waiting request and wakes its thread. */
+/* Lock held. Stores the reply to the waiting request and wakes its thread
+ * if it sleeps (a spinning one sees reply_ready: no system call). */
 static void
 put_reply(struct pyerl_worker *w, ERL_NIF_TERM reply)
 {
@@ -126,7 +128,9 @@ put_reply(struct pyerl_worker *w, ERL_NIF_TERM reply)
     w->reply = enif_make_copy(w->reply_env, reply);
     w->has_reply = 1;
     atomic_store_explicit(&w->reply_ready, 1, memory_order_release);
-    signal_fd(w->fd);
+    if (w->sleeping) {
+        signal_fd(w->fd);
+    }
 }
 
 /* Lock held. The handler is gone: fails the waiting request, if any, and
@@ -453,6 +457,7 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
     for (;;) {
         pthread_mutex_lock(&w->lock);
         done = w->has_reply;
+        w->sleeping = !done;
         pthread_mutex_unlock(&w->lock);
         /* Checked after the wake fd is set, so an interruption either came
          * before (seen here) or writes the fd (wakes the poll). */
@@ -467,6 +472,7 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
 
     pthread_mutex_lock(&w->lock);
     w->waiting_serial = 0;
+    w->sleeping = 0;
     if (async_ready(w)) {
         /* The wait may have read the signal meant for the event loop. */
         signal_fd(w->fd);
