@@ -9,9 +9,14 @@
  *
  * A thread whose stack is smaller gets, on its first call, a stack of that
  * size (reserved, committed by the kernel only as it is touched, with a
- * guard page below) and switches to it for each call with swapcontext: the
- * same OS thread, so the call still costs no hand-off. The stack is the
- * thread's for its life; dirty schedulers live as long as the VM.
+ * guard page below) and switches to it for each call: the same OS thread,
+ * so the call still costs no hand-off. The stack is the thread's for its
+ * life; dirty schedulers live as long as the VM.
+ *
+ * On x86-64 the switch is a plain call with the stack pointer moved
+ * (call_on_stack); elsewhere it is swapcontext, which also saves and
+ * restores the signal mask: two system calls per call, about 0.45 us on
+ * the development machine, a third of what a short py:call costs.
  *
  * AddressSanitizer must be told about the switch, or it takes the new stack
  * for a corrupt one.
@@ -29,11 +34,17 @@
 
 #define GUARD_SIZE (64 * 1024)
 
+#if defined(__x86_64__)
+#define DIRECT_SWITCH 1
+#endif
+
 struct thread_stack {
     int checked;  /* we looked at the thread's own stack */
     int switches; /* ... and found it small */
     char *base;   /* the large stack, guard page included */
+#ifndef DIRECT_SWITCH
     ucontext_t caller, callee;
+#endif
     void (*fn)(void *);
     void *arg;
 #ifdef ASAN_SWITCH
@@ -58,6 +69,7 @@ own_stack_size(void)
     return size;
 }
 
+/* Runs on the large stack. */
 static void
 trampoline(void)
 {
@@ -70,8 +82,28 @@ trampoline(void)
 #ifdef ASAN_SWITCH
     __sanitizer_start_switch_fiber(NULL, ts->caller_bottom, ts->caller_size);
 #endif
-    /* Returning resumes ts->caller through uc_link. */
+    /* Returning goes back to the caller's stack: through uc_link, or to
+     * call_on_stack. */
 }
+
+#ifdef DIRECT_SWITCH
+/* Calls fn() with the stack pointer at top (16-byte aligned), then puts
+ * the stack pointer back. The old one is kept in rbx, which fn preserves;
+ * everything fn may change is declared clobbered. */
+static void
+call_on_stack(void (*fn)(void), char *top)
+{
+    __asm__ volatile("mov %%rsp, %%rbx\n\t"
+                     "mov %[top], %%rsp\n\t"
+                     "call *%[fn]\n\t"
+                     "mov %%rbx, %%rsp"
+                     :
+                     : [fn] "r"(fn), [top] "r"(top)
+                     : "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "xmm0",
+                       "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+                       "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+}
+#endif
 
 static int
 prepare(struct thread_stack *ts)
@@ -88,7 +120,11 @@ prepare(struct thread_stack *ts)
     if (base == MAP_FAILED) {
         return -1;
     }
-    if (mprotect(base, GUARD_SIZE, PROT_NONE) != 0 || getcontext(&ts->callee) != 0) {
+    if (mprotect(base, GUARD_SIZE, PROT_NONE) != 0
+#ifndef DIRECT_SWITCH
+        || getcontext(&ts->callee) != 0
+#endif
+    ) {
         munmap(base, GUARD_SIZE + PYERL_STACK_SIZE);
         return -1;
     }
@@ -111,17 +147,21 @@ pyerl_run_on_large_stack(void (*fn)(void *), void *arg)
     }
     ts->fn = fn;
     ts->arg = arg;
-    ts->callee.uc_stack.ss_sp = ts->base + GUARD_SIZE;
-    ts->callee.uc_stack.ss_size = PYERL_STACK_SIZE;
-    ts->callee.uc_link = &ts->caller;
-    makecontext(&ts->callee, trampoline, 0);
 #ifdef ASAN_SWITCH
     void *fake_stack = NULL;
     __sanitizer_start_switch_fiber(&fake_stack, ts->base + GUARD_SIZE, PYERL_STACK_SIZE);
 #endif
+#ifdef DIRECT_SWITCH
+    call_on_stack(trampoline, ts->base + GUARD_SIZE + PYERL_STACK_SIZE);
+#else
+    ts->callee.uc_stack.ss_sp = ts->base + GUARD_SIZE;
+    ts->callee.uc_stack.ss_size = PYERL_STACK_SIZE;
+    ts->callee.uc_link = &ts->caller;
+    makecontext(&ts->callee, trampoline, 0);
     if (swapcontext(&ts->caller, &ts->callee) != 0) {
         return -1;
     }
+#endif
 #ifdef ASAN_SWITCH
     __sanitizer_finish_switch_fiber(fake_stack, NULL, NULL);
 #endif

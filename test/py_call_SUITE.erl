@@ -23,6 +23,7 @@
          wrong_arity_is_an_error/1, syntax_error_is_an_error/1,
          user_exception_type_is_a_binary/1, fake_builtin_exception_is_not_an_atom/1,
          many_exception_classes_create_no_atoms/1, sys_exit_does_not_stop_the_vm/1,
+         deep_recursion_through_c_is_a_recursion_error/1,
          unprintable_exception_still_reported/1, null_byte_in_code_is_an_error/1,
          bad_arguments_are_rejected/1]).
 -export([timeout_stops_a_busy_loop/1, timeout_cuts_a_sleep_short/1,
@@ -54,7 +55,8 @@ groups() ->
        missing_module_is_an_error, missing_function_is_an_error, wrong_arity_is_an_error,
        syntax_error_is_an_error, user_exception_type_is_a_binary,
        fake_builtin_exception_is_not_an_atom, many_exception_classes_create_no_atoms,
-       sys_exit_does_not_stop_the_vm, unprintable_exception_still_reported,
+       sys_exit_does_not_stop_the_vm, deep_recursion_through_c_is_a_recursion_error,
+       unprintable_exception_still_reported,
        null_byte_in_code_is_an_error, bad_arguments_are_rejected]},
      {timeouts, [],
       [timeout_stops_a_busy_loop, timeout_cuts_a_sleep_short,
@@ -239,6 +241,17 @@ sys_exit_does_not_stop_the_vm(_Config) ->
     {error, {'SystemExit', <<"3">>}} = py:eval(<<"__import__('sys').exit(3)">>),
     {error, {'SystemExit', _}} = py:exec(<<"raise SystemExit">>),
     {ok, 2} = py:eval(<<"1 + 1">>).
+
+%% Python recursing through C (a sort key that sorts) uses far more C stack
+%% per level than a dirty scheduler's own stack holds before Python's
+%% recursion limit: calls run on a stack large enough for the limit.
+deep_recursion_through_c_is_a_recursion_error(_Config) ->
+    ok = py:exec(<<"def deep_sort(n):\n"
+                   "    return sorted([n], key=lambda x: deep_sort(n - 1) if n else 0)\n">>),
+    %% 300 levels overflow a dirty scheduler's own stack.
+    {ok, [300]} = py:call('__main__', deep_sort, [300]),
+    {error, {'RecursionError', _}} = py:call('__main__', deep_sort, [100000]),
+    {ok, [10]} = py:call('__main__', deep_sort, [10]).
 
 unprintable_exception_still_reported(_Config) ->
     ok = py:exec(<<"class Unprintable(Exception):\n    def __str__(self): raise RuntimeError('no')\n"
