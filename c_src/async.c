@@ -59,6 +59,10 @@ pyerl_async_cancel(PyObject *module, PyObject *id_obj)
     unsigned long long id;
 
     (void)module;
+    if (pyerl_in_forked_child()) {
+        pyerl_set_forked_child_error("erlang async call");
+        return NULL;
+    }
     id = PyLong_AsUnsignedLongLong(id_obj);
     if (id == (unsigned long long)-1 && PyErr_Occurred()) {
         return NULL;
@@ -77,6 +81,10 @@ pyerl_async_fd(PyObject *module, PyObject *unused)
 
     (void)module;
     (void)unused;
+    if (pyerl_in_forked_child()) {
+        pyerl_set_forked_child_error("erlang async call");
+        return NULL;
+    }
     if (!(w = pyerl_worker_for_thread())) {
         return PyErr_NoMemory();
     }
@@ -120,6 +128,10 @@ pyerl_async_take(PyObject *module, PyObject *unused)
 
     (void)module;
     (void)unused;
+    if (pyerl_in_forked_child()) {
+        pyerl_set_forked_child_error("erlang async call");
+        return NULL;
+    }
     if (call && pyerl_call_take_due_interrupt(call)) {
         /* The watchdog woke the loop to stop the call: stop it here rather
          * than wait for the watchdog to get the GIL from a busy loop. */

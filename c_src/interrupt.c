@@ -213,6 +213,12 @@ pyerl_current_call(void)
 }
 
 void
+pyerl_call_forget_current(void)
+{
+    current_call = NULL;
+}
+
+void
 pyerl_call_set_wake_fd(struct pyerl_call *call, int fd)
 {
     pthread_mutex_lock(&lock);

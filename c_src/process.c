@@ -18,7 +18,9 @@
  *
  * - os.fork(). The child is a copy of the VM with one thread, the one that
  *   forked: it can run Python, but no scheduler runs there, so Erlang is
- *   out of reach (erlang.call, async_call and send raise RuntimeError), and
+ *   out of reach (erlang.call, async_call and send raise RuntimeError), the
+ *   call it was forked from is forgotten (its locks may be held by threads
+ *   that did not come along, so time.sleep is Python's own there), and
  *   it must never return into the VM's code. Its signals get their default
  *   actions and are unblocked (the VM's handlers would forward them to the
  *   VM). When the child's Python code returns to the NIF, the child exits:
@@ -65,6 +67,10 @@ mark_forked_child(void)
     int sig;
 
     forked_child = 1;
+    /* Locks held by threads that did not come along stay held: nothing in
+     * the child may wait on the parent's call machinery (time.sleep is
+     * Python's own again). */
+    pyerl_call_forget_current();
     for (sig = 1; sig < NSIG; sig++) {
         if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &action) == 0 &&
             action.sa_handler != SIG_IGN && action.sa_handler != SIG_DFL) {

@@ -236,6 +236,11 @@ int pyerl_call_end(struct pyerl_call *call);
 /* The call running on this thread, or NULL (a thread Python started). */
 struct pyerl_call *pyerl_current_call(void);
 
+/* In a forked child: the call the forking thread was running is the
+ * parent's, watched by a watchdog (and guarded by locks) that the child
+ * does not have. Async-signal-safe. */
+void pyerl_call_forget_current(void);
+
 /* The eventfd an interruption must write to: the thread's worker fd, once
  * the call has waited on Erlang or watched async calls (-1 before). It
  * stays set: a spurious wake-up is harmless to every waiter. Any thread. */

@@ -162,6 +162,10 @@ os_exit_raises_system_exit_in_the_vm(_Config) ->
 
 forked_child_exits_with_its_status(_Config) ->
     {ok, 7} = py:eval(<<"fork_then(lambda: os._exit(7))">>, #{}, 10000),
+    %% time.sleep in the child is Python's own: the parent's call and its
+    %% watchdog did not come along.
+    {ok, 8} = py:eval(<<"fork_then(lambda: (__import__('time').sleep(0.01), os._exit(8)))">>,
+                      #{}, 10000),
     {ok, 2} = py:eval(<<"1 + 1">>).
 
 %% The child's Python code returns into the NIF, which ends the child as a
@@ -176,7 +180,9 @@ forked_child_that_raises_ends_with_status_1(_Config) ->
 
 forked_child_cannot_call_erlang(_Config) ->
     ok = py:register_function(hostile_double, fun([X]) -> 2 * X end),
-    ok = py:exec(<<"def hostile_child_calls(which):\n"
+    ok = py:exec(<<"async def hostile_async_double():\n"
+                   "    return await erlang.async_call('hostile_double', 1)\n"
+                   "def hostile_child_calls(which):\n"
                    "    r, w = os.pipe()\n"
                    "    def child():\n"
                    "        try:\n"
@@ -191,7 +197,8 @@ forked_child_cannot_call_erlang(_Config) ->
                    "        return f.read()\n">>),
     Calls = [<<"lambda: erlang.call('hostile_double', 1)">>,
              <<"lambda: erlang.hostile_double(1)">>,
-             <<"lambda p=pid: erlang.send(p, 1)">>],
+             <<"lambda p=pid: erlang.send(p, 1)">>,
+             <<"lambda: __import__('asyncio').run(hostile_async_double())">>],
     [begin
          {ok, Text} = py:eval(<<"hostile_child_calls(", Call/binary, ")">>, #{pid => self()}, 10000),
          {match, _} = re:run(Text, "cannot be reached from a process forked from the VM")
