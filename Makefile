@@ -9,6 +9,8 @@
 #                or csv,json also writes it to bench/results/bench-TIME.EXT
 #   make asan    the suites in ASAN_SUITES (default: all) against the NIF
 #                built with AddressSanitizer and UBSan
+#   make tsan    the suites in TSAN_SUITES (default: threads and callbacks)
+#                against the NIF built with ThreadSanitizer
 #   make soak    SOAK_SECONDS (default 60) of mixed load while processes are
 #                killed at random; prints what it did and the resources
 #                before and after, fails on a hang, a wrong or unclean
@@ -19,7 +21,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: all deps build test demo matrix bench asan soak format-check clean
+.PHONY: all deps build test demo matrix bench asan tsan soak format-check clean
 
 all: build
 
@@ -70,6 +72,27 @@ asan: build
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ERLANG_PYTHON_NIF=$(ASAN_OUT) CT_LOGDIR=_build/asan/logs SUITES="$(ASAN_SUITES)" \
 		scripts/run-tests.sh
+
+# Data races in the NIF (ThreadSanitizer, gcc's libtsan). Only beam.smp
+# loads the runtime: erlexec's -env gives it LD_PRELOAD (sh and bash crash
+# with libtsan preloaded: their first setjmp comes before TSan starts), and
+# the VM drops it at once so that what it starts runs plain. A peer VM gets
+# it again from ERL_AFLAGS, which it inherits. +Mea min sends ERTS's
+# allocations to malloc, so TSan sees memory recycled. Reports from
+# uninstrumented code (ERTS, libpython) are ignored; lock-order checking is
+# off, since ERTS holds more mutexes at once than it can track. The races
+# ERTS's own synchronisation hides are in test/tsan.supp. Any report stops
+# the VM, which counts as a failure. ASLR is off for the run: some kernels'
+# mmap layout makes TSan abort. The objects get their own OBJDIR: asan's
+# would otherwise be taken for up to date.
+TSAN_SUITES ?= py_thread_SUITE py_callback_SUITE
+TSAN_OUT := $(CURDIR)/_build/tsan/py_nif.so
+tsan: build
+	$(MAKE) -C c_src OUT=$(TSAN_OUT) OBJDIR=$(CURDIR)/_build/tsan/obj SANITIZE="-fsanitize=thread"
+	ERL_AFLAGS="-env LD_PRELOAD $$($(CC) -print-file-name=libtsan.so) +Mea min -eval 'os:unsetenv(\"LD_PRELOAD\")'" \
+	TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1 detect_deadlocks=0 suppressions=$(CURDIR)/test/tsan.supp" \
+	ERLANG_PYTHON_NIF=$(TSAN_OUT) CT_LOGDIR=_build/tsan/logs SUITES="$(TSAN_SUITES)" \
+		setarch $$(uname -m) -R scripts/run-tests.sh
 
 SOAK_SECONDS ?= 60
 soak: build
