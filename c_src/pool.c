@@ -39,7 +39,8 @@ struct job {
     enum job_state state; /* guarded by lock */
 };
 
-static ErlNifResourceType *job_type;
+/* Set by load and upgrade while calls may be reading it. */
+static ErlNifResourceType *_Atomic job_type;
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_condattr_t monotonic;
@@ -249,12 +250,13 @@ int
 pyerl_pool_init(ErlNifEnv *env)
 {
     static int cond_ready;
+    ErlNifResourceType *type = enif_open_resource_type(
+        env, NULL, "pyerl_job", job_dtor, ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, NULL);
 
-    job_type = enif_open_resource_type(env, NULL, "pyerl_job", job_dtor,
-                                       ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, NULL);
-    if (!job_type) {
+    if (!type) {
         return -1;
     }
+    job_type = type;
     if (!cond_ready) {
         if (pthread_condattr_init(&monotonic) != 0 ||
             pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC) != 0 ||

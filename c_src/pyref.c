@@ -32,7 +32,8 @@ struct pyref {
     struct dropped *node; /* allocated with the resource, pushed by the dtor */
 };
 
-static ErlNifResourceType *pyref_type;
+/* Set by load and upgrade while calls may be reading it. */
+static ErlNifResourceType *_Atomic pyref_type;
 static _Atomic(struct dropped *) dropped_list;
 
 static void
