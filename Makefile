@@ -11,6 +11,8 @@
 #                built with AddressSanitizer and UBSan
 #   make tsan    the suites in TSAN_SUITES (default: threads and callbacks)
 #                against the NIF built with ThreadSanitizer
+#   make valgrind  the suites in VALGRIND_SUITES (default: calls, conversion,
+#                callbacks) under valgrind's memcheck, leaks included
 #   make soak    SOAK_SECONDS (default 60) of mixed load while processes are
 #                killed at random; prints what it did and the resources
 #                before and after, fails on a hang, a wrong or unclean
@@ -21,7 +23,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: all deps build test demo matrix bench asan tsan soak format-check clean
+.PHONY: all deps build test demo matrix bench asan tsan valgrind soak format-check clean
 
 all: build
 
@@ -93,6 +95,40 @@ tsan: build
 	TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1 detect_deadlocks=0 suppressions=$(CURDIR)/test/tsan.supp" \
 	ERLANG_PYTHON_NIF=$(TSAN_OUT) CT_LOGDIR=_build/tsan/logs SUITES="$(TSAN_SUITES)" \
 		setarch $$(uname -m) -R scripts/run-tests.sh
+
+# Memory errors and definite leaks (valgrind's memcheck), each suite in a VM
+# of its own: its leaks are checked when it exits, and three suites in one
+# VM crash valgrind while Common Test starts. Only the VM runs under
+# valgrind (not the erl script's helpers, ERTS's port programs, or what
+# Python starts). +Mea min and PYTHONMALLOC=malloc send ERTS's and Python's
+# allocations to malloc, where memcheck sees them; +JPperf map makes the JIT
+# map its code once (memcheck cannot follow code written through a second
+# mapping), and each VM deletes the perf map that comes with it. The JIT's
+# Erlang stacks live in process heaps, so definedness is not checked (it
+# would be wrong everywhere), and a stack pointer move of more than 128 KB
+# is taken for a switch of stacks, not a frame: see test/valgrind.supp.
+# Memcheck's errors fail the run (--error-exitcode); cases are given ten
+# times their time limits.
+VALGRIND_SUITES ?= py_call_SUITE py_convert_SUITE py_callback_SUITE
+VALGRIND_OUT := $(CURDIR)/_build/valgrind/py_nif.so
+VALGRIND_FLAGS ?= -q --error-exitcode=99 --suppressions=$(CURDIR)/test/valgrind.supp \
+	--leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
+	--undef-value-errors=no --max-stackframe=131072 --num-callers=30 \
+	--trace-children=yes --child-silent-after-fork=yes \
+	--trace-children-skip=/usr/bin/*,/bin/*,*/erl_child_setup,*/inet_gethost,*/epmd,*/dyn_erl
+valgrind: build
+	@scripts/ensure-deps.sh valgrind
+	$(MAKE) -C c_src OUT=$(VALGRIND_OUT) OBJDIR=$(CURDIR)/_build/valgrind/obj SANITIZE=-DPYERL_VALGRIND
+	@rm -f _build/valgrind/counts; status=0; \
+	for suite in $(VALGRIND_SUITES); do \
+		ERL_WRAPPER=valgrind VALGRIND_OPTS="$(VALGRIND_FLAGS)" PYTHONMALLOC=malloc \
+		ERL_AFLAGS="+Mea min +JPperf map -eval 'file:delete(\"/tmp/perf-\" ++ os:getpid() ++ \".map\")'" \
+		ERLANG_PYTHON_NIF=$(VALGRIND_OUT) CT_LOGDIR=_build/valgrind/logs CT_MULTIPLY_TIMETRAPS=10 \
+		SUITES=$$suite SUMMARY_FILE=_build/valgrind/counts scripts/run-tests.sh || status=1; \
+	done; \
+	awk '{ passed += $$1; failed += $$2 } END { printf "\n%d passed, %d failed\n", passed, failed }' \
+		_build/valgrind/counts; \
+	exit $$status
 
 SOAK_SECONDS ?= 60
 soak: build

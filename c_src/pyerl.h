@@ -23,6 +23,55 @@
 #include <pthread.h>
 #include <stdint.h>
 
+/* ---- valgrind builds (-DPYERL_VALGRIND, see make valgrind) ------------ */
+
+/* The BEAM's JIT runs Erlang code on a stack inside each process's heap,
+ * which memcheck takes for a C stack: when that stack shrinks, memcheck
+ * marks the part of the heap it leaves unusable, though ERTS goes on
+ * building terms there. So what these three calls hand the NIF from a heap
+ * (a tuple's elements, a binary's bytes) is marked usable before we touch
+ * it; every other access stays checked. */
+#if defined(PYERL_VALGRIND)
+#include <valgrind/memcheck.h>
+
+static inline int
+pyerl_vg_get_tuple(ErlNifEnv *env, ERL_NIF_TERM term, int *arity, const ERL_NIF_TERM **array)
+{
+    int ok = enif_get_tuple(env, term, arity, array);
+
+    if (ok) {
+        (void)VALGRIND_MAKE_MEM_DEFINED(*array, (size_t)*arity * sizeof **array);
+    }
+    return ok;
+}
+
+static inline int
+pyerl_vg_inspect_binary(ErlNifEnv *env, ERL_NIF_TERM term, ErlNifBinary *bin)
+{
+    int ok = enif_inspect_binary(env, term, bin);
+
+    if (ok) {
+        (void)VALGRIND_MAKE_MEM_DEFINED(bin->data, bin->size);
+    }
+    return ok;
+}
+
+static inline unsigned char *
+pyerl_vg_make_new_binary(ErlNifEnv *env, size_t size, ERL_NIF_TERM *term)
+{
+    unsigned char *data = enif_make_new_binary(env, size, term);
+
+    if (data) {
+        (void)VALGRIND_MAKE_MEM_UNDEFINED(data, size);
+    }
+    return data;
+}
+
+#define enif_get_tuple pyerl_vg_get_tuple
+#define enif_inspect_binary pyerl_vg_inspect_binary
+#define enif_make_new_binary pyerl_vg_make_new_binary
+#endif
+
 /* ---- atoms.c: atoms made once at load ------------------------------- */
 
 #define PYERL_ATOM_NAMES(X)                                                                        \

@@ -19,7 +19,10 @@
  * the development machine, a third of what a short py:call costs.
  *
  * AddressSanitizer must be told about the switch, or it takes the new stack
- * for a corrupt one.
+ * for a corrupt one. So must valgrind (builds with -DPYERL_VALGRIND, see
+ * make valgrind): a jump of the stack pointer to a stack it does not know
+ * is, to memcheck, a huge frame, and it marks the memory in between (other
+ * threads' stacks, heap blocks) as unusable.
  */
 #include "pyerl.h"
 
@@ -30,6 +33,9 @@
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/common_interface_defs.h>
 #define ASAN_SWITCH 1
+#endif
+#if defined(PYERL_VALGRIND)
+#include <valgrind/valgrind.h>
 #endif
 
 #define GUARD_SIZE (64 * 1024)
@@ -129,6 +135,10 @@ prepare(struct thread_stack *ts)
         return -1;
     }
     ts->base = base;
+#if defined(PYERL_VALGRIND)
+    /* Never deregistered: the stack is the thread's for its life. */
+    VALGRIND_STACK_REGISTER(base + GUARD_SIZE, base + GUARD_SIZE + PYERL_STACK_SIZE);
+#endif
     return 0;
 }
 

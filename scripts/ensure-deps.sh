@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs, only those missing, with
 # apt-get install --no-install-recommends. Runs as root, or through sudo.
+# Packages named as arguments are installed instead of the usual list: a
+# target that needs a tool of its own asks for it (make valgrind runs
+# scripts/ensure-deps.sh valgrind).
 set -euo pipefail
 
 packages=(
@@ -8,6 +11,7 @@ packages=(
     erlang-nox erlang-dev rebar3 erlang-common-test erlang-proper erlang-proper-dev
     python3-dev python3-numpy python3-fastapi python3-httpx
 )
+[ $# -gt 0 ] && packages=("$@")
 
 missing=()
 for pkg in "${packages[@]}"; do

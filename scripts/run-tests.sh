@@ -4,8 +4,13 @@
 # Cases skipped automatically (a failed init_per_suite) count as failed;
 # cases that skip themselves (a Python without numpy) count as skipped.
 # The counts are also appended to $SUMMARY_FILE when it is set. A VM that
-# dies before it can count (a crash, a sanitizer report) counts as one
+# dies before it can count (a crash, a sanitizer report), or exits non-zero
+# after all its cases passed (valgrind's --error-exitcode), counts as one
 # failure.
+#
+# ERL_WRAPPER, when set, is a command that runs the test VM's erl (make
+# valgrind sets it to valgrind), and CT_MULTIPLY_TIMETRAPS multiplies every
+# case's time limit for such slow runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,14 +21,16 @@ suites=${SUITES:-}
 counts=$(mktemp)
 trap 'rm -f "$counts"' EXIT
 
-CT_COUNTS="$counts" CT_SUITES="$suites" CT_LOGDIR="$logdir" erl -noshell -pa "$PWD/_build/default/lib/erlang_python/ebin" -eval '
+CT_COUNTS="$counts" CT_SUITES="$suites" CT_LOGDIR="$logdir" CT_MULTIPLY_TIMETRAPS="${CT_MULTIPLY_TIMETRAPS:-1}" \
+    ${ERL_WRAPPER:-} erl -noshell -pa "$PWD/_build/default/lib/erlang_python/ebin" -eval '
     Suites = string:lexemes(os:getenv("CT_SUITES", ""), " "),
     Which = case Suites of
         [] -> [{dir, "test"}];
         _ -> [{dir, "test"}, {suite, [list_to_atom(S) || S <- Suites]}]
     end,
+    Multiply = list_to_integer(os:getenv("CT_MULTIPLY_TIMETRAPS")),
     Opts = Which ++ [{logdir, os:getenv("CT_LOGDIR")}, {auto_compile, true},
-                     {verbosity, 0}],
+                     {verbosity, 0}, {multiply_timetraps, Multiply}],
     {Passed, Failed, Skipped} = case ct:run_test(Opts) of
         {P, F, {UserSkipped, AutoSkipped}} -> {P, F + AutoSkipped, UserSkipped};
         Error -> io:format("ct:run_test failed: ~p~n", [Error]), {0, 1, 0}
@@ -37,6 +44,10 @@ read -r passed failed skipped < "$counts" || {
     echo "run-tests: the test VM died (exit status $status) before it could count"
     passed=0 failed=1 skipped=0
 }
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+    echo "run-tests: the test VM exited with status $status after its cases passed"
+    failed=1
+fi
 [ -n "${SUMMARY_FILE:-}" ] && echo "$passed $failed" >> "$SUMMARY_FILE"
 if [ "$skipped" -gt 0 ]; then
     printf '\n%d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"
