@@ -405,8 +405,9 @@ spin_for_reply(struct pyerl_worker *w)
     static atomic_int window_ns = SPIN_NS;
     static atomic_uint calls;
     int64_t ns = atomic_load_explicit(&window_ns, memory_order_relaxed);
+    int probe = ns < MIN_SPIN_NS;
 
-    if (ns < MIN_SPIN_NS) {
+    if (probe) {
         if (atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed) % PROBE_EVERY) {
             return;
         }
@@ -416,7 +417,12 @@ spin_for_reply(struct pyerl_worker *w)
         atomic_fetch_sub(&spinners, 1);
         return;
     }
-    atomic_store_explicit(&window_ns, spin(w, ns) ? SPIN_NS : (int)(ns / 2), memory_order_relaxed);
+    /* A probe that misses leaves the window shut. */
+    atomic_store_explicit(&window_ns,
+                          spin(w, ns) ? SPIN_NS
+                          : probe     ? 0
+                                      : (int)(ns / 2),
+                          memory_order_relaxed);
     atomic_fetch_sub(&spinners, 1);
 }
 
