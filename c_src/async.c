@@ -21,6 +21,8 @@
 
 #include <stdio.h>
 
+#define ASYNC_USAGE "erlang.async_call(name, *args)"
+
 /* Makes the worker's fd the current call's wake fd; see the top comment. */
 static void
 watch_interrupts(struct pyerl_worker *w)
@@ -59,16 +61,12 @@ pyerl_async_cancel(PyObject *module, PyObject *id_obj)
     unsigned long long id;
 
     (void)module;
-    if (pyerl_in_forked_child()) {
-        pyerl_set_forked_child_error("erlang async call");
+    if (!(w = pyerl_thread_worker(ASYNC_USAGE))) {
         return NULL;
     }
     id = PyLong_AsUnsignedLongLong(id_obj);
     if (id == (unsigned long long)-1 && PyErr_Occurred()) {
         return NULL;
-    }
-    if (!(w = pyerl_worker_for_thread())) {
-        return PyErr_NoMemory();
     }
     pyerl_worker_async_cancel(w, call ? call->env : NULL, id);
     Py_RETURN_NONE;
@@ -81,12 +79,8 @@ pyerl_async_fd(PyObject *module, PyObject *unused)
 
     (void)module;
     (void)unused;
-    if (pyerl_in_forked_child()) {
-        pyerl_set_forked_child_error("erlang async call");
+    if (!(w = pyerl_thread_worker(ASYNC_USAGE))) {
         return NULL;
-    }
-    if (!(w = pyerl_worker_for_thread())) {
-        return PyErr_NoMemory();
     }
     watch_interrupts(w);
     return PyLong_FromLong(pyerl_worker_fd(w));
@@ -128,8 +122,7 @@ pyerl_async_take(PyObject *module, PyObject *unused)
 
     (void)module;
     (void)unused;
-    if (pyerl_in_forked_child()) {
-        pyerl_set_forked_child_error("erlang async call");
+    if (!(w = pyerl_thread_worker(ASYNC_USAGE))) {
         return NULL;
     }
     if (call && pyerl_call_take_due_interrupt(call)) {
@@ -137,9 +130,6 @@ pyerl_async_take(PyObject *module, PyObject *unused)
          * than wait for the watchdog to get the GIL from a busy loop. */
         PyErr_SetNone(pyerl_call_interrupted);
         return NULL;
-    }
-    if (!(w = pyerl_worker_for_thread())) {
-        return PyErr_NoMemory();
     }
     /* Without the GIL: a large answer may hold the worker's lock while it
      * is copied in. */

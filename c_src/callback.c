@@ -95,6 +95,21 @@ pyerl_decode_reply(ErlNifEnv *env, ERL_NIF_TERM reply, PyObject *name)
 /* ---- erlang.call ------------------------------------------------------ */
 
 struct pyerl_worker *
+pyerl_thread_worker(const char *usage)
+{
+    struct pyerl_worker *w;
+
+    if (pyerl_in_forked_child()) {
+        pyerl_set_forked_child_error(usage);
+        return NULL;
+    }
+    if (!(w = pyerl_worker_for_thread())) {
+        PyErr_NoMemory();
+    }
+    return w;
+}
+
+struct pyerl_worker *
 pyerl_encode_request(PyObject *const *args, Py_ssize_t nargs, const char *usage,
                      struct pyerl_request_terms *out)
 {
@@ -109,18 +124,13 @@ pyerl_encode_request(PyObject *const *args, Py_ssize_t nargs, const char *usage,
         PyErr_Format(PyExc_TypeError, "%s: name must be a str", usage);
         return NULL;
     }
-    if (pyerl_in_forked_child()) {
-        pyerl_set_forked_child_error(usage);
+    if (!(w = pyerl_thread_worker(usage))) {
         return NULL;
     }
     out->depth = (call ? call->depth : 0) + 1;
     if (out->depth > limit) {
         PyErr_Format(PyExc_RecursionError,
                      "Python -> Erlang -> Python nesting deeper than %d levels", limit);
-        return NULL;
-    }
-    if (!(w = pyerl_worker_for_thread())) {
-        PyErr_NoMemory();
         return NULL;
     }
     env = pyerl_worker_env(w);

@@ -413,6 +413,11 @@ PyObject *pyerl_run_coroutine(PyObject *coroutine);
  * or -1 with an exception set. GIL held. */
 int pyerl_async_install(PyObject *erlang_module, const char *path);
 
+/* The calling thread's worker, or NULL with an exception set: RuntimeError
+ * (naming usage) in a forked child, where Erlang is out of reach, or
+ * MemoryError. GIL held. */
+struct pyerl_worker *pyerl_thread_worker(const char *usage);
+
 /* A request to Erlang, encoded by pyerl_encode_request. */
 struct pyerl_request_terms {
     ERL_NIF_TERM name, args; /* in the worker's env */
