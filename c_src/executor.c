@@ -104,44 +104,54 @@ done:
     return result;
 }
 
-/* Compiles the code binary; new reference or NULL with an exception. */
+/* Compiles source (not NUL-terminated); new reference or NULL with an
+ * exception. */
 static PyObject *
-compile_code(ErlNifEnv *env, ERL_NIF_TERM code, int start, const char *filename)
+compile_source(const ErlNifBinary *bin, int start, const char *filename)
 {
-    ErlNifBinary bin;
     char *source;
     PyObject *compiled;
 
-    enif_inspect_binary(env, code, &bin);
-    if (memchr(bin.data, '\0', bin.size)) {
+    if (memchr(bin->data, '\0', bin->size)) {
         PyErr_SetString(PyExc_SyntaxError, "source code cannot contain null bytes");
         return NULL;
     }
-    source = enif_alloc(bin.size + 1);
+    source = enif_alloc(bin->size + 1);
     if (!source) {
         return PyErr_NoMemory();
     }
-    memcpy(source, bin.data, bin.size);
-    source[bin.size] = '\0';
+    memcpy(source, bin->data, bin->size);
+    source[bin->size] = '\0';
     compiled = Py_CompileString(source, filename, start);
     enif_free(source);
     return compiled;
 }
 
-/* eval takes an expression, or failing that statements (whose value is
- * None), so that py:eval also runs a loop or an assignment. */
+/* The request's code, compiled or from the cache (code_cache.c, keyed by
+ * the op). eval takes an expression, or failing that statements (whose
+ * value is None), so that py:eval also runs a loop or an assignment. New
+ * reference or NULL with an exception. */
 static PyObject *
 compile_request(ErlNifEnv *env, const struct pyerl_request *req)
 {
+    ErlNifBinary bin;
     PyObject *code;
 
-    if (req->op == PYERL_EXEC) {
-        return compile_code(env, req->code, Py_file_input, "<py:exec>");
+    enif_inspect_binary(env, req->code, &bin);
+    if ((code = pyerl_code_cache_get(req->op, bin.data, bin.size))) {
+        return code;
     }
-    code = compile_code(env, req->code, Py_eval_input, "<py:eval>");
-    if (!code && PyErr_ExceptionMatches(PyExc_SyntaxError)) {
-        PyErr_Clear();
-        code = compile_code(env, req->code, Py_file_input, "<py:eval>");
+    if (req->op == PYERL_EXEC) {
+        code = compile_source(&bin, Py_file_input, "<py:exec>");
+    } else {
+        code = compile_source(&bin, Py_eval_input, "<py:eval>");
+        if (!code && PyErr_ExceptionMatches(PyExc_SyntaxError)) {
+            PyErr_Clear();
+            code = compile_source(&bin, Py_file_input, "<py:eval>");
+        }
+    }
+    if (code) {
+        pyerl_code_cache_put(req->op, bin.data, bin.size, code);
     }
     return code;
 }

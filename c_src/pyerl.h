@@ -483,6 +483,17 @@ ERL_NIF_TERM pyerl_nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
 /* How many calls may run on dirty schedulers at once; set from load. */
 void pyerl_executor_init(int dirty_io_schedulers);
 
+/* ---- code_cache.c: compiled sources of eval and exec, for reuse ------ */
+
+/* The code object `kind` (the caller's tag for how it was compiled) of
+ * these source bytes compiled to, as a new reference; NULL (no exception)
+ * if none is kept. GIL held. */
+PyObject *pyerl_code_cache_get(int kind, const unsigned char *source, size_t size);
+
+/* Keeps code as what source compiled to, if the source is short enough;
+ * takes its own reference. GIL held. */
+void pyerl_code_cache_put(int kind, const unsigned char *source, size_t size, PyObject *code);
+
 /* ---- pool.c: NIF-owned threads for calls that do not fit on dirty ---- */
 
 int pyerl_pool_init(ErlNifEnv *env);

@@ -36,11 +36,15 @@
 -export([pool_runs_calls/1, pool_grows_for_blocked_calls/1]).
 -export([application_restart_keeps_the_interpreter/1, stats_count_calls/1,
          dirty_call_limit_out_of_range_is_clamped/1]).
+-export([repeated_source_reuses_its_compiled_code/1, cached_code_sees_each_calls_locals/1,
+         eval_and_exec_of_one_source_stay_apart/1, syntax_error_is_reported_every_time/1,
+         many_distinct_sources_each_give_their_own_value/1, kept_code_stays_bounded/1,
+         long_source_runs_every_time/1]).
 -export([starvation_check/1]).
 
 all() ->
-    [{group, api}, {group, errors}, {group, timeouts}, {group, concurrency},
-     {group, pool}, {group, lifecycle}].
+    [{group, api}, {group, errors}, {group, code_cache}, {group, timeouts},
+     {group, concurrency}, {group, pool}, {group, lifecycle}].
 
 groups() ->
     [{api, [parallel],
@@ -58,6 +62,12 @@ groups() ->
        sys_exit_does_not_stop_the_vm, deep_recursion_through_c_is_a_recursion_error,
        unprintable_exception_still_reported,
        null_byte_in_code_is_an_error, bad_arguments_are_rejected]},
+     %% Sequential: the cache of compiled sources is one for the VM.
+     {code_cache, [],
+      [repeated_source_reuses_its_compiled_code, cached_code_sees_each_calls_locals,
+       eval_and_exec_of_one_source_stay_apart, syntax_error_is_reported_every_time,
+       many_distinct_sources_each_give_their_own_value, kept_code_stays_bounded,
+       long_source_runs_every_time]},
      {timeouts, [],
       [timeout_stops_a_busy_loop, timeout_cuts_a_sleep_short,
        except_exception_cannot_swallow_the_interrupt, infinity_timeout_is_accepted,
@@ -447,6 +457,91 @@ dirty_call_limit_out_of_range_is_clamped(_Config) ->
         application:unset_env(erlang_python, dirty_call_limit),
         {ok, _} = application:ensure_all_started(erlang_python)
     end.
+
+%%% code_cache
+
+%% Each run of a source appends the code object it ran as to a list, which
+%% keeps them all alive: the same object each time means it was compiled once.
+repeated_source_reuses_its_compiled_code(_Config) ->
+    ok = py:exec(<<"code_seen = []">>),
+    Record = <<"code_seen.append(__import__('sys')._getframe().f_code)">>,
+    [{ok, none} = py:eval(Record) || _ <- [1, 2]],
+    {ok, none} = py:eval(binary_to_list(Record)),
+    {ok, true} = py:eval(<<"code_seen[0] is code_seen[1] is code_seen[2]">>),
+    [ok = py:exec(Record) || _ <- [1, 2]],
+    {ok, true} = py:eval(<<"code_seen[3] is code_seen[4]">>),
+    {ok, false} = py:eval(<<"code_seen[0] is code_seen[3]">>),
+    {ok, none} = py:eval(<<Record/binary, " ">>),
+    {ok, false} = py:eval(<<"code_seen[0] is code_seen[5]">>),
+    ok = py:exec(<<"del code_seen">>).
+
+cached_code_sees_each_calls_locals(_Config) ->
+    Xs = lists:seq(1, 100),
+    Doubled = [X * 2 || X <- Xs],
+    Doubled = [V || X <- Xs, {ok, V} <- [py:eval(<<"x * 2">>, #{x => X})]],
+    {error, {'NameError', _}} = py:eval(<<"x * 2">>),
+    ok = py:exec(<<"counter_for_cache = 0">>),
+    [ok = py:exec(<<"counter_for_cache += 1">>) || _ <- lists:seq(1, 10)],
+    {ok, 10} = py:eval(<<"counter_for_cache">>).
+
+%% One text, compiled once as eval's and once as exec's: each keeps its own.
+eval_and_exec_of_one_source_stay_apart(_Config) ->
+    Source = <<"compiled_as = __import__('sys')._getframe().f_code.co_filename">>,
+    Run = fun(Op) ->
+              case Op of
+                  exec -> ok = py:exec(Source);
+                  eval -> {ok, none} = py:eval(Source)
+              end,
+              {ok, Name} = py:eval(<<"compiled_as">>),
+              Name
+          end,
+    [<<"<py:exec>">>, <<"<py:eval>">>, <<"<py:exec>">>, <<"<py:eval>">>] =
+        [Run(Op) || Op <- [exec, eval, exec, eval]],
+    {ok, 2} = py:eval(<<"1 + 1">>),
+    ok = py:exec(<<"1 + 1">>),
+    {ok, 2} = py:eval(<<"1 + 1">>).
+
+syntax_error_is_reported_every_time(_Config) ->
+    [{error, {'SyntaxError', _}} = py:eval(<<"1 +">>) || _ <- lists:seq(1, 3)],
+    [{error, {'SyntaxError', _}} = py:exec(<<"def">>) || _ <- lists:seq(1, 3)].
+
+%% More sources than the cache holds, each run twice in turn: every one
+%% gives its own value, whatever was evicted or shares a set.
+many_distinct_sources_each_give_their_own_value(_Config) ->
+    Ns = lists:seq(1, 2000),
+    Source = fun(N) -> <<(integer_to_binary(N))/binary, " * 3">> end,
+    Eval = fun(N) -> {ok, V} = py:eval(Source(N)), V end,
+    Tripled = [N * 3 || N <- Ns],
+    Tripled = [Eval(N) || N <- Ns],
+    Tripled = [Eval(N) || N <- Ns],
+    Tripled = lists:reverse([Eval(N) || N <- lists:reverse(Ns)]).
+
+%% Every distinct source leaves a weak reference to its code object; after
+%% thousands of them only a bounded number are still alive (held by the
+%% cache), and the newest is among them.
+kept_code_stays_bounded(_Config) ->
+    ok = py:exec(<<"import weakref, sys\ncode_refs = []">>),
+    Source = fun(N) ->
+                 <<"code_refs.append(weakref.ref(sys._getframe().f_code)) # ",
+                   (integer_to_binary(N))/binary>>
+             end,
+    [ok = py:exec(Source(N)) || N <- lists:seq(1, 3000)],
+    {ok, 3000} = py:eval(<<"len(code_refs)">>),
+    {ok, Alive} = py:eval(<<"sum(1 for r in code_refs if r() is not None)">>),
+    ct:log("code objects alive after 3000 sources: ~b", [Alive]),
+    ?assert(Alive > 0),
+    ?assert(Alive =< 512),
+    {ok, true} = py:eval(<<"code_refs[-1]() is not None">>),
+    ok = py:exec(Source(3000)),
+    {ok, true} = py:eval(<<"code_refs[-1]() is code_refs[-2]()">>),
+    ok = py:exec(<<"del code_refs">>).
+
+long_source_runs_every_time(_Config) ->
+    Terms = lists:join(<<" + ">>, [integer_to_binary(N) || N <- lists:seq(1, 3000)]),
+    Source = iolist_to_binary(Terms),
+    ?assert(byte_size(Source) > 10000),
+    Sum = lists:sum(lists:seq(1, 3000)),
+    [{ok, Sum} = py:eval(Source) || _ <- [1, 2, 3]].
 
 %%% helpers
 
