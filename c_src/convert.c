@@ -130,7 +130,8 @@ refail_at(const struct path *p, const char *what)
 /* ---- atoms ------------------------------------------------------------ */
 
 /* UTF-8 text of an atom into buf (at least ATOM_UTF8_MAX + 1 bytes), NUL
- * terminated; returns its length or -1. */
+ * terminated; returns its length or -1. An atom may hold NUL characters:
+ * they are kept, so the length is the only end to trust. */
 static Py_ssize_t
 atom_utf8(ErlNifEnv *env, ERL_NIF_TERM atom, char *buf, size_t size)
 {
@@ -138,9 +139,10 @@ atom_utf8(ErlNifEnv *env, ERL_NIF_TERM atom, char *buf, size_t size)
     ErlNifBinary ext;
     size_t len, used = 0, i;
     const unsigned char *text;
+    int got = enif_get_atom(env, atom, (char *)latin1, sizeof latin1, ERL_NIF_LATIN1);
 
-    if (enif_get_atom(env, atom, (char *)latin1, sizeof latin1, ERL_NIF_LATIN1) > 0) {
-        for (i = 0; latin1[i] && used + 3 <= size; i++) {
+    if (got > 0) {
+        for (i = 0; i + 1 < (size_t)got && used + 3 <= size; i++) {
             if (latin1[i] < 0x80) {
                 buf[used++] = (char)latin1[i];
             } else {
@@ -179,9 +181,11 @@ Py_ssize_t
 pyerl_name_text(ErlNifEnv *env, ERL_NIF_TERM term, char *buf, size_t size)
 {
     ErlNifBinary bin;
+    Py_ssize_t len;
 
     if (enif_is_atom(env, term)) {
-        return atom_utf8(env, term, buf, size);
+        len = atom_utf8(env, term, buf, size);
+        return len < 0 || memchr(buf, '\0', (size_t)len) ? -1 : len;
     }
     if (!enif_inspect_binary(env, term, &bin) || bin.size + 1 > size ||
         memchr(bin.data, '\0', bin.size)) {
@@ -411,31 +415,36 @@ binary_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p)
     return PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
 }
 
+/* A proper list to a new list, or a new tuple when as_tuple is set. */
 static PyObject *
-list_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p, int depth)
+sequence_from_list(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p, int depth, int as_tuple)
 {
     unsigned length;
     ERL_NIF_TERM head;
     struct path step = {.up = p, .kind = PATH_INDEX};
-    PyObject *list, *item;
+    PyObject *sequence, *item;
 
     if (!enif_get_list_length(env, term, &length)) {
         fail_at(PyExc_TypeError, p, "an improper list has no Python form");
         return NULL;
     }
-    list = PyList_New(length);
-    if (!list) {
+    sequence = as_tuple ? PyTuple_New(length) : PyList_New(length);
+    if (!sequence) {
         return NULL;
     }
     for (step.index = 0; enif_get_list_cell(env, term, &head, &term); step.index++) {
         item = term_to_py(env, head, &step, depth + 1);
         if (!item) {
-            Py_DECREF(list);
+            Py_DECREF(sequence);
             return NULL;
         }
-        PyList_SET_ITEM(list, step.index, item);
+        if (as_tuple) {
+            PyTuple_SET_ITEM(sequence, step.index, item);
+        } else {
+            PyList_SET_ITEM(sequence, step.index, item);
+        }
     }
-    return list;
+    return sequence;
 }
 
 static PyObject *
@@ -536,7 +545,7 @@ term_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p, int depth)
     case ERL_NIF_TERM_TYPE_INTEGER:
         return integer_to_py(env, term);
     case ERL_NIF_TERM_TYPE_LIST:
-        return list_to_py(env, term, p, depth);
+        return sequence_from_list(env, term, p, depth, 0);
     case ERL_NIF_TERM_TYPE_MAP:
         return map_to_py(env, term, p, depth);
     case ERL_NIF_TERM_TYPE_TUPLE:
@@ -563,6 +572,14 @@ pyerl_term_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const char *where)
     struct path root = {.kind = PATH_ROOT, .root = where};
 
     return term_to_py(env, term, &root, 0);
+}
+
+PyObject *
+pyerl_args_to_py(ErlNifEnv *env, ERL_NIF_TERM list, const char *where)
+{
+    struct path root = {.kind = PATH_ROOT, .root = where};
+
+    return sequence_from_list(env, list, &root, 0, 1);
 }
 
 PyObject *

@@ -34,72 +34,24 @@ pyerl_executor_init(int dirty_io_schedulers)
 
 /* ---- running a request (GIL held) ------------------------------------ */
 
-/* Module by its dotted name; new reference or NULL with an exception. */
-static PyObject *
-import_module(const char *name)
-{
-    PyObject *key = PyUnicode_FromString(name);
-    PyObject *module;
-
-    if (!key) {
-        return NULL;
-    }
-    module = PyImport_GetModule(key);
-    if (!module && !PyErr_Occurred()) {
-        module = PyImport_Import(key);
-    }
-    Py_DECREF(key);
-    return module;
-}
-
-/* obj.a.b.c for the dotted path "a.b.c"; new reference or NULL. */
-static PyObject *
-get_attribute_path(PyObject *obj, char *path)
-{
-    PyObject *current = Py_NewRef(obj), *next;
-    char *part = path, *dot;
-
-    for (;;) {
-        dot = strchr(part, '.');
-        if (dot) {
-            *dot = '\0';
-        }
-        next = PyObject_GetAttrString(current, part);
-        Py_DECREF(current);
-        if (!next || !dot) {
-            return next;
-        }
-        current = next;
-        part = dot + 1;
-    }
-}
-
 static PyObject *
 run_call(ErlNifEnv *env, const struct pyerl_request *req)
 {
-    char module_name[NAME_SIZE], function_name[NAME_SIZE];
-    PyObject *module = NULL, *function = NULL, *args = NULL, *args_tuple = NULL, *kwargs = NULL;
-    PyObject *result = NULL;
+    PyObject *function = NULL, *args = NULL, *kwargs = NULL, *result = NULL;
     size_t kwargs_size = 0;
 
-    pyerl_name_text(env, req->module, module_name, sizeof module_name);
-    pyerl_name_text(env, req->function, function_name, sizeof function_name);
-    if (!(module = import_module(module_name)) ||
-        !(function = get_attribute_path(module, function_name)) ||
-        !(args = pyerl_term_to_py(env, req->args, "args")) ||
-        !(args_tuple = PyList_AsTuple(args))) {
+    if (!(function = pyerl_callable(env, req->module, req->function)) ||
+        !(args = pyerl_args_to_py(env, req->args, "args"))) {
         goto done;
     }
     enif_get_map_size(env, req->kwargs, &kwargs_size);
     if (kwargs_size > 0 && !(kwargs = pyerl_kwargs_to_py(env, req->kwargs, "kwargs"))) {
         goto done;
     }
-    result = PyObject_Call(function, args_tuple, kwargs);
+    result = PyObject_Call(function, args, kwargs);
 done:
-    Py_XDECREF(module);
     Py_XDECREF(function);
     Py_XDECREF(args);
-    Py_XDECREF(args_tuple);
     Py_XDECREF(kwargs);
     return result;
 }

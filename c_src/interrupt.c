@@ -74,6 +74,17 @@ pyerl_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* The same clock to the last tick (a few ms), read without the time
+ * stamp counter: enough for when to look at a caller next. */
+static int64_t
+coarse_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static struct timespec
 to_timespec(int64_t ns)
 {
@@ -150,7 +161,7 @@ void
 pyerl_call_begin(struct pyerl_call *call, const ErlNifPid *caller, ErlNifEnv *env,
                  int64_t deadline_ns, int depth)
 {
-    int64_t now = pyerl_now_ns();
+    int64_t now = coarse_now_ns();
 
     call->thread_id = PyThread_get_thread_ident();
     call->caller = *caller;

@@ -197,6 +197,10 @@ PyObject *pyerl_term_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const char *where)
  * (TypeError or ValueError naming the type and where it was). GIL held. */
 int pyerl_py_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const char *where);
 
+/* A list of arguments to a new tuple, or NULL with an exception set. GIL
+ * held. */
+PyObject *pyerl_args_to_py(ErlNifEnv *env, ERL_NIF_TERM list, const char *where);
+
 /* Keyword arguments or eval locals: a map whose keys are atoms or binaries,
  * to a new dict with str keys, or NULL with an exception set. GIL held. */
 PyObject *pyerl_kwargs_to_py(ErlNifEnv *env, ERL_NIF_TERM map, const char *where);
@@ -482,6 +486,13 @@ ERL_NIF_TERM pyerl_nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
 
 /* How many calls may run on dirty schedulers at once; set from load. */
 void pyerl_executor_init(int dirty_io_schedulers);
+
+/* ---- callable.c: what py:call's Module and Function name ------------- */
+
+/* The attribute (a dotted path) Function of module Module, importing it
+ * if need be; both are atoms or binaries. New reference or NULL with an
+ * exception. GIL held. */
+PyObject *pyerl_callable(ErlNifEnv *env, ERL_NIF_TERM module, ERL_NIF_TERM function);
 
 /* ---- code_cache.c: compiled sources of eval and exec, for reuse ------ */
 

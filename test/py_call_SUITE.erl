@@ -13,7 +13,8 @@
 
 -export([sqrt_returns_a_float/1, kwargs_reach_the_function/1,
          dotted_module_is_imported/1, names_may_be_binaries/1,
-         dotted_function_is_an_attribute_path/1, eval_sums_a_range/1,
+         dotted_function_is_an_attribute_path/1, names_are_looked_up_afresh/1,
+         eval_sums_a_range/1,
          eval_sees_locals/1, eval_accepts_iolists_and_strings/1,
          eval_runs_statements/1, exec_definitions_are_shared_by_processes/1,
          c_extension_numpy_imports/1, python_output_reaches_the_terminal/1,
@@ -49,7 +50,8 @@ all() ->
 groups() ->
     [{api, [parallel],
       [sqrt_returns_a_float, kwargs_reach_the_function, dotted_module_is_imported,
-       names_may_be_binaries, dotted_function_is_an_attribute_path, eval_sums_a_range,
+       names_may_be_binaries, dotted_function_is_an_attribute_path,
+       names_are_looked_up_afresh, eval_sums_a_range,
        eval_sees_locals, eval_accepts_iolists_and_strings, eval_runs_statements,
        exec_definitions_are_shared_by_processes, c_extension_numpy_imports,
        python_output_reaches_the_terminal, subprocess_exit_status_reaches_python,
@@ -125,6 +127,28 @@ dotted_module_is_imported(_Config) ->
 names_may_be_binaries(_Config) ->
     {ok, 4.0} = py:call(<<"math">>, <<"sqrt">>, [16]),
     {ok, 3} = py:call(builtins, len, [[a, b, c]]).
+
+%% What a module and function name mean is looked up on every call: a
+%% rebound function, a module replaced in sys.modules and a module removed
+%% from it are all seen by the next call.
+names_are_looked_up_afresh(_Config) ->
+    ok = py:exec(<<"import sys, types\n"
+                   "def fresh_module(value):\n"
+                   "    m = types.ModuleType('fresh_probe')\n"
+                   "    m.f = lambda: value\n"
+                   "    sys.modules['fresh_probe'] = m\n"
+                   "    return m\n"
+                   "probe = fresh_module(1)">>),
+    {ok, 1} = py:call(fresh_probe, f, []),
+    ok = py:exec(<<"probe.f = lambda: 2">>),
+    {ok, 2} = py:call(fresh_probe, f, []),
+    ok = py:exec(<<"probe = fresh_module(3)">>),
+    {ok, 3} = py:call(fresh_probe, f, []),
+    {ok, 3} = py:call(<<"fresh_probe">>, <<"f">>, []),
+    ok = py:exec(<<"del sys.modules['fresh_probe']">>),
+    {error, {'ModuleNotFoundError', _}} = py:call(fresh_probe, f, []),
+    ok = py:exec(<<"probe = fresh_module(4)">>),
+    {ok, 4} = py:call(fresh_probe, f, []).
 
 dotted_function_is_an_attribute_path(_Config) ->
     {ok, <<"/x/y">>} = py:call(os, 'path.join', [<<"/x">>, <<"y">>]),
@@ -278,6 +302,9 @@ bad_arguments_are_rejected(_Config) ->
     {error, {badarg, module}} = py:call(123, sqrt, [16]),
     {error, {badarg, module}} = py:call(<<>>, sqrt, [16]),
     {error, {badarg, function}} = py:call(math, "sqrt", [16]),
+    {error, {badarg, module}} = py:call(list_to_atom("math\0os"), sqrt, [16]),
+    {error, {badarg, function}} = py:call(math, list_to_atom("sqrt\0x"), [16]),
+    {error, {badarg, function}} = py:call(math, '', [16]),
     {error, {badarg, args}} = py:call(math, sqrt, 16),
     {error, {badarg, args}} = py:call(math, sqrt, [16 | 2]),
     {error, {badarg, kwargs}} = py:call(math, sqrt, [16], [{a, 1}]),

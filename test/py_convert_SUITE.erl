@@ -350,7 +350,10 @@ atom_becomes_an_erlang_atom_str(_Config) ->
 atoms_roundtrip(_Config) ->
     lists:foreach(fun roundtrip/1,
                   [hello, ok, error, 'Hello World', '', 'with\'quote', 'true_ish',
-                   list_to_atom(lists:duplicate(255, $a))]).
+                   list_to_atom(lists:duplicate(255, $a)),
+                   list_to_atom([$a, 0, $b]), list_to_atom([0]), list_to_atom([12354, 0])]),
+    %% A NUL inside an atom is a character like any other, not its end.
+    {ok, 3} = py:eval(<<"len(x)">>, #{x => list_to_atom([$a, 0, $b])}).
 
 unicode_atoms_roundtrip(_Config) ->
     Latin1 = 'héllo',

@@ -1,0 +1,207 @@
+/*
+ * callable.c: the Python object py:call's Module and Function name.
+ *
+ * A call names its target by two atoms (or binaries), and most programs
+ * call a handful of targets over and over. Making Python strings of the
+ * names, importing and looking up each time was a good part of a short
+ * call's cost, so for atoms two things are kept:
+ *
+ *  - the name as an interned str, made once per atom (atoms live as long
+ *    as the VM, so an atom's term is a stable key);
+ *  - the module the atom named the last time, which is used again as long
+ *    as sys.modules still holds that very object under the name. Anything
+ *    that changes what the name means (a reload putting a new module in
+ *    sys.modules, a test replacing it, `del sys.modules[...]`) shows as a
+ *    different object there, and the module is looked up afresh.
+ *
+ * The function is looked up on the module every time (a dict lookup with
+ * the interned name), so rebinding `math.sqrt` is seen at once. Binary
+ * names are made into strings each time. A module caught in the middle of
+ * its import (a module whose top level calls Erlang, which calls back into
+ * it) is not kept: Python's own lookup, used instead, makes another thread
+ * wait until the import is done.
+ *
+ * The table is guarded by the GIL. A lookup that imports may release the
+ * GIL (the module's code runs, and may call Erlang), so an entry is never
+ * held across one.
+ */
+#include "pyerl.h"
+
+#include <string.h>
+
+#define SLOTS 512
+#define NAME_SIZE 1024
+
+struct name_entry {
+    ERL_NIF_TERM atom; /* 0: free */
+    PyObject *name;    /* the atom's text, interned; strong */
+    PyObject *module;  /* what sys.modules held under it when last imported
+                        * by this name, strong; or NULL */
+};
+
+/* Guarded by the GIL. */
+static struct name_entry table[SLOTS];
+
+static struct name_entry *
+slot_of(ERL_NIF_TERM atom)
+{
+    /* An atom's term is its index in the atom table, shifted and tagged. */
+    return &table[(atom >> 6) % SLOTS];
+}
+
+/* The name as a str, from its text; new reference or NULL with an
+ * exception. */
+static PyObject *
+name_from_text(ErlNifEnv *env, ERL_NIF_TERM term)
+{
+    char text[NAME_SIZE];
+    Py_ssize_t len = pyerl_name_text(env, term, text, sizeof text);
+
+    if (len <= 0) {
+        PyErr_SetString(PyExc_ValueError, "names must be non-empty atoms or binaries");
+        return NULL;
+    }
+    return PyUnicode_DecodeUTF8(text, len, "strict");
+}
+
+/* The entry of an atom, made if need be (evicting another atom's); NULL
+ * with an exception if its name cannot be made. */
+static struct name_entry *
+entry_for(ErlNifEnv *env, ERL_NIF_TERM atom)
+{
+    struct name_entry *entry = slot_of(atom);
+    PyObject *name, *old_name, *old_module;
+
+    /* Dropping the evicted module may run Python code, which may come back
+     * here and take the slot again: hence the loop. */
+    while (entry->atom != atom) {
+        if (!(name = name_from_text(env, atom))) {
+            return NULL;
+        }
+        PyUnicode_InternInPlace(&name);
+        old_name = entry->name;
+        old_module = entry->module;
+        entry->atom = atom;
+        entry->name = name;
+        entry->module = NULL;
+        Py_XDECREF(old_name);
+        Py_XDECREF(old_module);
+    }
+    return entry;
+}
+
+/* Whether the module is still running its top-level code: what Python's
+ * own lookup checks before it hands a module to another thread. */
+static int
+is_initializing(PyObject *module)
+{
+    PyObject *spec = PyObject_GetAttrString(module, "__spec__"), *flag = NULL;
+    int initializing = 1;
+
+    if (spec) {
+        flag = PyObject_GetAttrString(spec, "_initializing");
+        initializing = flag ? PyObject_IsTrue(flag) != 0 : 0;
+    }
+    PyErr_Clear();
+    Py_XDECREF(spec);
+    Py_XDECREF(flag);
+    return initializing;
+}
+
+/* The module named by name (a str), imported if need be; new reference or
+ * NULL with an exception. */
+static PyObject *
+import_by_name(PyObject *name)
+{
+    PyObject *module = PyImport_GetModule(name);
+
+    if (!module && !PyErr_Occurred()) {
+        module = PyImport_Import(name);
+    }
+    return module;
+}
+
+static PyObject *
+import_module(ErlNifEnv *env, ERL_NIF_TERM term)
+{
+    struct name_entry *entry;
+    PyObject *name, *module, *held;
+
+    if (!enif_is_atom(env, term)) {
+        if (!(name = name_from_text(env, term))) {
+            return NULL;
+        }
+        module = import_by_name(name);
+        Py_DECREF(name);
+        return module;
+    }
+    if (!(entry = entry_for(env, term))) {
+        return NULL;
+    }
+    held = PyDict_GetItemWithError(PyImport_GetModuleDict(), entry->name);
+    if (held && held == entry->module) {
+        return Py_NewRef(held);
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    name = Py_NewRef(entry->name);
+    module = import_by_name(name);
+    Py_DECREF(name);
+    /* The import may have let other threads change the table. */
+    if (module && !is_initializing(module)) {
+        if ((entry = entry_for(env, term))) {
+            Py_XSETREF(entry->module, Py_NewRef(module));
+        } else {
+            PyErr_Clear();
+        }
+    }
+    return module;
+}
+
+/* obj.a.b.c for the dotted path "a.b.c" (a str); new reference or NULL
+ * with an exception. */
+static PyObject *
+get_attribute_path(PyObject *obj, PyObject *path)
+{
+    PyObject *dot, *parts, *current, *next;
+    Py_ssize_t count;
+
+    if (PyUnicode_FindChar(path, '.', 0, PyUnicode_GET_LENGTH(path), 1) < 0) {
+        return PyObject_GetAttr(obj, path);
+    }
+    if (!(dot = PyUnicode_FromString(".")) || !(parts = PyUnicode_Split(path, dot, -1))) {
+        Py_XDECREF(dot);
+        return NULL;
+    }
+    Py_DECREF(dot);
+    current = Py_NewRef(obj);
+    count = PyList_GET_SIZE(parts);
+    for (Py_ssize_t i = 0; i < count && current; i++) {
+        next = PyObject_GetAttr(current, PyList_GET_ITEM(parts, i));
+        Py_SETREF(current, next);
+    }
+    Py_DECREF(parts);
+    return current;
+}
+
+PyObject *
+pyerl_callable(ErlNifEnv *env, ERL_NIF_TERM module_term, ERL_NIF_TERM function_term)
+{
+    struct name_entry *entry;
+    PyObject *module, *name, *function;
+
+    if (!(module = import_module(env, module_term))) {
+        return NULL;
+    }
+    if (enif_is_atom(env, function_term)) {
+        entry = entry_for(env, function_term);
+        name = entry ? Py_NewRef(entry->name) : NULL;
+    } else {
+        name = name_from_text(env, function_term);
+    }
+    function = name ? get_attribute_path(module, name) : NULL;
+    Py_XDECREF(name);
+    Py_DECREF(module);
+    return function;
+}
