@@ -181,11 +181,16 @@ conversions(Bases) ->
              {"100 000-integer list", lists:seq(1, 100000), undefined},
              {"10 000-key map", maps:from_list([{integer_to_binary(I), I}
                                                 || I <- lists:seq(1, 10000)]), undefined}],
+    Changed = <<(binary:part(Binary, 0, byte_size(Binary) - 1))/binary, "!">>,
+    {ok, Changed} = py:call(pybench, one_changed, [Binary]),
     [begin
          {ok, Term} = py:call(pybench, ident, [Term]),
          Ident = erl(fun() -> {ok, _} = py:call(pybench, ident, [Term]) end),
          row(7, Name, measure(slow, Ident, memcpy, Bases), Limit)
-     end || {Name, Term, Limit} <- Cases].
+     end || {Name, Term, Limit} <- Cases]
+    ++ [row(7, "1 MB binary, Python answers a new bytes (x[:-1] + b'!')",
+            measure(slow, erl(fun() -> {ok, _} = py:call(pybench, one_changed, [Binary]) end),
+                    memcpy, Bases))].
 
 %% 8. ?LIVE_THREADS threads that have each called Erlang, all alive. One
 %% reading: a second would find the workers of the first in the pool.

@@ -44,6 +44,11 @@ def ident(x):
     return x
 
 
+def one_changed(x):
+    """A new object of the same size as x: a binary made by Python."""
+    return x[:-1] + b"!"
+
+
 async def nothing():
     return None
 

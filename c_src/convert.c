@@ -394,7 +394,7 @@ static PyObject *
 binary_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p)
 {
     ErlNifBinary bin;
-    PyObject *str;
+    PyObject *obj;
     size_t ascii;
 
     if (!enif_inspect_binary(env, term, &bin)) {
@@ -404,15 +404,18 @@ binary_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p)
     ascii = pyerl_ascii_prefix(bin.data, bin.size);
     if (ascii == bin.size) {
         /* What the decoder would do, without reading the text again. */
-        if ((str = PyUnicode_New((Py_ssize_t)bin.size, 127))) {
-            memcpy(PyUnicode_DATA(str), bin.data, bin.size);
+        if ((obj = PyUnicode_New((Py_ssize_t)bin.size, 127))) {
+            memcpy(PyUnicode_DATA(obj), bin.data, bin.size);
         }
-        return str;
+    } else if (pyerl_utf8_valid(bin.data + ascii, bin.size - ascii)) {
+        obj = PyUnicode_DecodeUTF8((const char *)bin.data, (Py_ssize_t)bin.size, "strict");
+    } else {
+        obj = PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
     }
-    if (pyerl_utf8_valid(bin.data + ascii, bin.size - ascii)) {
-        return PyUnicode_DecodeUTF8((const char *)bin.data, (Py_ssize_t)bin.size, "strict");
+    if (obj) {
+        pyerl_passed_note(env, term, bin.size, obj);
     }
-    return PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
+    return obj;
 }
 
 /* A proper list to a new list, or a new tuple when as_tuple is set. */

@@ -34,18 +34,24 @@ pyerl_executor_init(int dirty_io_schedulers)
 
 /* ---- running a request (GIL held) ------------------------------------ */
 
+/* The arguments' large binaries are noted in passed (pyref.c). */
 static PyObject *
-run_call(ErlNifEnv *env, const struct pyerl_request *req)
+run_call(ErlNifEnv *env, const struct pyerl_request *req, struct pyerl_passed *passed)
 {
     PyObject *function = NULL, *args = NULL, *kwargs = NULL, *result = NULL;
     size_t kwargs_size = 0;
 
-    if (!(function = pyerl_callable(env, req->module, req->function)) ||
-        !(args = pyerl_args_to_py(env, req->args, "args"))) {
+    if (!(function = pyerl_callable(env, req->module, req->function))) {
         goto done;
     }
     enif_get_map_size(env, req->kwargs, &kwargs_size);
-    if (kwargs_size > 0 && !(kwargs = pyerl_kwargs_to_py(env, req->kwargs, "kwargs"))) {
+    pyerl_passed_watch(passed);
+    args = pyerl_args_to_py(env, req->args, "args");
+    if (args && kwargs_size > 0) {
+        kwargs = pyerl_kwargs_to_py(env, req->kwargs, "kwargs");
+    }
+    pyerl_passed_watch(NULL);
+    if (!args || (kwargs_size > 0 && !kwargs)) {
         goto done;
     }
     result = PyObject_Call(function, args, kwargs);
@@ -108,8 +114,9 @@ compile_request(ErlNifEnv *env, const struct pyerl_request *req)
     return code;
 }
 
+/* Eval's locals' large binaries are noted in passed (pyref.c). */
 static PyObject *
-run_code(ErlNifEnv *env, const struct pyerl_request *req)
+run_code(ErlNifEnv *env, const struct pyerl_request *req, struct pyerl_passed *passed)
 {
     int is_eval = req->op == PYERL_EVAL;
     PyObject *code = compile_request(env, req);
@@ -122,8 +129,13 @@ run_code(ErlNifEnv *env, const struct pyerl_request *req)
     if (is_eval) {
         enif_get_map_size(env, req->locals, &locals_size);
     }
-    if (locals_size > 0 && !(locals = pyerl_kwargs_to_py(env, req->locals, "locals"))) {
-        goto done;
+    if (locals_size > 0) {
+        pyerl_passed_watch(passed);
+        locals = pyerl_kwargs_to_py(env, req->locals, "locals");
+        pyerl_passed_watch(NULL);
+        if (!locals) {
+            goto done;
+        }
     }
     result = PyEval_EvalCode(code, pyerl_main_dict(), locals ? locals : pyerl_main_dict());
 done:
@@ -136,6 +148,7 @@ ERL_NIF_TERM
 pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env,
           struct pyerl_call *call, const ErlNifPid *caller)
 {
+    struct pyerl_passed passed = {.env = in_env};
     PyObject *result;
     ERL_NIF_TERM value = ATOM(ok), out;
     int converted, interrupted;
@@ -144,7 +157,8 @@ pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env
         return enif_make_tuple2(out_env, ATOM(error), enif_make_atom(out_env, "no_thread_state"));
     }
     pyerl_call_begin(call, caller, req->process_env, req->deadline_ns, req->depth);
-    result = req->op == PYERL_CALL ? run_call(in_env, req) : run_code(in_env, req);
+    result =
+        req->op == PYERL_CALL ? run_call(in_env, req, &passed) : run_code(in_env, req, &passed);
     if (result && req->op != PYERL_EXEC && PyCoro_CheckExact(result)) {
         /* An async def function: its result is what the coroutine returns. */
         Py_SETREF(result, pyerl_run_coroutine(result));
@@ -154,10 +168,13 @@ pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env
          * below cannot run here. */
         pyerl_end_forked_child(result == NULL);
     }
+    pyerl_passed_watch(&passed);
     converted =
         result && (req->op == PYERL_EXEC || pyerl_py_to_term(out_env, result, &value, "result"));
+    pyerl_passed_watch(NULL);
     /* Dropping the result may run __del__ code: still inside the call. */
     Py_XDECREF(result);
+    pyerl_passed_release(&passed);
     interrupted = pyerl_call_end(call);
     if (interrupted) {
         PyErr_Clear();

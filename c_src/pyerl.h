@@ -225,6 +225,27 @@ int pyerl_buffer_to_term(ErlNifEnv *env, PyObject *owner, const char *data, Py_s
 /* Releases the objects of binaries Erlang has dropped since. GIL held. */
 void pyerl_release_dropped(void);
 
+/* Large binaries of one call's arguments and the objects they became. */
+#define PYERL_PASSED_MAX 8
+struct pyerl_passed {
+    ErlNifEnv *env; /* the arguments' env */
+    int count;
+    ERL_NIF_TERM binaries[PYERL_PASSED_MAX];
+    PyObject *objects[PYERL_PASSED_MAX]; /* strong references */
+};
+
+/* From now on, until called again with NULL, the calling thread notes its
+ * large binaries of passed->env in passed (pyerl_passed_note), and its
+ * large bytes and str into Erlang that are noted objects become their
+ * binaries again (pyerl_buffer_to_term). GIL held. */
+void pyerl_passed_watch(struct pyerl_passed *passed);
+
+/* Notes that binary (size bytes, of env) became obj, if watched. GIL held. */
+void pyerl_passed_note(ErlNifEnv *env, ERL_NIF_TERM binary, size_t size, PyObject *obj);
+
+/* Drops the noted objects. GIL held. */
+void pyerl_passed_release(struct pyerl_passed *passed);
+
 /* ---- utf8.c: which binaries are text --------------------------------- */
 
 /* How many of the n bytes at s, from the start, are ASCII. */

@@ -14,6 +14,16 @@
  * the object on a lock-free list instead, and the next thread that takes
  * the GIL for a call releases everything on it (pyerl_release_dropped).
  * Objects wait there at most until the next call into Python.
+ *
+ * The other way, a large binary must be copied into the bytes or str it
+ * becomes. But when a call's result is one of the very objects its
+ * arguments became (a function handing back what it was given, or putting
+ * it in a dict), the binary it came from is the answer: both are immutable
+ * and equal. So while a call's arguments are converted, the large binaries
+ * among them are noted with their objects (struct pyerl_passed), and the
+ * result's conversion returns the noted binary for a noted object. The
+ * note holds a reference to each object, so that no other object can take
+ * its address before the result is converted.
  */
 #include "pyerl.h"
 
@@ -80,6 +90,53 @@ pyerl_release_dropped(void)
     }
 }
 
+/* The passed binaries this thread notes or looks up, if any; see
+ * pyerl_passed_watch. */
+static _Thread_local struct pyerl_passed *watched;
+
+void
+pyerl_passed_watch(struct pyerl_passed *passed)
+{
+    watched = passed;
+}
+
+void
+pyerl_passed_note(ErlNifEnv *env, ERL_NIF_TERM binary, size_t size, PyObject *obj)
+{
+    struct pyerl_passed *passed = watched;
+
+    if (passed && passed->env == env && size >= LARGE_BYTES && passed->count < PYERL_PASSED_MAX) {
+        passed->binaries[passed->count] = binary;
+        passed->objects[passed->count] = Py_NewRef(obj);
+        passed->count++;
+    }
+}
+
+void
+pyerl_passed_release(struct pyerl_passed *passed)
+{
+    for (int i = 0; i < passed->count; i++) {
+        Py_DECREF(passed->objects[i]);
+    }
+    passed->count = 0;
+}
+
+/* The binary obj came from, made in env, if it is a noted one. */
+static int
+find_passed(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
+{
+    struct pyerl_passed *passed = watched;
+
+    for (int i = 0; passed && i < passed->count; i++) {
+        if (passed->objects[i] == obj) {
+            *out =
+                env == passed->env ? passed->binaries[i] : enif_make_copy(env, passed->binaries[i]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int
 pyerl_buffer_to_term(ErlNifEnv *env, PyObject *owner, const char *data, Py_ssize_t size,
                      ERL_NIF_TERM *out)
@@ -88,6 +145,9 @@ pyerl_buffer_to_term(ErlNifEnv *env, PyObject *owner, const char *data, Py_ssize
     struct pyref *ref;
     unsigned char *copy;
 
+    if (owner && size >= LARGE_BYTES && find_passed(env, owner, out)) {
+        return 1;
+    }
     if (owner && size >= LARGE_BYTES && (node = enif_alloc(sizeof *node))) {
         if ((ref = enif_alloc_resource(pyref_type, sizeof *ref))) {
             node->obj = Py_NewRef(owner);

@@ -5,8 +5,8 @@
  * decoder has it: no overlong forms, no surrogates, nothing above U+10FFFF)
  * and bytes otherwise. Asking Python's decoder would cost the bytes case
  * dearly: a failed decode makes a UnicodeDecodeError holding a copy of the
- * whole input. So the binary is read here first, a word at a time while it
- * is ASCII, which is also what lets an ASCII binary be copied straight into
+ * whole input. So the binary is read here first, a block at a time while
+ * it is ASCII, which is also what lets an ASCII binary be copied straight into
  * a new str.
  */
 #include "pyerl.h"
@@ -15,17 +15,54 @@
 
 #define HIGH_BITS 0x8080808080808080ULL
 
+static inline uint64_t
+load_word(const unsigned char *s)
+{
+    uint64_t word;
+
+    memcpy(&word, s, sizeof word);
+    return word;
+}
+
+/* Whether the BLOCK bytes at s are all ASCII. Reading a block per test
+ * instead of a word: 1 MB of ASCII in ~13 us with SSE2, ~21 us with four
+ * words, ~36-70 us a word at a time, measured here (a 1 MB memcpy ~22 us). */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+#define BLOCK 64
+
+static inline int
+block_is_ascii(const unsigned char *s)
+{
+    __m128i a = _mm_loadu_si128((const __m128i *)s);
+    __m128i b = _mm_loadu_si128((const __m128i *)(s + 16));
+    __m128i c = _mm_loadu_si128((const __m128i *)(s + 32));
+    __m128i d = _mm_loadu_si128((const __m128i *)(s + 48));
+
+    return _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d))) == 0;
+}
+#else
+#define BLOCK 32
+
+static inline int
+block_is_ascii(const unsigned char *s)
+{
+    return ((load_word(s) | load_word(s + 8) | load_word(s + 16) | load_word(s + 24)) &
+            HIGH_BITS) == 0;
+}
+#endif
+
 size_t
 pyerl_ascii_prefix(const unsigned char *s, size_t n)
 {
     size_t i = 0;
-    uint64_t word;
 
-    for (; i + sizeof word <= n; i += sizeof word) {
-        memcpy(&word, s + i, sizeof word);
-        if (word & HIGH_BITS) {
-            break;
-        }
+    while (i + BLOCK <= n && block_is_ascii(s + i)) {
+        i += BLOCK;
+    }
+    while (i + sizeof(uint64_t) <= n && !(load_word(s + i) & HIGH_BITS)) {
+        i += sizeof(uint64_t);
     }
     while (i < n && s[i] < 0x80) {
         i++;

@@ -41,6 +41,7 @@
          eval_and_exec_of_one_source_stay_apart/1, syntax_error_is_reported_every_time/1,
          many_distinct_sources_each_give_their_own_value/1, kept_code_stays_bounded/1,
          long_source_runs_every_time/1]).
+-export([large_binary_handed_back_is_not_copied/1]).
 -export([starvation_check/1]).
 
 all() ->
@@ -55,7 +56,7 @@ groups() ->
        eval_sees_locals, eval_accepts_iolists_and_strings, eval_runs_statements,
        exec_definitions_are_shared_by_processes, c_extension_numpy_imports,
        python_output_reaches_the_terminal, subprocess_exit_status_reaches_python,
-       python_cannot_take_over_signals]},
+       python_cannot_take_over_signals, large_binary_handed_back_is_not_copied]},
      {errors, [parallel],
       [exception_becomes_error_tuple, traceback_is_kept_for_the_caller,
        missing_module_is_an_error, missing_function_is_an_error, wrong_arity_is_an_error,
@@ -81,7 +82,8 @@ groups() ->
        single_dirty_scheduler_still_makes_progress]},
      %% The timeouts group again, with every call on a pool thread.
      {pool, [],
-      [pool_runs_calls, pool_grows_for_blocked_calls, {group, timeouts}]},
+      [pool_runs_calls, pool_grows_for_blocked_calls, large_binary_handed_back_is_not_copied,
+       {group, timeouts}]},
      {lifecycle, [],
       [application_restart_keeps_the_interpreter, stats_count_calls,
        dirty_call_limit_out_of_range_is_clamped]}].
@@ -178,6 +180,34 @@ exec_definitions_are_shared_by_processes(_Config) ->
     Self = self(),
     spawn_link(fun() -> Self ! {other, py:call('__main__', f, [41])} end),
     receive {other, Result} -> {ok, 42} = Result end.
+
+%% A large binary that Python hands back (as the result, inside one, or
+%% from eval's locals) comes back as the very binary that went in, not a
+%% copy; an equal one that Python made is a binary of its own.
+large_binary_handed_back_is_not_copied(_Config) ->
+    ok = py:exec(<<"def handed_back(x): return x\n"
+                   "def handed_back_inside(x): return {'v': x, 'w': [x, (x,)]}\n"
+                   "def remade(x): return x[:-1] + x[-1:]">>),
+    Bytes = <<255, (crypto:strong_rand_bytes(1 bsl 20))/binary>>,
+    Ascii = binary:copy(<<"a">>, 1 bsl 20),
+    Text = binary:copy(<<"é"/utf8>>, 1 bsl 19),
+    lists:foreach(
+      fun(Binary) ->
+              {ok, Binary} = py:call('__main__', handed_back, [Binary]),
+              [_] = Ids = binary_ids(Binary),
+              {ok, Back} = py:call('__main__', handed_back, [Binary]),
+              Ids = binary_ids(Back),
+              {ok, #{<<"v">> := V, <<"w">> := [W, {T}]}} =
+                  py:call('__main__', handed_back_inside, [Binary]),
+              Binary = V = W = T,
+              Ids = binary_ids({V, W, T}),
+              {ok, Local} = py:eval(<<"x">>, #{x => Binary}),
+              Ids = binary_ids(Local),
+              {ok, Binary} = py:call('__main__', remade, [Binary]),
+              {ok, Remade} = py:call('__main__', remade, [Binary]),
+              ?assertNotEqual(Ids, binary_ids(Remade))
+      end,
+      [Bytes, Ascii, Text]).
 
 c_extension_numpy_imports(_Config) ->
     case python_has(<<"numpy">>) of
@@ -571,6 +601,23 @@ long_source_runs_every_time(_Config) ->
     [{ok, Sum} = py:eval(Source) || _ <- [1, 2, 3]].
 
 %%% helpers
+
+%% The ids of the Erlang-allocated binaries of 64 KB or more that Term
+%% refers to, as a fresh process holding nothing else sees them (a refc
+%% binary sent in a message is shared, not copied, and keeps its id; a
+%% binary over Python's memory is not listed).
+binary_ids(Term) ->
+    Self = self(),
+    Pid = spawn_link(fun() ->
+                             receive {term, Held} ->
+                                     garbage_collect(),
+                                     {binary, Binaries} = process_info(self(), binary),
+                                     Ids = [Id || {Id, Size, _} <- Binaries, Size >= 65536],
+                                     Self ! {ids, lists:usort(Ids), Held}
+                             end
+                     end),
+    Pid ! {term, Term},
+    receive {ids, Ids, _} -> Ids end.
 
 %% N calls sleep in Python; a quick call started after them answers before
 %% any of them has finished.
