@@ -21,9 +21,10 @@
  * it) is not kept: Python's own lookup, used instead, makes another thread
  * wait until the import is done.
  *
- * The table is guarded by the GIL. A lookup that imports may release the
- * GIL (the module's code runs, and may call Erlang), so an entry is never
- * held across one.
+ * The tables are guarded by the GIL. A lookup that imports may release
+ * the GIL (the module's code runs, and may call Erlang), so an entry is
+ * never held across one. A module removed from sys.modules stays alive in
+ * its entry until another atom takes the slot: at most one per slot.
  */
 #include "pyerl.h"
 
@@ -39,11 +40,12 @@ struct name_entry {
                         * by this name, strong; or NULL */
 };
 
-/* Guarded by the GIL. */
-static struct name_entry table[SLOTS];
+/* Guarded by the GIL. Module names and function names have a table each,
+ * so that a call's two atoms never take each other's slot. */
+static struct name_entry module_names[SLOTS], function_names[SLOTS];
 
 static struct name_entry *
-slot_of(ERL_NIF_TERM atom)
+slot_of(struct name_entry *table, ERL_NIF_TERM atom)
 {
     /* An atom's term is its index in the atom table, shifted and tagged. */
     return &table[(atom >> 6) % SLOTS];
@@ -67,9 +69,9 @@ name_from_text(ErlNifEnv *env, ERL_NIF_TERM term)
 /* The entry of an atom, made if need be (evicting another atom's); NULL
  * with an exception if its name cannot be made. */
 static struct name_entry *
-entry_for(ErlNifEnv *env, ERL_NIF_TERM atom)
+entry_for(struct name_entry *table, ErlNifEnv *env, ERL_NIF_TERM atom)
 {
-    struct name_entry *entry = slot_of(atom);
+    struct name_entry *entry = slot_of(table, atom);
     PyObject *name, *old_name, *old_module;
 
     /* Dropping the evicted module may run Python code, which may come back
@@ -91,21 +93,31 @@ entry_for(ErlNifEnv *env, ERL_NIF_TERM atom)
 }
 
 /* Whether the module is still running its top-level code: what Python's
- * own lookup checks before it hands a module to another thread. */
+ * own lookup checks before it hands a module to another thread. 1 or 0, or
+ * -1 with an exception (other than a missing attribute). */
 static int
 is_initializing(PyObject *module)
 {
-    PyObject *spec = PyObject_GetAttrString(module, "__spec__"), *flag = NULL;
-    int initializing = 1;
+    PyObject *spec, *flag;
+    int initializing;
 
-    if (spec) {
-        flag = PyObject_GetAttrString(spec, "_initializing");
-        initializing = flag ? PyObject_IsTrue(flag) != 0 : 0;
+    if (!(spec = PyObject_GetAttrString(module, "__spec__"))) {
+        goto missing;
+    }
+    flag = PyObject_GetAttrString(spec, "_initializing");
+    Py_DECREF(spec);
+    if (!flag) {
+        goto missing;
+    }
+    initializing = PyObject_IsTrue(flag);
+    Py_DECREF(flag);
+    return initializing;
+missing:
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        return -1;
     }
     PyErr_Clear();
-    Py_XDECREF(spec);
-    Py_XDECREF(flag);
-    return initializing;
+    return 0;
 }
 
 /* The module named by name (a str), imported if need be; new reference or
@@ -115,6 +127,11 @@ import_by_name(PyObject *name)
 {
     PyObject *module = PyImport_GetModule(name);
 
+    if (module == Py_None) {
+        /* None in sys.modules blocks the import: the import system says
+         * so with ModuleNotFoundError. */
+        Py_CLEAR(module);
+    }
     if (!module && !PyErr_Occurred()) {
         module = PyImport_Import(name);
     }
@@ -126,6 +143,7 @@ import_module(ErlNifEnv *env, ERL_NIF_TERM term)
 {
     struct name_entry *entry;
     PyObject *name, *module, *held;
+    int initializing;
 
     if (!enif_is_atom(env, term)) {
         if (!(name = name_from_text(env, term))) {
@@ -135,7 +153,7 @@ import_module(ErlNifEnv *env, ERL_NIF_TERM term)
         Py_DECREF(name);
         return module;
     }
-    if (!(entry = entry_for(env, term))) {
+    if (!(entry = entry_for(module_names, env, term))) {
         return NULL;
     }
     held = PyDict_GetItemWithError(PyImport_GetModuleDict(), entry->name);
@@ -148,13 +166,18 @@ import_module(ErlNifEnv *env, ERL_NIF_TERM term)
     name = Py_NewRef(entry->name);
     module = import_by_name(name);
     Py_DECREF(name);
+    if (!module || (initializing = is_initializing(module)) == 1) {
+        return module;
+    }
+    if (initializing < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
     /* The import may have let other threads change the table. */
-    if (module && !is_initializing(module)) {
-        if ((entry = entry_for(env, term))) {
-            Py_XSETREF(entry->module, Py_NewRef(module));
-        } else {
-            PyErr_Clear();
-        }
+    if ((entry = entry_for(module_names, env, term))) {
+        Py_XSETREF(entry->module, Py_NewRef(module));
+    } else {
+        PyErr_Clear();
     }
     return module;
 }
@@ -195,7 +218,7 @@ pyerl_callable(ErlNifEnv *env, ERL_NIF_TERM module_term, ERL_NIF_TERM function_t
         return NULL;
     }
     if (enif_is_atom(env, function_term)) {
-        entry = entry_for(env, function_term);
+        entry = entry_for(function_names, env, function_term);
         name = entry ? Py_NewRef(entry->name) : NULL;
     } else {
         name = name_from_text(env, function_term);

@@ -76,6 +76,9 @@ pyerl_now_ns(void)
 
 /* The same clock to the last tick (a few ms), read without the time
  * stamp counter: enough for when to look at a caller next. */
+#if !defined(CLOCK_MONOTONIC_COARSE)
+#define CLOCK_MONOTONIC_COARSE CLOCK_MONOTONIC
+#endif
 static int64_t
 coarse_now_ns(void)
 {

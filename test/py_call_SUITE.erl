@@ -8,6 +8,8 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
+-import(py_test_lib, [wait_until/2]).
+
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2]).
 
@@ -150,7 +152,12 @@ names_are_looked_up_afresh(_Config) ->
     ok = py:exec(<<"del sys.modules['fresh_probe']">>),
     {error, {'ModuleNotFoundError', _}} = py:call(fresh_probe, f, []),
     ok = py:exec(<<"probe = fresh_module(4)">>),
-    {ok, 4} = py:call(fresh_probe, f, []).
+    {ok, 4} = py:call(fresh_probe, f, []),
+    %% None in sys.modules blocks an import, as in Python.
+    ok = py:exec(<<"sys.modules['fresh_probe'] = None">>),
+    {error, {'ModuleNotFoundError', _}} = py:call(fresh_probe, f, []),
+    {error, {'ModuleNotFoundError', _}} = py:call(<<"fresh_probe">>, f, []),
+    ok = py:exec(<<"del sys.modules['fresh_probe']">>).
 
 dotted_function_is_an_attribute_path(_Config) ->
     {ok, <<"/x/y">>} = py:call(os, 'path.join', [<<"/x">>, <<"y">>]),
@@ -364,7 +371,7 @@ timeout_cuts_a_sleep_short(_Config) ->
                    "    except BaseException as e:\n        sleep_state = type(e).__name__\n        raise\n">>),
     {error, timeout} = py:call('__main__', sleeper, [30], #{}, 100),
     %% Interrupted, not left to sleep for 30 s.
-    wait_until(fun() -> py:eval(<<"sleep_state">>) =:= {ok, <<"CallInterrupted">>} end),
+    wait_until(fun() -> py:eval(<<"sleep_state">>) =:= {ok, <<"CallInterrupted">>} end, 5000),
     %% `from time import sleep' gets the same interruptible sleep.
     {error, timeout} = py:eval(<<"__import__('time').sleep(30)">>, #{}, 100),
     {ok, none} = py:call(time, sleep, [0.01]),
@@ -387,7 +394,7 @@ killed_caller_stops_its_python_work(_Config) ->
     ok = py:exec(<<"orphan_count = 0\n"
                    "def orphan():\n    global orphan_count\n    while True: orphan_count += 1\n">>),
     Pid = spawn(fun() -> py:call('__main__', orphan, [], #{}, infinity) end),
-    wait_until(fun() -> element(2, py:eval(<<"orphan_count">>)) > 0 end),
+    wait_until(fun() -> element(2, py:eval(<<"orphan_count">>)) > 0 end, 5000),
     exit(Pid, kill),
     assert_stops_changing(<<"orphan_count">>),
     {ok, 2} = py:eval(<<"1 + 1">>).
@@ -648,18 +655,7 @@ assert_stops_changing(Name) ->
         timer:sleep(150),
         {ok, B} = py:eval(Name),
         A =:= B
-    end).
-
-wait_until(Check) ->
-    wait_until(Check, 50).
-
-wait_until(Check, 0) ->
-    ?assert(Check());
-wait_until(Check, N) ->
-    case Check() of
-        true -> ok;
-        false -> timer:sleep(100), wait_until(Check, N - 1)
-    end.
+    end, 5000).
 
 python_has(Module) ->
     case py:exec(<<"import ", Module/binary>>) of
