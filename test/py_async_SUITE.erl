@@ -15,6 +15,8 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
+-import(py_test_lib, [wait_until/2]).
+
 -export([suite/0, all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2]).
 
@@ -598,14 +600,6 @@ dead_caller_stops_its_coroutine(_Config) ->
     wait_until(fun() -> not is_process_alive(Held) end, 3000),
     wait_until(fun() -> py:eval(<<"as_log">>) =:= {ok, [{<<"await_erlang cleaned up">>, 4}]} end,
                3000).
-
-wait_until(Done, Ms) when Ms =< 0 ->
-    ct:fail({not_done, Done});
-wait_until(Done, Ms) ->
-    case Done() of
-        true -> ok;
-        false -> timer:sleep(20), wait_until(Done, Ms - 20)
-    end.
 
 %%% framework
 

@@ -21,6 +21,8 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
+-import(py_test_lib, [wait_until/2]).
+
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2]).
 
@@ -744,15 +746,4 @@ python_object_is_released_once_erlang_drops_its_binary(_Config) ->
     Holder ! drop,
     receive {'DOWN', Ref, process, Holder, normal} -> ok end,
     %% Released by the next call that takes the GIL.
-    wait_until(fun() -> py:eval(<<"released">>) =:= {ok, [100000]} end).
-
-wait_until(Done) ->
-    wait_until(Done, 100).
-
-wait_until(Done, 0) ->
-    ?assert(Done());
-wait_until(Done, N) ->
-    case Done() of
-        true -> ok;
-        false -> timer:sleep(20), wait_until(Done, N - 1)
-    end.
+    wait_until(fun() -> py:eval(<<"released">>) =:= {ok, [100000]} end, 2000).

@@ -8,6 +8,8 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
+-import(py_test_lib, [wait_until/2]).
+
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2,
          end_per_testcase/2]).
 -export([handlers_killed_under_load/1, coordinator_killed_under_load/1,
@@ -286,11 +288,3 @@ works_afterwards() ->
     {ok, {1, 2}} = py:call('__main__', fault_reenter, [{1, 2}]),
     {ok, Counts} = py:call('__main__', fault_load, [2, 1, 0.2], #{}, 10000),
     ?assertEqual([<<"ok">>], maps:keys(Counts)).
-
-wait_until(Done, Ms) when Ms =< 0 ->
-    ?assert(Done());
-wait_until(Done, Ms) ->
-    case Done() of
-        true -> ok;
-        false -> timer:sleep(20), wait_until(Done, Ms - 20)
-    end.
