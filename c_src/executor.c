@@ -22,14 +22,19 @@
 
 #define NAME_SIZE 1024
 
-static atomic_int dirty_limit;
+/* -1 until the first load sets the default; a reload (upgrade, or a load
+ * after the module was purged) keeps what the application configured. */
+static atomic_int dirty_limit = -1;
 static atomic_int dirty_running;
 static atomic_long dirty_calls;
 
 void
 pyerl_executor_init(int dirty_io_schedulers)
 {
-    atomic_store(&dirty_limit, dirty_io_schedulers > 1 ? dirty_io_schedulers - 1 : 0);
+    int unset = -1;
+
+    atomic_compare_exchange_strong(&dirty_limit, &unset,
+                                   dirty_io_schedulers > 1 ? dirty_io_schedulers - 1 : 0);
 }
 
 /* ---- running a request (GIL held) ------------------------------------ */

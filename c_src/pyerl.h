@@ -505,7 +505,8 @@ ERL_NIF_TERM pyerl_nif_exec(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 ERL_NIF_TERM pyerl_nif_set_dirty_limit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 ERL_NIF_TERM pyerl_nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 
-/* How many calls may run on dirty schedulers at once; set from load. */
+/* How many calls may run on dirty schedulers at once: the default, set by
+ * the first load; a later load keeps the limit in force. */
 void pyerl_executor_init(int dirty_io_schedulers);
 
 /* ---- callable.c: what py:call's Module and Function name ------------- */

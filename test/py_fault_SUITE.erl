@@ -14,7 +14,7 @@
          end_per_testcase/2]).
 -export([handlers_killed_under_load/1, coordinator_killed_under_load/1,
          application_stopped_under_load/1, callers_killed_mid_call/1]).
--export([reload_of_py_nif_keeps_calls_working/1,
+-export([reload_of_py_nif_keeps_calls_working/1, reload_of_py_nif_keeps_the_configuration/1,
          unload_and_load_of_py_nif_keeps_the_interpreter/1]).
 
 %% How long each load runs, and how much longer than that it may take to
@@ -31,7 +31,7 @@ groups() ->
       [handlers_killed_under_load, coordinator_killed_under_load,
        application_stopped_under_load, callers_killed_mid_call]},
      {module, [],
-      [reload_of_py_nif_keeps_calls_working,
+      [reload_of_py_nif_keeps_calls_working, reload_of_py_nif_keeps_the_configuration,
        unload_and_load_of_py_nif_keeps_the_interpreter]}].
 
 init_per_suite(Config) ->
@@ -193,6 +193,23 @@ reload_of_py_nif_keeps_calls_working(_Config) ->
     check_outcomes(Outcomes, []),
     {ok, <<"defined before the reload">>} = py:eval(<<"fault_kept">>),
     works_afterwards().
+
+%% A reload of py_nif leaves the application's settings as they were.
+reload_of_py_nif_keeps_the_configuration(_Config) ->
+    try
+        ok = application:stop(erlang_python),
+        ok = application:set_env(erlang_python, dirty_call_limit, 2),
+        {ok, _} = application:ensure_all_started(erlang_python),
+        #{dirty_limit := 2} = py:stats(),
+        {module, py_nif} = code:load_file(py_nif),
+        true = code:soft_purge(py_nif),
+        #{dirty_limit := 2} = py:stats()
+    after
+        ok = application:stop(erlang_python),
+        application:unset_env(erlang_python, dirty_call_limit),
+        {ok, _} = application:ensure_all_started(erlang_python),
+        ok = register_functions()
+    end.
 
 %% py_nif deleted and purged (the library's unload), then loaded again (its
 %% load callback, not upgrade): the interpreter and its state are the same.
