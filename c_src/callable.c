@@ -28,8 +28,6 @@
  */
 #include "pyerl.h"
 
-#include <string.h>
-
 #define SLOTS 512
 #define NAME_SIZE 1024
 

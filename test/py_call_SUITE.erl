@@ -657,8 +657,10 @@ assert_stops_changing(Name) ->
         A =:= B
     end, 5000).
 
+%% A big extension's first import can outlast the default timeout where
+%% everything runs slowly (under valgrind, numpy took over 30 s).
 python_has(Module) ->
-    case py:exec(<<"import ", Module/binary>>) of
+    case py:exec(<<"import ", Module/binary>>, 300000) of
         {error, {'ModuleNotFoundError', _}} ->
             {ok, Exe} = py:eval(<<"__import__('sys').executable">>),
             Cmd = binary_to_list(Exe) ++ " -c 'import " ++ binary_to_list(Module) ++ "' 2>/dev/null && echo yes",
