@@ -103,9 +103,13 @@ pyerl_passed_watch(struct pyerl_passed *passed)
 void
 pyerl_passed_note(ErlNifEnv *env, ERL_NIF_TERM binary, size_t size, PyObject *obj)
 {
-    struct pyerl_passed *passed = watched;
+    struct pyerl_passed *passed;
 
-    if (passed && passed->env == env && size >= LARGE_BYTES && passed->count < PYERL_PASSED_MAX) {
+    if (size < LARGE_BYTES) {
+        return; /* the common case, decided without reading the thread-local */
+    }
+    passed = watched;
+    if (passed && passed->env == env && passed->count < PYERL_PASSED_MAX) {
         passed->binaries[passed->count] = binary;
         passed->objects[passed->count] = Py_NewRef(obj);
         passed->count++;
