@@ -65,13 +65,19 @@ static int64_t planned_wake_ns = INT64_MAX;
 static PyObject *original_sleep; /* time.sleep as Python made it; GIL */
 static _Thread_local struct pyerl_call *current_call;
 
-int64_t
-pyerl_now_ns(void)
+static int64_t
+clock_ns(clockid_t clock)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t
+pyerl_now_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
 }
 
 /* The same clock to the last tick (a few ms), read without the time
@@ -82,10 +88,7 @@ pyerl_now_ns(void)
 static int64_t
 coarse_now_ns(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    return clock_ns(CLOCK_MONOTONIC_COARSE);
 }
 
 static struct timespec

@@ -149,18 +149,21 @@ pyerl_buffer_to_term(ErlNifEnv *env, PyObject *owner, const char *data, Py_ssize
     struct pyref *ref;
     unsigned char *copy;
 
-    if (owner && size >= LARGE_BYTES && find_passed(env, owner, out)) {
-        return 1;
-    }
-    if (owner && size >= LARGE_BYTES && (node = enif_alloc(sizeof *node))) {
-        if ((ref = enif_alloc_resource(pyref_type, sizeof *ref))) {
-            node->obj = Py_NewRef(owner);
-            ref->node = node;
-            *out = enif_make_resource_binary(env, ref, data, (size_t)size);
-            enif_release_resource(ref);
+    if (owner && size >= LARGE_BYTES) {
+        /* The binary it came from, else a binary over its buffer. */
+        if (find_passed(env, owner, out)) {
             return 1;
         }
-        enif_free(node);
+        if ((node = enif_alloc(sizeof *node))) {
+            if ((ref = enif_alloc_resource(pyref_type, sizeof *ref))) {
+                node->obj = Py_NewRef(owner);
+                ref->node = node;
+                *out = enif_make_resource_binary(env, ref, data, (size_t)size);
+                enif_release_resource(ref);
+                return 1;
+            }
+            enif_free(node);
+        }
     }
     if (!(copy = enif_make_new_binary(env, (size_t)size, out))) {
         PyErr_NoMemory();
