@@ -17,7 +17,15 @@
  * It also runs coroutines for Erlang: when py:call or py:eval produces a
  * coroutine, pyerl_run_coroutine hands it to erlang._run_coroutine.
  */
-#include "pyerl.h"
+#include "async.h"
+
+#include "callback.h"
+#include "context.h"
+#include "erts_access.h"
+#include "errors.h"
+#include "interrupt.h"
+#include "module_state.h"
+#include "worker.h"
 
 #include <stdio.h>
 
@@ -27,22 +35,22 @@
 static void
 watch_interrupts(struct pyerl_worker *w)
 {
-    struct pyerl_call *call = pyerl_current_call();
+    struct pyerl_inflight *call = pyerl_inflight_current();
 
     if (call) {
-        pyerl_call_set_wake_fd(call, pyerl_worker_fd(w));
+        pyerl_inflight_set_wake_fd(call, pyerl_worker_fd(w));
     }
 }
 
 PyObject *
 pyerl_async_submit(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    struct pyerl_request_terms req;
+    struct pyerl_ctx *ctx = pyerl_module_ctx(module);
+    struct pyerl_encoded_request req;
     struct pyerl_worker *w;
     uint64_t id;
 
-    (void)module;
-    if (!(w = pyerl_encode_request(args, nargs, "erlang.async_call(name, *args)", &req))) {
+    if (!ctx || !(w = pyerl_encode_request(ctx, args, nargs, ASYNC_USAGE, &req))) {
         return NULL;
     }
     if (pyerl_worker_async_send(w, req.caller_env, req.name, req.args, req.depth, &id) < 0) {
@@ -56,7 +64,7 @@ pyerl_async_submit(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 PyObject *
 pyerl_async_cancel(PyObject *module, PyObject *id_obj)
 {
-    struct pyerl_call *call = pyerl_current_call();
+    struct pyerl_inflight *call = pyerl_inflight_current();
     struct pyerl_worker *w;
     unsigned long long id;
 
@@ -88,19 +96,19 @@ pyerl_async_fd(PyObject *module, PyObject *unused)
 
 /* One answer {Id, Reply} as (id, True, value) or (id, False, exception). */
 static PyObject *
-decode_answer(ErlNifEnv *env, ERL_NIF_TERM answer)
+decode_answer(struct pyerl_ctx *ctx, ErlNifEnv *env, ERL_NIF_TERM answer)
 {
     const ERL_NIF_TERM *parts;
     ErlNifUInt64 id;
     PyObject *value;
     int arity, ok;
 
-    if (!enif_get_tuple(env, answer, &arity, &parts) || arity != 2 ||
+    if (!pyerl_get_tuple(env, answer, &arity, &parts) || arity != 2 ||
         !enif_get_uint64(env, parts[0], &id)) {
         PyErr_SetString(PyExc_SystemError, "malformed async answer");
         return NULL;
     }
-    value = pyerl_decode_reply(env, parts[1], NULL);
+    value = pyerl_decode_reply(ctx, env, parts[1], NULL);
     ok = value != NULL;
     if (!ok && !(value = pyerl_take_exception())) {
         return NULL;
@@ -111,7 +119,8 @@ decode_answer(ErlNifEnv *env, ERL_NIF_TERM answer)
 PyObject *
 pyerl_async_take(PyObject *module, PyObject *unused)
 {
-    struct pyerl_call *call = pyerl_current_call();
+    struct pyerl_ctx *ctx = pyerl_module_ctx(module);
+    struct pyerl_inflight *call = pyerl_inflight_current();
     struct pyerl_worker *w;
     ErlNifEnv *env;
     ERL_NIF_TERM answers, answer;
@@ -120,15 +129,14 @@ pyerl_async_take(PyObject *module, PyObject *unused)
     PyObject *list, *item;
     Py_ssize_t i;
 
-    (void)module;
     (void)unused;
-    if (!(w = pyerl_thread_worker(ASYNC_USAGE))) {
+    if (!ctx || !(w = pyerl_thread_worker(ASYNC_USAGE))) {
         return NULL;
     }
-    if (call && pyerl_call_take_due_interrupt(call)) {
+    if (call && pyerl_inflight_claim_due(call)) {
         /* The watchdog woke the loop to stop the call: stop it here rather
          * than wait for the watchdog to get the GIL from a busy loop. */
-        PyErr_SetNone(pyerl_call_interrupted);
+        PyErr_SetNone(ctx->state->call_interrupted);
         return NULL;
     }
     /* Without the GIL: a large answer may hold the worker's lock while it
@@ -145,7 +153,7 @@ pyerl_async_take(PyObject *module, PyObject *unused)
     }
     /* Newest first in the queue: fill from the end for arrival order. */
     for (i = (Py_ssize_t)length - 1; enif_get_list_cell(env, answers, &answer, &answers); i--) {
-        if (!(item = decode_answer(env, answer))) {
+        if (!(item = decode_answer(ctx, env, answer))) {
             Py_DECREF(list);
             return NULL;
         }
@@ -155,16 +163,9 @@ pyerl_async_take(PyObject *module, PyObject *unused)
 }
 
 PyObject *
-pyerl_run_coroutine(PyObject *coroutine)
+pyerl_run_coroutine(struct pyerl_ctx *ctx, PyObject *coroutine)
 {
-    PyObject *erlang = PyImport_ImportModule("erlang"), *result;
-
-    if (!erlang) {
-        return NULL;
-    }
-    result = PyObject_CallMethod(erlang, "_run_coroutine", "O", coroutine);
-    Py_DECREF(erlang);
-    return result;
+    return PyObject_CallMethod(ctx->module, "_run_coroutine", "O", coroutine);
 }
 
 /* The whole file at path, NUL-terminated, in memory from PyMem_Malloc. */

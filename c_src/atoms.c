@@ -5,7 +5,7 @@
  * one explicitly (erlang.Atom, bounded in length by convert.c), so the list
  * below is the whole of what the NIF adds to the atom table.
  */
-#include "pyerl.h"
+#include "atoms.h"
 
 struct pyerl_atoms pyerl_atoms;
 

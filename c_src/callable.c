@@ -21,12 +21,17 @@
  * it) is not kept: Python's own lookup, used instead, makes another thread
  * wait until the import is done.
  *
- * The tables are guarded by the GIL. A lookup that imports may release
- * the GIL (the module's code runs, and may call Erlang), so an entry is
+ * Each interpreter (context) has tables of its own, guarded by its GIL:
+ * names and modules are objects of one interpreter. A lookup that imports
+ * may release the GIL (the module's code runs, and may call Erlang), so an entry is
  * never held across one. A module removed from sys.modules stays alive in
  * its entry until another atom takes the slot: at most one per slot.
  */
-#include "pyerl.h"
+#include "callable.h"
+
+#include "convert.h"
+
+#include <string.h>
 
 #define SLOTS 512
 #define NAME_SIZE 1024
@@ -38,9 +43,23 @@ struct name_entry {
                         * by this name, strong; or NULL */
 };
 
-/* Guarded by the GIL. Module names and function names have a table each,
- * so that a call's two atoms never take each other's slot. */
-static struct name_entry module_names[SLOTS], function_names[SLOTS];
+/* Module names and function names have a table each, so that a call's
+ * two atoms never take each other's slot. */
+struct pyerl_names {
+    struct name_entry modules[SLOTS];
+    struct name_entry functions[SLOTS];
+};
+
+struct pyerl_names *
+pyerl_names_new(void)
+{
+    struct pyerl_names *names = enif_alloc(sizeof *names);
+
+    if (names) {
+        memset(names, 0, sizeof *names);
+    }
+    return names;
+}
 
 static struct name_entry *
 slot_of(struct name_entry *table, ERL_NIF_TERM atom)
@@ -137,7 +156,7 @@ import_by_name(PyObject *name)
 }
 
 static PyObject *
-import_module(ErlNifEnv *env, ERL_NIF_TERM term)
+import_module(struct pyerl_names *names, ErlNifEnv *env, ERL_NIF_TERM term)
 {
     struct name_entry *entry;
     PyObject *name, *module, *held;
@@ -151,7 +170,7 @@ import_module(ErlNifEnv *env, ERL_NIF_TERM term)
         Py_DECREF(name);
         return module;
     }
-    if (!(entry = entry_for(module_names, env, term))) {
+    if (!(entry = entry_for(names->modules, env, term))) {
         return NULL;
     }
     held = PyDict_GetItemWithError(PyImport_GetModuleDict(), entry->name);
@@ -172,7 +191,7 @@ import_module(ErlNifEnv *env, ERL_NIF_TERM term)
         return NULL;
     }
     /* The import may have let other threads change the table. */
-    if ((entry = entry_for(module_names, env, term))) {
+    if ((entry = entry_for(names->modules, env, term))) {
         Py_XSETREF(entry->module, Py_NewRef(module));
     } else {
         PyErr_Clear();
@@ -207,16 +226,17 @@ get_attribute_path(PyObject *obj, PyObject *path)
 }
 
 PyObject *
-pyerl_callable(ErlNifEnv *env, ERL_NIF_TERM module_term, ERL_NIF_TERM function_term)
+pyerl_callable(struct pyerl_names *names, ErlNifEnv *env, ERL_NIF_TERM module_term,
+               ERL_NIF_TERM function_term)
 {
     struct name_entry *entry;
     PyObject *module, *name, *function;
 
-    if (!(module = import_module(env, module_term))) {
+    if (!(module = import_module(names, env, module_term))) {
         return NULL;
     }
     if (enif_is_atom(env, function_term)) {
-        entry = entry_for(function_names, env, function_term);
+        entry = entry_for(names->functions, env, function_term);
         name = entry ? Py_NewRef(entry->name) : NULL;
     } else {
         name = name_from_text(env, function_term);

@@ -3,8 +3,8 @@
  * registered Erlang functions as attributes of the erlang module.
  *
  * erlang.call converts its arguments, hands the request to the thread's
- * worker (worker.c), which waits with the GIL released, and turns the reply
- * into a value or an exception:
+ * worker (worker.c; the messages are in protocol.h), which waits with the GIL released, and turns
+ * the reply into a value or an exception:
  *
  *   erlang.ErlangError           the function raised (error, exit, throw):
  *                                .erlang_class, .reason, .stacktrace
@@ -13,44 +13,53 @@
  *                                than max_callback_depth
  *
  * Attribute lookup on the module finds only registered names, kept in a set
- * that py_registry updates through erlang._set_registered, so tools that
+ * (in the module's state, module_state.h) that py_registry updates through
+ * erlang._set_registered, so tools that
  * probe modules (hasattr(erlang, '__path__'), copy, inspect) see an
  * ordinary module.
  */
-#include "pyerl.h"
+#include "callback.h"
+
+#include "atoms.h"
+#include "context.h"
+#include "convert.h"
+#include "erts_access.h"
+#include "interrupt.h"
+#include "module_state.h"
+#include "process.h"
+#include "protocol.h"
+#include "worker.h"
 
 #include <stdatomic.h>
 
 #define DEFAULT_MAX_DEPTH 64
 
-PyObject *pyerl_erlang_error;
-PyObject *pyerl_unknown_function_error;
-
-static PyObject *registered; /* set of str: names registered in Erlang; GIL */
-static PyObject *partial;    /* functools.partial; GIL */
+/* Process-wide: the application's setting, for every context. */
 static atomic_int max_depth = DEFAULT_MAX_DEPTH;
 
 /* ---- replies --------------------------------------------------------- */
 
 /* Sets erlang.ErlangError from {error, Class, Reason, Text, Stack}. */
 static void
-raise_erlang_error(ErlNifEnv *env, const ERL_NIF_TERM *reply)
+raise_erlang_error(const struct pyerl_conv *cv, ErlNifEnv *env, const ERL_NIF_TERM *reply)
 {
-    PyObject *text = pyerl_term_to_py(env, reply[3], "text");
-    PyObject *klass = text ? pyerl_term_to_py(env, reply[1], "class") : NULL;
-    PyObject *stack = klass ? pyerl_term_to_py(env, reply[4], "stacktrace") : NULL;
+    PyObject *erlang_error = cv->ctx->state->erlang_error;
+    PyObject *text = pyerl_term_to_py(cv, env, reply[PYERL_ERR_TEXT], "text");
+    PyObject *klass = text ? pyerl_term_to_py(cv, env, reply[PYERL_ERR_CLASS], "class") : NULL;
+    PyObject *stack =
+        klass ? pyerl_term_to_py(cv, env, reply[PYERL_ERR_STACK], "stacktrace") : NULL;
     PyObject *reason = NULL, *exc = NULL;
 
-    if (stack && !(reason = pyerl_term_to_py(env, reply[2], "reason"))) {
+    if (stack && !(reason = pyerl_term_to_py(cv, env, reply[PYERL_ERR_REASON], "reason"))) {
         /* A reason with no Python form (a fun, say) is given as its text. */
         PyErr_Clear();
         reason = Py_NewRef(text);
     }
-    if (reason && (exc = PyObject_CallOneArg(pyerl_erlang_error, text)) &&
+    if (reason && (exc = PyObject_CallOneArg(erlang_error, text)) &&
         PyObject_SetAttrString(exc, "erlang_class", klass) == 0 &&
         PyObject_SetAttrString(exc, "reason", reason) == 0 &&
         PyObject_SetAttrString(exc, "stacktrace", stack) == 0) {
-        PyErr_SetObject(pyerl_erlang_error, exc);
+        PyErr_SetObject(erlang_error, exc);
     }
     Py_XDECREF(text);
     Py_XDECREF(klass);
@@ -60,32 +69,33 @@ raise_erlang_error(ErlNifEnv *env, const ERL_NIF_TERM *reply)
 }
 
 PyObject *
-pyerl_decode_reply(ErlNifEnv *env, ERL_NIF_TERM reply, PyObject *name)
+pyerl_decode_reply(struct pyerl_ctx *ctx, ErlNifEnv *env, ERL_NIF_TERM reply, PyObject *name)
 {
+    struct pyerl_conv cv = {.ctx = ctx};
     const ERL_NIF_TERM *parts;
     int arity;
 
-    if (!enif_get_tuple(env, reply, &arity, &parts)) {
+    if (!pyerl_get_tuple(env, reply, &arity, &parts)) {
         arity = 0;
     }
     if (arity == 2 && parts[0] == ATOM(ok)) {
-        return pyerl_term_to_py(env, parts[1], "result");
+        return pyerl_term_to_py(&cv, env, parts[1], "result");
     }
-    if (arity == 5 && parts[0] == ATOM(error)) {
-        raise_erlang_error(env, parts);
+    if (arity == PYERL_REPLY_ERROR_ARITY && parts[0] == ATOM(error)) {
+        raise_erlang_error(&cv, env, parts);
         return NULL;
     }
     if (arity == 2 && parts[0] == ATOM(unknown)) {
-        if ((name = pyerl_term_to_py(env, parts[1], "name"))) {
-            PyErr_Format(pyerl_unknown_function_error, "no Erlang function is registered as %R",
-                         name);
+        if ((name = pyerl_term_to_py(&cv, env, parts[1], "name"))) {
+            PyErr_Format(ctx->state->unknown_function_error,
+                         "no Erlang function is registered as %R", name);
             Py_DECREF(name);
         }
         return NULL;
     }
     if (arity == 2 && parts[0] == ATOM(error) && parts[1] == ATOM(handler_died)) {
-        PyErr_Format(pyerl_erlang_error, "the Erlang process running %R died before it answered",
-                     name);
+        PyErr_Format(ctx->state->erlang_error,
+                     "the Erlang process running %R died before it answered", name);
         return NULL;
     }
     PyErr_Format(PyExc_SystemError, "unexpected reply from Erlang to a call of %R", name);
@@ -110,10 +120,11 @@ pyerl_thread_worker(const char *usage)
 }
 
 struct pyerl_worker *
-pyerl_encode_request(PyObject *const *args, Py_ssize_t nargs, const char *usage,
-                     struct pyerl_request_terms *out)
+pyerl_encode_request(struct pyerl_ctx *ctx, PyObject *const *args, Py_ssize_t nargs,
+                     const char *usage, struct pyerl_encoded_request *out)
 {
-    struct pyerl_call *call = pyerl_current_call();
+    struct pyerl_conv cv = {.ctx = ctx};
+    struct pyerl_inflight *call = pyerl_inflight_current();
     int limit = atomic_load(&max_depth), rc;
     struct pyerl_worker *w;
     ErlNifEnv *env;
@@ -140,8 +151,8 @@ pyerl_encode_request(PyObject *const *args, Py_ssize_t nargs, const char *usage,
     for (i = 1; i < nargs; i++) {
         PyList_SET_ITEM(list, i - 1, Py_NewRef(args[i]));
     }
-    rc = pyerl_py_to_term(env, args[0], &out->name, "name") &&
-         pyerl_py_to_term(env, list, &out->args, "args");
+    rc = pyerl_py_to_term(&cv, env, args[0], &out->name, "name") &&
+         pyerl_py_to_term(&cv, env, list, &out->args, "args");
     Py_DECREF(list);
     if (!rc) {
         enif_clear_env(env);
@@ -161,15 +172,15 @@ pyerl_set_not_running(void)
 PyObject *
 pyerl_erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    struct pyerl_request_terms req;
+    struct pyerl_ctx *ctx = pyerl_module_ctx(module);
+    struct pyerl_encoded_request req;
     struct pyerl_worker *w;
-    struct pyerl_call *call;
+    struct pyerl_inflight *call;
     ErlNifEnv *reply_env;
     ERL_NIF_TERM reply;
     int rc;
 
-    (void)module;
-    if (!(w = pyerl_encode_request(args, nargs, "erlang.call(name, *args)", &req))) {
+    if (!ctx || !(w = pyerl_encode_request(ctx, args, nargs, "erlang.call(name, *args)", &req))) {
         return NULL;
     }
     call = req.call;
@@ -183,11 +194,11 @@ pyerl_erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     if (rc == PYERL_WORKER_INTERRUPTED) {
-        pyerl_call_take_interrupt(call);
-        PyErr_SetNone(pyerl_call_interrupted);
+        pyerl_inflight_disarm(call);
+        PyErr_SetNone(ctx->state->call_interrupted);
         return NULL;
     }
-    return pyerl_decode_reply(reply_env, reply, args[0]);
+    return pyerl_decode_reply(ctx, reply_env, reply, args[0]);
 }
 
 /* ---- erlang.send ------------------------------------------------------ */
@@ -195,14 +206,18 @@ pyerl_erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 PyObject *
 pyerl_erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    struct pyerl_call *call = pyerl_current_call();
+    struct pyerl_ctx *ctx = pyerl_module_ctx(module);
+    struct pyerl_conv cv = {.ctx = ctx};
+    struct pyerl_inflight *call = pyerl_inflight_current();
     ErlNifEnv *env;
     ERL_NIF_TERM pid_term, message;
     ErlNifPid pid;
     int ok;
 
-    (void)module;
-    if (nargs != 2 || Py_TYPE(args[0]) != pyerl_pid_type) {
+    if (!ctx) {
+        return NULL;
+    }
+    if (nargs != 2 || Py_TYPE(args[0]) != ctx->state->pid_type) {
         PyErr_SetString(PyExc_TypeError, "erlang.send(pid, message): pid must be an erlang.Pid");
         return NULL;
     }
@@ -218,7 +233,7 @@ pyerl_erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "erlang.send: the pid is not of this node");
         ok = 0;
     }
-    ok = ok && pyerl_py_to_term(env, args[1], &message, "message");
+    ok = ok && pyerl_py_to_term(&cv, env, args[1], &message, "message");
     if (ok) {
         /* A dead process is no error, as in Erlang. */
         pyerl_send(call ? call->env : NULL, &pid, env, message);
@@ -235,14 +250,15 @@ pyerl_erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 PyObject *
 pyerl_erlang_getattr(PyObject *module, PyObject *name)
 {
+    struct pyerl_module_state *st = PyModule_GetState(module);
     PyObject *call, *bound;
 
     if (PyUnicode_Check(name) && PyUnicode_GET_LENGTH(name) > 0 &&
-        PyUnicode_READ_CHAR(name, 0) != '_' && PySet_Contains(registered, name) == 1) {
+        PyUnicode_READ_CHAR(name, 0) != '_' && PySet_Contains(st->registered, name) == 1) {
         if (!(call = PyObject_GetAttrString(module, "call"))) {
             return NULL;
         }
-        bound = PyObject_CallFunctionObjArgs(partial, call, name, NULL);
+        bound = PyObject_CallFunctionObjArgs(st->partial, call, name, NULL);
         Py_DECREF(call);
         return bound;
     }
@@ -254,13 +270,14 @@ pyerl_erlang_getattr(PyObject *module, PyObject *name)
 PyObject *
 pyerl_erlang_set_registered(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)module;
+    struct pyerl_module_state *st = PyModule_GetState(module);
+
     if (nargs != 2 || !PyUnicode_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError, "_set_registered(name: str, flag: bool)");
         return NULL;
     }
-    if ((PyObject_IsTrue(args[1]) ? PySet_Add(registered, args[0])
-                                  : PySet_Discard(registered, args[0])) < 0) {
+    if ((PyObject_IsTrue(args[1]) ? PySet_Add(st->registered, args[0])
+                                  : PySet_Discard(st->registered, args[0])) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -270,15 +287,15 @@ pyerl_erlang_set_registered(PyObject *module, PyObject *const *args, Py_ssize_t 
 PyObject *
 pyerl_erlang_clear_registered(PyObject *module, PyObject *unused)
 {
-    (void)module;
+    struct pyerl_module_state *st = PyModule_GetState(module);
+
     (void)unused;
-    if (PySet_Clear(registered) < 0) {
+    if (PySet_Clear(st->registered) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
-/* set_max_depth(N): the deepest Python -> Erlang -> Python nesting. */
 ERL_NIF_TERM
 pyerl_nif_set_max_depth(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
@@ -290,36 +307,4 @@ pyerl_nif_set_max_depth(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     }
     atomic_store(&max_depth, depth);
     return ATOM(ok);
-}
-
-int
-pyerl_callback_init(PyObject *module)
-{
-    PyObject *functools;
-
-    if (!registered) {
-        pyerl_erlang_error = PyErr_NewExceptionWithDoc(
-            "erlang.ErlangError",
-            "An Erlang function called from Python raised. Attributes:\n"
-            "erlang_class (Atom 'error', 'exit' or 'throw'), reason (the\n"
-            "reason converted, or its text if it has no Python form) and\n"
-            "stacktrace (list of str). str(e) is the reason as Erlang prints it.",
-            PyExc_RuntimeError, NULL);
-        pyerl_unknown_function_error = PyErr_NewExceptionWithDoc(
-            "erlang.UnknownFunctionError",
-            "No Erlang function is registered under the name that was called.", PyExc_RuntimeError,
-            NULL);
-        functools = PyImport_ImportModule("functools");
-        partial = functools ? PyObject_GetAttrString(functools, "partial") : NULL;
-        Py_XDECREF(functools);
-        registered = PySet_New(NULL);
-        if (!pyerl_erlang_error || !pyerl_unknown_function_error || !partial || !registered) {
-            return -1;
-        }
-    }
-    if (PyModule_AddObjectRef(module, "ErlangError", pyerl_erlang_error) < 0 ||
-        PyModule_AddObjectRef(module, "UnknownFunctionError", pyerl_unknown_function_error) < 0) {
-        return -1;
-    }
-    return 0;
 }

@@ -15,10 +15,11 @@
  * recently used entry. Only sources that compiled are kept: an error is
  * compiled (and reported) every time.
  *
- * Everything here runs with the GIL held, which is also the lock of the
- * table.
+ * Each interpreter (context) has a cache of its own: code objects belong to
+ * the interpreter that made them. Everything here runs with the GIL of
+ * that interpreter held, which is also the lock of its table.
  */
-#include "pyerl.h"
+#include "code_cache.h"
 
 #include <string.h>
 
@@ -35,9 +36,21 @@ struct entry {
     uint64_t used;         /* the value of `uses` at its last use */
 };
 
-/* Guarded by the GIL. */
-static struct entry table[SLOTS];
-static uint64_t uses;
+struct pyerl_code_cache {
+    struct entry table[SLOTS];
+    uint64_t uses; /* a clock of lookups, for least recently used */
+};
+
+struct pyerl_code_cache *
+pyerl_code_cache_new(void)
+{
+    struct pyerl_code_cache *cache = enif_alloc(sizeof *cache);
+
+    if (cache) {
+        memset(cache, 0, sizeof *cache);
+    }
+    return cache;
+}
 
 /* FNV-1a: short sources, and no need for more than a table index. */
 static uint64_t
@@ -52,13 +65,14 @@ hash_source(int kind, const unsigned char *source, size_t size)
 }
 
 static struct entry *
-set_of(uint64_t hash)
+set_of(struct pyerl_code_cache *cache, uint64_t hash)
 {
-    return &table[(hash % (SLOTS / WAYS)) * WAYS];
+    return &cache->table[(hash % (SLOTS / WAYS)) * WAYS];
 }
 
 PyObject *
-pyerl_code_cache_get(int kind, const unsigned char *source, size_t size)
+pyerl_code_cache_get(struct pyerl_code_cache *cache, int kind, const unsigned char *source,
+                     size_t size)
 {
     uint64_t hash;
     struct entry *set;
@@ -67,13 +81,13 @@ pyerl_code_cache_get(int kind, const unsigned char *source, size_t size)
         return NULL;
     }
     hash = hash_source(kind, source, size);
-    set = set_of(hash);
+    set = set_of(cache, hash);
     for (int i = 0; i < WAYS; i++) {
         struct entry *e = &set[i];
 
         if (e->source && e->hash == hash && e->kind == kind && e->size == size &&
             memcmp(e->source, source, size) == 0) {
-            e->used = ++uses;
+            e->used = ++cache->uses;
             return Py_NewRef(e->code);
         }
     }
@@ -81,7 +95,8 @@ pyerl_code_cache_get(int kind, const unsigned char *source, size_t size)
 }
 
 void
-pyerl_code_cache_put(int kind, const unsigned char *source, size_t size, PyObject *code)
+pyerl_code_cache_put(struct pyerl_code_cache *cache, int kind, const unsigned char *source,
+                     size_t size, PyObject *code)
 {
     uint64_t hash;
     struct entry *set, *victim;
@@ -93,7 +108,7 @@ pyerl_code_cache_put(int kind, const unsigned char *source, size_t size, PyObjec
     }
     memcpy(copy, source, size);
     hash = hash_source(kind, source, size);
-    set = set_of(hash);
+    set = set_of(cache, hash);
     victim = &set[0];
     for (int i = 0; i < WAYS; i++) {
         if (!set[i].source) {
@@ -111,7 +126,7 @@ pyerl_code_cache_put(int kind, const unsigned char *source, size_t size, PyObjec
     victim->size = size;
     victim->source = copy;
     victim->code = Py_NewRef(code);
-    victim->used = ++uses;
+    victim->used = ++cache->uses;
     /* Last, with the table consistent: dropping a code object could run
      * Python code (a weak reference's callback). */
     if (old_source) {

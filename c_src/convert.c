@@ -7,6 +7,10 @@
  * with a TypeError or ValueError that names the type and the place in the
  * value ("at args[0]['key']"), never a substitute value.
  *
+ * Every function is given the conversion's struct pyerl_conv: the context
+ * whose types (erlang.Atom, Pid, Ref) it makes and recognises, and the
+ * call's large binaries (buffers.h).
+ *
  * Recursion is bounded by PYERL_MAX_DEPTH. Each level keeps a small `struct
  * path` on the stack pointing at its parent, so the place of an error can be
  * written out without any cost to conversions that succeed.
@@ -16,7 +20,15 @@
  * enif_binary_to_term do, and Python's int.to_bytes/from_bytes speak the same
  * little-endian magnitude.
  */
-#include "pyerl.h"
+#include "convert.h"
+
+#include "atoms.h"
+#include "buffers.h"
+#include "context.h"
+#include "erts_access.h"
+#include "errors.h"
+#include "module_state.h"
+#include "utf8.h"
 
 #include <math.h>
 #include <string.h>
@@ -187,7 +199,7 @@ pyerl_name_text(ErlNifEnv *env, ERL_NIF_TERM term, char *buf, size_t size)
         len = atom_utf8(env, term, buf, size);
         return len < 0 || memchr(buf, '\0', (size_t)len) ? -1 : len;
     }
-    if (!enif_inspect_binary(env, term, &bin) || bin.size + 1 > size ||
+    if (!pyerl_inspect_binary(env, term, &bin) || bin.size + 1 > size ||
         memchr(bin.data, '\0', bin.size)) {
         return -1;
     }
@@ -197,7 +209,7 @@ pyerl_name_text(ErlNifEnv *env, ERL_NIF_TERM term, char *buf, size_t size)
 }
 
 static PyObject *
-atom_to_py(ErlNifEnv *env, ERL_NIF_TERM atom)
+atom_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM atom)
 {
     char text[ATOM_UTF8_MAX + 1];
     Py_ssize_t len;
@@ -216,7 +228,7 @@ atom_to_py(ErlNifEnv *env, ERL_NIF_TERM atom)
         PyErr_SetString(PyExc_SystemError, "unreadable atom");
         return NULL;
     }
-    return pyerl_atom_from_utf8(text, len);
+    return pyerl_atom_from_utf8(cv->ctx->state, text, len);
 }
 
 static int
@@ -388,16 +400,17 @@ int_to_term(ErlNifEnv *env, PyObject *value, ERL_NIF_TERM *out, const struct pat
 
 /* ---- Erlang to Python ------------------------------------------------- */
 
-static PyObject *term_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p, int depth);
+static PyObject *term_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term,
+                            const struct path *p, int depth);
 
 static PyObject *
-binary_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p)
+binary_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p)
 {
     ErlNifBinary bin;
     PyObject *obj;
     size_t ascii;
 
-    if (!enif_inspect_binary(env, term, &bin)) {
+    if (!pyerl_inspect_binary(env, term, &bin)) {
         fail_at(PyExc_TypeError, p, "a bitstring whose size is not whole bytes has no Python form");
         return NULL;
     }
@@ -412,15 +425,16 @@ binary_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p)
     } else {
         obj = PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
     }
-    if (obj) {
-        pyerl_passed_note(env, term, bin.size, obj);
+    if (obj && cv->large) {
+        pyerl_large_args_note(cv->large, env, term, bin.size, obj);
     }
     return obj;
 }
 
 /* A proper list to a new list, or a new tuple when as_tuple is set. */
 static PyObject *
-sequence_from_list(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p, int depth, int as_tuple)
+sequence_from_list(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term,
+                   const struct path *p, int depth, int as_tuple)
 {
     unsigned length;
     ERL_NIF_TERM head;
@@ -436,7 +450,7 @@ sequence_from_list(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p, int 
         return NULL;
     }
     for (step.index = 0; enif_get_list_cell(env, term, &head, &term); step.index++) {
-        item = term_to_py(env, head, &step, depth + 1);
+        item = term_to_py(cv, env, head, &step, depth + 1);
         if (!item) {
             Py_DECREF(sequence);
             return NULL;
@@ -451,20 +465,21 @@ sequence_from_list(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p, int 
 }
 
 static PyObject *
-tuple_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p, int depth)
+tuple_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p,
+            int depth)
 {
     int arity;
     const ERL_NIF_TERM *elements;
     struct path step = {.up = p, .kind = PATH_INDEX};
     PyObject *tuple, *item;
 
-    enif_get_tuple(env, term, &arity, &elements);
+    pyerl_get_tuple(env, term, &arity, &elements);
     tuple = PyTuple_New(arity);
     if (!tuple) {
         return NULL;
     }
     for (step.index = 0; step.index < arity; step.index++) {
-        item = term_to_py(env, elements[step.index], &step, depth + 1);
+        item = term_to_py(cv, env, elements[step.index], &step, depth + 1);
         if (!item) {
             Py_DECREF(tuple);
             return NULL;
@@ -498,7 +513,8 @@ dict_put_new(PyObject *dict, PyObject *key, PyObject *value, const struct path *
 }
 
 static PyObject *
-map_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p, int depth)
+map_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p,
+          int depth)
 {
     ErlNifMapIterator iter;
     ERL_NIF_TERM key_term, value_term;
@@ -512,8 +528,8 @@ map_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p, int depth)
     }
     while (enif_map_iterator_get_pair(env, &iter, &key_term, &value_term)) {
         value_step.term = key_term;
-        key = term_to_py(env, key_term, &key_step, depth + 1);
-        value = key ? term_to_py(env, value_term, &value_step, depth + 1) : NULL;
+        key = term_to_py(cv, env, key_term, &key_step, depth + 1);
+        value = key ? term_to_py(cv, env, value_term, &value_step, depth + 1) : NULL;
         if (!value || dict_put_new(dict, key, value, &value_step) < 0) {
             Py_CLEAR(dict);
             break;
@@ -529,7 +545,8 @@ map_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p, int depth)
 }
 
 static PyObject *
-term_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p, int depth)
+term_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p,
+           int depth)
 {
     double d;
 
@@ -539,24 +556,24 @@ term_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p, int depth)
     }
     switch (enif_term_type(env, term)) {
     case ERL_NIF_TERM_TYPE_ATOM:
-        return atom_to_py(env, term);
+        return atom_to_py(cv, env, term);
     case ERL_NIF_TERM_TYPE_BITSTRING:
-        return binary_to_py(env, term, p);
+        return binary_to_py(cv, env, term, p);
     case ERL_NIF_TERM_TYPE_FLOAT:
         enif_get_double(env, term, &d);
         return PyFloat_FromDouble(d);
     case ERL_NIF_TERM_TYPE_INTEGER:
         return integer_to_py(env, term);
     case ERL_NIF_TERM_TYPE_LIST:
-        return sequence_from_list(env, term, p, depth, 0);
+        return sequence_from_list(cv, env, term, p, depth, 0);
     case ERL_NIF_TERM_TYPE_MAP:
-        return map_to_py(env, term, p, depth);
+        return map_to_py(cv, env, term, p, depth);
     case ERL_NIF_TERM_TYPE_TUPLE:
-        return tuple_to_py(env, term, p, depth);
+        return tuple_to_py(cv, env, term, p, depth);
     case ERL_NIF_TERM_TYPE_PID:
-        return pyerl_opaque_from_term(pyerl_pid_type, env, term);
+        return pyerl_opaque_from_term(cv->ctx->state->pid_type, env, term);
     case ERL_NIF_TERM_TYPE_REFERENCE:
-        return pyerl_opaque_from_term(pyerl_ref_type, env, term);
+        return pyerl_opaque_from_term(cv->ctx->state->ref_type, env, term);
     case ERL_NIF_TERM_TYPE_FUN:
         fail_at(PyExc_TypeError, p, "an Erlang fun has no Python form");
         return NULL;
@@ -570,23 +587,23 @@ term_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p, int depth)
 }
 
 PyObject *
-pyerl_term_to_py(ErlNifEnv *env, ERL_NIF_TERM term, const char *where)
+pyerl_term_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term, const char *where)
 {
     struct path root = {.kind = PATH_ROOT, .root = where};
 
-    return term_to_py(env, term, &root, 0);
+    return term_to_py(cv, env, term, &root, 0);
 }
 
 PyObject *
-pyerl_args_to_py(ErlNifEnv *env, ERL_NIF_TERM list, const char *where)
+pyerl_args_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM list, const char *where)
 {
     struct path root = {.kind = PATH_ROOT, .root = where};
 
-    return sequence_from_list(env, list, &root, 0, 1);
+    return sequence_from_list(cv, env, list, &root, 0, 1);
 }
 
 PyObject *
-pyerl_kwargs_to_py(ErlNifEnv *env, ERL_NIF_TERM map, const char *where)
+pyerl_kwargs_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM map, const char *where)
 {
     ErlNifMapIterator iter;
     ERL_NIF_TERM key_term, value_term;
@@ -609,7 +626,7 @@ pyerl_kwargs_to_py(ErlNifEnv *env, ERL_NIF_TERM map, const char *where)
             ok = 0;
             break;
         }
-        value = term_to_py(env, value_term, &step, 1);
+        value = term_to_py(cv, env, value_term, &step, 1);
         ok = value && PyDict_SetItemString(kwargs, name, value) == 0;
         Py_XDECREF(value);
         enif_map_iterator_next(env, &iter);
@@ -623,11 +640,12 @@ pyerl_kwargs_to_py(ErlNifEnv *env, ERL_NIF_TERM map, const char *where)
 
 /* ---- Python to Erlang ------------------------------------------------- */
 
-static int py_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const struct path *p,
-                      int depth);
+static int py_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out,
+                      const struct path *p, int depth);
 
 static int
-str_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const struct path *p)
+str_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out,
+            const struct path *p)
 {
     Py_ssize_t size;
     const char *utf8 = PyUnicode_AsUTF8AndSize(obj, &size);
@@ -636,13 +654,13 @@ str_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const struct path 
         refail_at(p, "str is not valid UTF-8");
         return 0;
     }
-    return pyerl_buffer_to_term(env, obj, utf8, size, out);
+    return pyerl_buffer_to_term(cv->ctx, cv->large, env, obj, utf8, size, out);
 }
 
 /* Converts count items into an Erlang list or tuple. */
 static int
-items_to_term(ErlNifEnv *env, PyObject *const *items, Py_ssize_t count, int as_tuple,
-              ERL_NIF_TERM *out, const struct path *p, int depth)
+items_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *const *items, Py_ssize_t count,
+              int as_tuple, ERL_NIF_TERM *out, const struct path *p, int depth)
 {
     ERL_NIF_TERM small[SMALL_ARRAY], *terms = small;
     struct path step = {.up = p, .kind = PATH_INDEX};
@@ -653,7 +671,7 @@ items_to_term(ErlNifEnv *env, PyObject *const *items, Py_ssize_t count, int as_t
         return 0;
     }
     for (step.index = 0; ok && step.index < count; step.index++) {
-        ok = py_to_term(env, items[step.index], &terms[step.index], &step, depth + 1);
+        ok = py_to_term(cv, env, items[step.index], &terms[step.index], &step, depth + 1);
     }
     if (ok) {
         *out = as_tuple ? enif_make_tuple_from_array(env, terms, (unsigned)count)
@@ -669,8 +687,8 @@ items_to_term(ErlNifEnv *env, PyObject *const *items, Py_ssize_t count, int as_t
  * items, so code run during conversion (__index__, tolist) cannot free them
  * under us even if it changes the container. */
 static int
-sequence_to_term(ErlNifEnv *env, PyObject *obj, int as_tuple, ERL_NIF_TERM *out,
-                 const struct path *p, int depth)
+sequence_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *obj, int as_tuple,
+                 ERL_NIF_TERM *out, const struct path *p, int depth)
 {
     PyObject *fast = PySequence_Fast(obj, "not iterable");
     int ok;
@@ -678,14 +696,15 @@ sequence_to_term(ErlNifEnv *env, PyObject *obj, int as_tuple, ERL_NIF_TERM *out,
     if (!fast) {
         return 0;
     }
-    ok = items_to_term(env, PySequence_Fast_ITEMS(fast), PySequence_Fast_GET_SIZE(fast), as_tuple,
-                       out, p, depth);
+    ok = items_to_term(cv, env, PySequence_Fast_ITEMS(fast), PySequence_Fast_GET_SIZE(fast),
+                       as_tuple, out, p, depth);
     Py_DECREF(fast);
     return ok;
 }
 
 static int
-dict_to_term(ErlNifEnv *env, PyObject *dict, ERL_NIF_TERM *out, const struct path *p, int depth)
+dict_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *dict, ERL_NIF_TERM *out,
+             const struct path *p, int depth)
 {
     PyObject *items = PyDict_Items(dict); /* a snapshot: safe if dict changes */
     Py_ssize_t count, i;
@@ -707,8 +726,8 @@ dict_to_term(ErlNifEnv *env, PyObject *dict, ERL_NIF_TERM *out, const struct pat
     for (i = 0; i < count; i++) {
         PyObject *pair = PyList_GET_ITEM(items, i);
         value_step.py = PyTuple_GET_ITEM(pair, 0);
-        if (!py_to_term(env, PyTuple_GET_ITEM(pair, 0), &keys[i], &key_step, depth + 1) ||
-            !py_to_term(env, PyTuple_GET_ITEM(pair, 1), &values[i], &value_step, depth + 1)) {
+        if (!py_to_term(cv, env, PyTuple_GET_ITEM(pair, 0), &keys[i], &key_step, depth + 1) ||
+            !py_to_term(cv, env, PyTuple_GET_ITEM(pair, 1), &values[i], &value_step, depth + 1)) {
             goto done;
         }
     }
@@ -732,7 +751,8 @@ is_numpy(PyTypeObject *type)
 }
 
 static int
-numpy_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const struct path *p, int depth)
+numpy_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out,
+              const struct path *p, int depth)
 {
     PyObject *plain = PyObject_CallMethod(obj, "tolist", NULL);
     int ok;
@@ -747,7 +767,7 @@ numpy_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const struct pat
         Py_DECREF(plain);
         return 0;
     }
-    ok = py_to_term(env, plain, out, p, depth + 1);
+    ok = py_to_term(cv, env, plain, out, p, depth + 1);
     Py_DECREF(plain);
     return ok;
 }
@@ -768,7 +788,8 @@ index_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const struct pat
 }
 
 static int
-py_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const struct path *p, int depth)
+py_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out,
+           const struct path *p, int depth)
 {
     PyTypeObject *type = Py_TYPE(obj);
     double d;
@@ -799,32 +820,34 @@ py_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const struct path *
         return 1;
     }
     if (PyUnicode_Check(obj)) {
-        return PyObject_TypeCheck(obj, pyerl_atom_type) ? atom_to_term(env, obj, out, p)
-                                                        : str_to_term(env, obj, out, p);
+        return PyObject_TypeCheck(obj, cv->ctx->state->atom_type)
+                   ? atom_to_term(env, obj, out, p)
+                   : str_to_term(cv, env, obj, out, p);
     }
     if (PyBytes_Check(obj)) {
-        return pyerl_buffer_to_term(env, obj, PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj), out);
+        return pyerl_buffer_to_term(cv->ctx, cv->large, env, obj, PyBytes_AS_STRING(obj),
+                                    PyBytes_GET_SIZE(obj), out);
     }
     if (PyByteArray_Check(obj)) {
         /* Mutable: copied. */
-        return pyerl_buffer_to_term(env, NULL, PyByteArray_AS_STRING(obj),
+        return pyerl_buffer_to_term(cv->ctx, cv->large, env, NULL, PyByteArray_AS_STRING(obj),
                                     PyByteArray_GET_SIZE(obj), out);
     }
     if (PyList_Check(obj) || PyAnySet_Check(obj)) {
-        return sequence_to_term(env, obj, 0, out, p, depth);
+        return sequence_to_term(cv, env, obj, 0, out, p, depth);
     }
     if (PyTuple_Check(obj)) {
-        return items_to_term(env, ((PyTupleObject *)obj)->ob_item, PyTuple_GET_SIZE(obj), 1, out, p,
-                             depth);
+        return items_to_term(cv, env, ((PyTupleObject *)obj)->ob_item, PyTuple_GET_SIZE(obj), 1,
+                             out, p, depth);
     }
     if (PyDict_Check(obj)) {
-        return dict_to_term(env, obj, out, p, depth);
+        return dict_to_term(cv, env, obj, out, p, depth);
     }
-    if (type == pyerl_pid_type || type == pyerl_ref_type) {
+    if (type == cv->ctx->state->pid_type || type == cv->ctx->state->ref_type) {
         return pyerl_opaque_to_term(env, obj, out);
     }
     if (is_numpy(type)) {
-        return numpy_to_term(env, obj, out, p, depth);
+        return numpy_to_term(cv, env, obj, out, p, depth);
     }
     if (PyIndex_Check(obj)) {
         return index_to_term(env, obj, out, p);
@@ -834,9 +857,10 @@ py_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const struct path *
 }
 
 int
-pyerl_py_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const char *where)
+pyerl_py_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out,
+                 const char *where)
 {
     struct path root = {.kind = PATH_ROOT, .root = where};
 
-    return py_to_term(env, obj, out, &root, 0);
+    return py_to_term(cv, env, obj, out, &root, 0);
 }

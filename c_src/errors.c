@@ -10,7 +10,10 @@
  * makes classes at run time cannot grow the atom table. Every other class is
  * a binary "module.QualifiedName".
  */
-#include "pyerl.h"
+#include "errors.h"
+
+#include "atoms.h"
+#include "erts_access.h"
 
 #include <string.h>
 
@@ -44,7 +47,7 @@ cstr_term(ErlNifEnv *env, const char *text)
 {
     ERL_NIF_TERM term;
     size_t len = strlen(text);
-    unsigned char *data = enif_make_new_binary(env, len, &term);
+    unsigned char *data = pyerl_make_new_binary(env, len, &term);
 
     if (!data) {
         return enif_make_list(env, 0);
@@ -63,7 +66,7 @@ text_term(ErlNifEnv *env, PyObject *obj)
     ERL_NIF_TERM term;
     unsigned char *data;
 
-    if (utf8 && (data = enif_make_new_binary(env, (size_t)PyBytes_GET_SIZE(utf8), &term))) {
+    if (utf8 && (data = pyerl_make_new_binary(env, (size_t)PyBytes_GET_SIZE(utf8), &term))) {
         memcpy(data, PyBytes_AS_STRING(utf8), (size_t)PyBytes_GET_SIZE(utf8));
     } else {
         term = cstr_term(env, "");
@@ -110,20 +113,17 @@ type_term(ErlNifEnv *env, PyTypeObject *type)
 static ERL_NIF_TERM
 traceback_term(ErlNifEnv *env, PyObject *exc)
 {
-    static PyObject *format_exception; /* traceback.format_exception, kept */
-    PyObject *module, *lines = NULL, *empty = NULL, *text = NULL;
+    PyObject *module = PyImport_ImportModule("traceback"); /* the interpreter's own */
+    PyObject *lines = NULL, *empty = NULL, *text = NULL;
     ERL_NIF_TERM term;
 
-    if (!format_exception && (module = PyImport_ImportModule("traceback"))) {
-        format_exception = PyObject_GetAttrString(module, "format_exception");
-        Py_DECREF(module);
-    }
-    if (format_exception && (lines = PyObject_CallOneArg(format_exception, exc)) &&
+    if (module && (lines = PyObject_CallMethod(module, "format_exception", "O", exc)) &&
         (empty = PyUnicode_FromString(""))) {
         text = PyUnicode_Join(empty, lines);
     }
     PyErr_Clear();
     term = text ? text_term(env, text) : cstr_term(env, "");
+    Py_XDECREF(module);
     Py_XDECREF(lines);
     Py_XDECREF(empty);
     Py_XDECREF(text);

@@ -1,5 +1,6 @@
 /*
- * executor.c: py_nif:call/eval/exec, and where their Python work runs.
+ * executor.c: py_nif:call/eval/exec, and where their Python work runs;
+ * also py_nif:stats/0, whose figures are mostly about where calls ran.
  *
  * The three NIFs are dirty I/O NIFs and run the Python work right there, on
  * the calling dirty scheduler: no hand-off to another thread, which is what
@@ -13,9 +14,22 @@
  * always free to admit new calls, and no call waits behind blocked ones.
  *
  * Arguments are checked before the GIL is taken; a caller's mistake gives
- * {error, {badarg, What}}.
+ * {error, {badarg, What}}. The work itself is run.c's; today every call
+ * runs in the main interpreter's context.
  */
-#include "pyerl.h"
+#include "executor.h"
+
+#include "atoms.h"
+#include "clock.h"
+#include "context.h"
+#include "convert.h"
+#include "erts_access.h"
+#include "errors.h"
+#include "interrupt.h"
+#include "pool.h"
+#include "run.h"
+#include "stack.h"
+#include "worker.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -35,162 +49,6 @@ pyerl_executor_init(int dirty_io_schedulers)
 
     atomic_compare_exchange_strong(&dirty_limit, &unset,
                                    dirty_io_schedulers > 1 ? dirty_io_schedulers - 1 : 0);
-}
-
-/* ---- running a request (GIL held) ------------------------------------ */
-
-/* The arguments' large binaries are noted in passed (pyref.c). */
-static PyObject *
-run_call(ErlNifEnv *env, const struct pyerl_request *req, struct pyerl_passed *passed)
-{
-    PyObject *function = NULL, *args = NULL, *kwargs = NULL, *result = NULL;
-    size_t kwargs_size = 0;
-
-    if (!(function = pyerl_callable(env, req->module, req->function))) {
-        goto done;
-    }
-    enif_get_map_size(env, req->kwargs, &kwargs_size);
-    pyerl_passed_watch(passed);
-    args = pyerl_args_to_py(env, req->args, "args");
-    if (args && kwargs_size > 0) {
-        kwargs = pyerl_kwargs_to_py(env, req->kwargs, "kwargs");
-    }
-    pyerl_passed_watch(NULL);
-    if (!args || (kwargs_size > 0 && !kwargs)) {
-        goto done;
-    }
-    result = PyObject_Call(function, args, kwargs);
-done:
-    Py_XDECREF(function);
-    Py_XDECREF(args);
-    Py_XDECREF(kwargs);
-    return result;
-}
-
-/* Compiles source (not NUL-terminated); new reference or NULL with an
- * exception. */
-static PyObject *
-compile_source(const ErlNifBinary *bin, int start, const char *filename)
-{
-    char *source;
-    PyObject *compiled;
-
-    if (memchr(bin->data, '\0', bin->size)) {
-        PyErr_SetString(PyExc_SyntaxError, "source code cannot contain null bytes");
-        return NULL;
-    }
-    source = enif_alloc(bin->size + 1);
-    if (!source) {
-        return PyErr_NoMemory();
-    }
-    memcpy(source, bin->data, bin->size);
-    source[bin->size] = '\0';
-    compiled = Py_CompileString(source, filename, start);
-    enif_free(source);
-    return compiled;
-}
-
-/* The request's code, compiled or from the cache (code_cache.c, keyed by
- * the op). eval takes an expression, or failing that statements (whose
- * value is None), so that py:eval also runs a loop or an assignment. New
- * reference or NULL with an exception. */
-static PyObject *
-compile_request(ErlNifEnv *env, const struct pyerl_request *req)
-{
-    ErlNifBinary bin;
-    PyObject *code;
-
-    enif_inspect_binary(env, req->code, &bin);
-    if ((code = pyerl_code_cache_get(req->op, bin.data, bin.size))) {
-        return code;
-    }
-    if (req->op == PYERL_EXEC) {
-        code = compile_source(&bin, Py_file_input, "<py:exec>");
-    } else {
-        code = compile_source(&bin, Py_eval_input, "<py:eval>");
-        if (!code && PyErr_ExceptionMatches(PyExc_SyntaxError)) {
-            PyErr_Clear();
-            code = compile_source(&bin, Py_file_input, "<py:eval>");
-        }
-    }
-    if (code) {
-        pyerl_code_cache_put(req->op, bin.data, bin.size, code);
-    }
-    return code;
-}
-
-/* Eval's locals' large binaries are noted in passed (pyref.c). */
-static PyObject *
-run_code(ErlNifEnv *env, const struct pyerl_request *req, struct pyerl_passed *passed)
-{
-    int is_eval = req->op == PYERL_EVAL;
-    PyObject *code = compile_request(env, req);
-    PyObject *locals = NULL, *result = NULL;
-    size_t locals_size = 0;
-
-    if (!code) {
-        return NULL;
-    }
-    if (is_eval) {
-        enif_get_map_size(env, req->locals, &locals_size);
-    }
-    if (locals_size > 0) {
-        pyerl_passed_watch(passed);
-        locals = pyerl_kwargs_to_py(env, req->locals, "locals");
-        pyerl_passed_watch(NULL);
-        if (!locals) {
-            goto done;
-        }
-    }
-    result = PyEval_EvalCode(code, pyerl_main_dict(), locals ? locals : pyerl_main_dict());
-done:
-    Py_DECREF(code);
-    Py_XDECREF(locals);
-    return result;
-}
-
-ERL_NIF_TERM
-pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env,
-          struct pyerl_call *call, const ErlNifPid *caller)
-{
-    struct pyerl_passed passed = {.env = in_env};
-    PyObject *result;
-    ERL_NIF_TERM value = ATOM(ok), out;
-    int converted, interrupted;
-
-    if (pyerl_gil_acquire() < 0) {
-        return enif_make_tuple2(out_env, ATOM(error), enif_make_atom(out_env, "no_thread_state"));
-    }
-    pyerl_call_begin(call, caller, req->process_env, req->deadline_ns, req->depth);
-    result =
-        req->op == PYERL_CALL ? run_call(in_env, req, &passed) : run_code(in_env, req, &passed);
-    if (result && req->op != PYERL_EXEC && PyCoro_CheckExact(result)) {
-        /* An async def function: its result is what the coroutine returns. */
-        Py_SETREF(result, pyerl_run_coroutine(result));
-    }
-    if (pyerl_in_forked_child()) {
-        /* os.fork() in this call, and this is the child: the VM's code
-         * below cannot run here. */
-        pyerl_end_forked_child(result == NULL);
-    }
-    pyerl_passed_watch(&passed);
-    converted =
-        result && (req->op == PYERL_EXEC || pyerl_py_to_term(out_env, result, &value, "result"));
-    pyerl_passed_watch(NULL);
-    /* Dropping the result may run __del__ code: still inside the call. */
-    Py_XDECREF(result);
-    pyerl_passed_release(&passed);
-    interrupted = pyerl_call_end(call);
-    if (interrupted) {
-        PyErr_Clear();
-        out = enif_make_tuple2(out_env, ATOM(error), ATOM(timeout));
-    } else if (!converted) {
-        out = pyerl_error_from_python(out_env);
-    } else {
-        out = req->op == PYERL_EXEC ? ATOM(ok) : enif_make_tuple2(out_env, ATOM(ok), value);
-    }
-    pyerl_gil_release();
-    return out;
 }
 
 /* ---- the NIFs --------------------------------------------------------- */
@@ -223,7 +81,7 @@ static void
 run_dirty(void *arg)
 {
     struct dirty_run *run = arg;
-    struct pyerl_call call;
+    struct pyerl_inflight call;
 
     run->result = pyerl_run(run->env, run->req, run->env, &call, &run->self);
 }
@@ -272,7 +130,7 @@ get_limits(ErlNifEnv *env, const ERL_NIF_TERM *timeout_and_depth, struct pyerl_r
 ERL_NIF_TERM
 pyerl_nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
-    struct pyerl_request req = {.op = PYERL_CALL};
+    struct pyerl_request req = {.op = PYERL_CALL, .ctx = pyerl_main_ctx()};
     char name[NAME_SIZE];
     unsigned length;
     ERL_NIF_TERM error;
@@ -304,7 +162,7 @@ pyerl_nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 ERL_NIF_TERM
 pyerl_nif_eval(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
-    struct pyerl_request req = {.op = PYERL_EVAL};
+    struct pyerl_request req = {.op = PYERL_EVAL, .ctx = pyerl_main_ctx()};
     ERL_NIF_TERM error;
 
     (void)argc;
@@ -326,7 +184,7 @@ pyerl_nif_eval(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 ERL_NIF_TERM
 pyerl_nif_exec(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
-    struct pyerl_request req = {.op = PYERL_EXEC};
+    struct pyerl_request req = {.op = PYERL_EXEC, .ctx = pyerl_main_ctx()};
     ERL_NIF_TERM error;
 
     (void)argc;
@@ -382,7 +240,7 @@ pyerl_nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     keys[6] = ATOM(pool_calls);
     values[6] = enif_make_long(env, served);
     keys[7] = ATOM(python_version);
-    text = enif_make_new_binary(env, strcspn(version, " "), &values[7]);
+    text = pyerl_make_new_binary(env, strcspn(version, " "), &values[7]);
     memcpy(text, version, strcspn(version, " "));
     keys[8] = ATOM(workers_live);
     values[8] = enif_make_long(env, bound);

@@ -2,17 +2,20 @@
  * interrupt.c: stopping Python work that Erlang no longer waits for.
  *
  * Every call run for Erlang is registered here while it runs (struct
- * pyerl_call). One watchdog thread interrupts a call when its deadline
- * passes, when its Erlang caller has died, or when pyerl_call_interrupt asks
- * (a pool job whose caller gave up). Interrupting raises
+ * pyerl_inflight, which names the call's context). One watchdog thread
+ * interrupts a call when its deadline passes, when its Erlang caller has
+ * died, or when pyerl_inflight_abandon asks (a pool job whose caller gave
+ * up). Interrupting raises
  * erlang.CallInterrupted in the call's thread through
  * PyThreadState_SetAsyncExc, which Python delivers at the next bytecode
- * boundary, and wakes the call if it sleeps in erlang.sleep or waits in
- * erlang.call.
+ * boundary (it searches the thread states of the current interpreter only,
+ * so the watchdog enters the call's context to make it), and wakes the call if it sleeps in
+ * erlang.sleep or waits in erlang.call.
  *
- * erlang.sleep replaces time.sleep inside the VM: Python only interrupts a
- * sleep on its main thread (signals), and calls never run there, so a plain
- * time.sleep(60) would hold its thread for the full minute. Other blocking C
+ * erlang.sleep replaces time.sleep inside the VM (erlang_module.c), and
+ * sleeps here: Python only interrupts a sleep on its main thread (signals),
+ * and calls never run there, so a plain time.sleep(60) would hold its
+ * thread for the full minute. Other blocking C
  * calls (a socket read, a lock) see the exception when they return; that
  * limit is documented in docs/calls.md.
  *
@@ -26,8 +29,12 @@
  * a thread could land in the new thread instead. Interruptions are made
  * only while the ident is unambiguous (else retried after RETRY_NS).
  *
+ * A forked child forgets the call its thread was running: it is the
+ * parent's, watched by a watchdog (and guarded by locks) that the child
+ * does not have.
+ *
  * Locking: `lock` guards the list and the lock-guarded fields of struct
- * pyerl_call. The watchdog takes the GIL holding no lock and `lock` inside it
+ * pyerl_inflight. The watchdog takes a GIL holding no lock and `lock` inside it
  * (the GIL is outermost). Calls register and unregister with the GIL held,
  * so while the watchdog holds the GIL, no call it finds listed can end.
  * Whether a caller is alive is asked of ERTS with no lock held.
@@ -38,11 +45,14 @@
  * comes before the planned wake-up, so most calls cost one short,
  * uncontended mutex hold on each side.
  */
-#include "pyerl.h"
+#include "interrupt.h"
+
+#include "clock.h"
+#include "context.h"
+#include "module_state.h"
 
 #include <errno.h>
 #include <sched.h>
-#include <time.h>
 #include <unistd.h>
 
 #define TICK_NS (100 * 1000 * 1000LL)
@@ -53,77 +63,30 @@
 #define BATCH 64
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_condattr_t monotonic;
 static int started; /* set once by pyerl_watchdog_start, from load */
 
 /* lock-guarded: */
 static pthread_cond_t watchdog_wake;
-static struct pyerl_call *calls;
+static struct pyerl_inflight *calls;
 static uint64_t last_serial;
 static int64_t planned_wake_ns = INT64_MAX;
 
-static PyObject *original_sleep; /* time.sleep as Python made it; GIL */
-static _Thread_local struct pyerl_call *current_call;
-
-static int64_t
-clock_ns(clockid_t clock)
-{
-    struct timespec ts;
-
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-int64_t
-pyerl_now_ns(void)
-{
-    return clock_ns(CLOCK_MONOTONIC);
-}
-
-/* The same clock to the last tick (a few ms), read without the time
- * stamp counter: enough for when to look at a caller next. */
-#if !defined(CLOCK_MONOTONIC_COARSE)
-#define CLOCK_MONOTONIC_COARSE CLOCK_MONOTONIC
-#endif
-static int64_t
-coarse_now_ns(void)
-{
-    return clock_ns(CLOCK_MONOTONIC_COARSE);
-}
-
-static struct timespec
-to_timespec(int64_t ns)
-{
-    struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
-
-    return ts;
-}
-
-int64_t
-pyerl_deadline_after(int64_t timeout_ms)
-{
-    int64_t now = pyerl_now_ns();
-
-    if (timeout_ms < 0 || timeout_ms > (INT64_MAX - now) / 1000000LL) {
-        return INT64_MAX;
-    }
-    return now + timeout_ms * 1000000LL;
-}
+static _Thread_local struct pyerl_inflight *current_call;
 
 /* ---- raising in a call's thread ---------------------------------------- */
 
-/* GIL held. Sets exc (NULL: clears it) as the pending async exception of
- * the thread whose ident is id; returns -1, doing nothing, if more than one
- * thread state has that ident (see the top). Thread states are added and
- * removed with the GIL held, so the list is stable while walked. */
+/* The GIL of ctx held. Sets exc (NULL: clears it) as the pending async
+ * exception of the thread of ctx's interpreter whose ident is id; returns
+ * -1, doing nothing, if more than one thread state has that ident (see the
+ * top). Thread states are added and removed with the GIL held, so the list
+ * is stable while walked. */
 static int
-set_async_exc(unsigned long id, PyObject *exc)
+set_async_exc(struct pyerl_ctx *ctx, unsigned long id, PyObject *exc)
 {
     PyThreadState *t;
     int matches = 0;
 
-    for (t = PyInterpreterState_ThreadHead(PyInterpreterState_Get()); t;
-         t = PyThreadState_Next(t)) {
+    for (t = PyInterpreterState_ThreadHead(ctx->interp); t; t = PyThreadState_Next(t)) {
         matches += t->thread_id == id;
     }
     if (matches > 1) {
@@ -134,13 +97,13 @@ set_async_exc(unsigned long id, PyObject *exc)
 }
 
 void
-pyerl_call_take_interrupt(struct pyerl_call *call)
+pyerl_inflight_disarm(struct pyerl_inflight *call)
 {
     pthread_mutex_lock(&lock);
     call->delivered = 1;
     pthread_mutex_unlock(&lock);
     /* A thread this one started is about to take its own ident: let it. */
-    while (set_async_exc(call->thread_id, NULL) < 0) {
+    while (set_async_exc(call->ctx, call->thread_id, NULL) < 0) {
         Py_BEGIN_ALLOW_THREADS
         sched_yield();
         Py_END_ALLOW_THREADS
@@ -148,7 +111,7 @@ pyerl_call_take_interrupt(struct pyerl_call *call)
 }
 
 int
-pyerl_call_take_due_interrupt(struct pyerl_call *call)
+pyerl_inflight_claim_due(struct pyerl_inflight *call)
 {
     int due;
 
@@ -156,7 +119,7 @@ pyerl_call_take_due_interrupt(struct pyerl_call *call)
     due = call->interrupted && !call->delivered;
     pthread_mutex_unlock(&lock);
     if (due) {
-        pyerl_call_take_interrupt(call);
+        pyerl_inflight_disarm(call);
     }
     return due;
 }
@@ -164,17 +127,18 @@ pyerl_call_take_due_interrupt(struct pyerl_call *call)
 /* ---- registering calls ------------------------------------------------ */
 
 void
-pyerl_call_begin(struct pyerl_call *call, const ErlNifPid *caller, ErlNifEnv *env,
-                 int64_t deadline_ns, int depth)
+pyerl_inflight_begin(struct pyerl_inflight *call, struct pyerl_ctx *ctx, const ErlNifPid *caller,
+                     ErlNifEnv *env, int64_t deadline_ns, int depth)
 {
-    int64_t now = coarse_now_ns();
+    int64_t now = pyerl_coarse_now_ns();
 
+    call->ctx = ctx;
     call->thread_id = PyThread_get_thread_ident();
     call->caller = *caller;
     call->env = env;
     call->depth = depth;
     call->wake_fd = -1;
-    pthread_cond_init(&call->wake, &monotonic);
+    pthread_cond_init(&call->wake, pyerl_monotonic_condattr());
 
     pthread_mutex_lock(&lock);
     call->serial = ++last_serial;
@@ -197,7 +161,7 @@ pyerl_call_begin(struct pyerl_call *call, const ErlNifPid *caller, ErlNifEnv *en
 }
 
 int
-pyerl_call_end(struct pyerl_call *call)
+pyerl_inflight_end(struct pyerl_inflight *call)
 {
     int interrupted;
 
@@ -218,25 +182,26 @@ pyerl_call_end(struct pyerl_call *call)
     if (interrupted) {
         /* An interruption raised but not yet delivered must not hit the
          * thread's next call. */
-        pyerl_call_take_interrupt(call);
+        pyerl_inflight_disarm(call);
     }
     return interrupted;
 }
 
-struct pyerl_call *
-pyerl_current_call(void)
+struct pyerl_inflight *
+pyerl_inflight_current(void)
 {
     return current_call;
 }
 
-void
-pyerl_call_forget_current(void)
+/* In a forked child, at once after fork: async-signal-safe. */
+static void
+forget_current_call(void)
 {
     current_call = NULL;
 }
 
 void
-pyerl_call_set_wake_fd(struct pyerl_call *call, int fd)
+pyerl_inflight_set_wake_fd(struct pyerl_inflight *call, int fd)
 {
     pthread_mutex_lock(&lock);
     call->wake_fd = fd;
@@ -244,7 +209,7 @@ pyerl_call_set_wake_fd(struct pyerl_call *call, int fd)
 }
 
 int
-pyerl_call_is_interrupted(struct pyerl_call *call)
+pyerl_inflight_interrupted(struct pyerl_inflight *call)
 {
     int interrupted;
 
@@ -255,7 +220,7 @@ pyerl_call_is_interrupted(struct pyerl_call *call)
 }
 
 void
-pyerl_call_interrupt(struct pyerl_call *call)
+pyerl_inflight_abandon(struct pyerl_inflight *call)
 {
     pthread_mutex_lock(&lock);
     if (call->registered && !call->interrupted) {
@@ -268,16 +233,17 @@ pyerl_call_interrupt(struct pyerl_call *call)
 /* ---- the watchdog ----------------------------------------------------- */
 
 struct target {
-    struct pyerl_call *call; /* compared, never dereferenced unless listed */
+    struct pyerl_inflight *call; /* compared, never dereferenced unless listed */
     uint64_t serial;
     ErlNifPid caller;
+    struct pyerl_ctx *ctx; /* the call's context, which outlives its calls */
 };
 
 /* Lock held. The listed call that target names, or NULL if it has ended. */
-static struct pyerl_call *
+static struct pyerl_inflight *
 find_listed(const struct target *t)
 {
-    struct pyerl_call *c;
+    struct pyerl_inflight *c;
 
     for (c = calls; c; c = c->next) {
         if (c == t->call && c->serial == t->serial) {
@@ -293,17 +259,17 @@ static int64_t
 scan(int64_t now, struct target *due, int *n_due, struct target *check, int *n_check)
 {
     int64_t next = INT64_MAX;
-    struct pyerl_call *c;
+    struct pyerl_inflight *c;
 
     *n_due = *n_check = 0;
     for (c = calls; c; c = c->next) {
         if (c->deadline_ns <= now && *n_due < BATCH) {
-            due[(*n_due)++] = (struct target){c, c->serial, c->caller};
+            due[(*n_due)++] = (struct target){c, c->serial, c->caller, c->ctx};
         } else if (c->deadline_ns < next) {
             next = c->deadline_ns;
         }
         if (c->next_check_ns <= now && *n_check < BATCH) {
-            check[(*n_check)++] = (struct target){c, c->serial, c->caller};
+            check[(*n_check)++] = (struct target){c, c->serial, c->caller, c->ctx};
             c->next_check_ns = now + LIVENESS_NS;
         }
         if (c->next_check_ns < next) {
@@ -318,7 +284,7 @@ static void
 check_callers(struct target *check, int n_check)
 {
     int i;
-    struct pyerl_call *c;
+    struct pyerl_inflight *c;
 
     for (i = 0; i < n_check; i++) {
         check[i].serial = enif_is_process_alive(NULL, &check[i].caller) ? 0 : check[i].serial;
@@ -332,18 +298,45 @@ check_callers(struct target *check, int n_check)
     pthread_mutex_unlock(&lock);
 }
 
+/* No lock held; ctx's GIL held. Raises CallInterrupted in the due calls
+ * of ctx that are still running, unless a call's thread has already raised
+ * this round's itself. */
+static void
+raise_due_in(struct pyerl_ctx *ctx, const struct target *due, int n_due)
+{
+    struct pyerl_inflight *c;
+    int i;
+
+    pthread_mutex_lock(&lock);
+    for (i = 0; i < n_due; i++) {
+        if (due[i].ctx != ctx || !(c = find_listed(&due[i]))) {
+            continue;
+        }
+        if (!c->delivered) {
+            if (set_async_exc(ctx, c->thread_id, ctx->state->call_interrupted) < 0) {
+                c->deadline_ns = pyerl_now_ns() + RETRY_NS;
+                continue;
+            }
+            c->delivered = 1;
+        }
+        c->deadline_ns = pyerl_now_ns() + REFIRE_NS;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 /* No lock held. Interrupts each due call still running, in two steps.
  * First, with no GIL, what the call's own waits look at: the flag, the
  * sleep's condition and the wake fd (an erlang.call, an erlang.sleep or an
  * event loop watching the fd then stops at once, however busy other
- * threads keep the GIL). Then, with the GIL, the exception for Python code
- * that is running, unless the call's thread has already raised this
- * round's itself. A swallowed exception comes again after REFIRE_NS. */
+ * threads keep the GIL). Then, with the GIL of each context in turn, the
+ * exception for Python code that is running. A swallowed exception comes
+ * again after REFIRE_NS. */
 static void
 interrupt_due(struct target *due, int n_due)
 {
-    struct pyerl_call *c;
-    int i;
+    struct pyerl_inflight *c;
+    struct pyerl_ctx *ctx;
+    int i, j;
 
     if (n_due == 0) {
         return;
@@ -361,24 +354,18 @@ interrupt_due(struct target *due, int n_due)
         }
     }
     pthread_mutex_unlock(&lock);
-    if (pyerl_gil_acquire() < 0) {
-        return;
-    }
-    pthread_mutex_lock(&lock);
     for (i = 0; i < n_due; i++) {
-        if ((c = find_listed(&due[i])) && !c->delivered) {
-            if (set_async_exc(c->thread_id, pyerl_call_interrupted) < 0) {
-                c->deadline_ns = pyerl_now_ns() + RETRY_NS;
-                continue;
-            }
-            c->delivered = 1;
+        for (j = 0; j < i && due[j].ctx != due[i].ctx; j++) {
         }
-        if (c) {
-            c->deadline_ns = pyerl_now_ns() + REFIRE_NS;
+        if (j < i) {
+            continue; /* its context was done with due[j]'s */
+        }
+        ctx = due[i].ctx;
+        if (pyerl_ctx_enter(ctx) == 0) {
+            raise_due_in(ctx, due, n_due);
+            pyerl_ctx_leave(ctx);
         }
     }
-    pthread_mutex_unlock(&lock);
-    pyerl_gil_release();
 }
 
 static void *
@@ -409,7 +396,7 @@ watchdog_main(void *arg)
         if (next == INT64_MAX) {
             pthread_cond_wait(&watchdog_wake, &lock);
         } else {
-            until = to_timespec(next);
+            until = pyerl_timespec_at(next);
             pthread_cond_timedwait(&watchdog_wake, &lock, &until);
         }
         planned_wake_ns = 0;
@@ -427,9 +414,9 @@ pyerl_watchdog_start(void)
     if (started) {
         return 0;
     }
-    if (pthread_condattr_init(&monotonic) != 0 ||
-        pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&watchdog_wake, &monotonic) != 0 || pthread_attr_init(&attr) != 0) {
+    if (!pyerl_monotonic_condattr() ||
+        pthread_cond_init(&watchdog_wake, pyerl_monotonic_condattr()) != 0 ||
+        pthread_atfork(NULL, NULL, forget_current_call) != 0 || pthread_attr_init(&attr) != 0) {
         return -1;
     }
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -442,27 +429,15 @@ pyerl_watchdog_start(void)
     return 0;
 }
 
-/* ---- erlang.sleep ----------------------------------------------------- */
+/* ---- sleeping --------------------------------------------------------- */
 
-PyObject *
-pyerl_sleep(PyObject *module, PyObject *arg)
+int
+pyerl_inflight_sleep(struct pyerl_inflight *call, double seconds)
 {
-    struct pyerl_call *call = current_call;
-    double seconds;
-    int64_t end;
-    struct timespec until;
+    int64_t end = seconds < 1e9 ? pyerl_now_ns() + (int64_t)(seconds * 1e9) : INT64_MAX / 2;
+    struct timespec until = pyerl_timespec_at(end);
     int interrupted;
 
-    (void)module;
-    seconds = call ? PyFloat_AsDouble(arg) : -1.0;
-    if (!call || !(seconds >= 0.0)) {
-        /* Not in a call made by Erlang, or an argument time.sleep should
-         * judge: let it, with its own errors. */
-        PyErr_Clear();
-        return PyObject_CallOneArg(original_sleep, arg);
-    }
-    end = seconds < 1e9 ? pyerl_now_ns() + (int64_t)(seconds * 1e9) : INT64_MAX / 2;
-    until = to_timespec(end);
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&lock);
     while (!call->interrupted && pyerl_now_ns() < end) {
@@ -474,30 +449,8 @@ pyerl_sleep(PyObject *module, PyObject *arg)
     pthread_mutex_unlock(&lock);
     Py_END_ALLOW_THREADS
     if (interrupted) {
-        /* Raise it here rather than at the next bytecode, and only once. */
-        pyerl_call_take_interrupt(call);
-        PyErr_SetNone(pyerl_call_interrupted);
-        return NULL;
+        /* Raised by the caller rather than at the next bytecode, and once. */
+        pyerl_inflight_disarm(call);
     }
-    Py_RETURN_NONE;
-}
-
-int
-pyerl_install_sleep(PyObject *erlang_module)
-{
-    PyObject *time_module = PyImport_ImportModule("time");
-    PyObject *replacement = NULL;
-    int rc = -1;
-
-    if (!time_module) {
-        return -1;
-    }
-    original_sleep = PyObject_GetAttrString(time_module, "sleep");
-    replacement = PyObject_GetAttrString(erlang_module, "sleep");
-    if (original_sleep && replacement) {
-        rc = PyObject_SetAttrString(time_module, "sleep", replacement);
-    }
-    Py_DECREF(time_module);
-    Py_XDECREF(replacement);
-    return rc;
+    return interrupted;
 }

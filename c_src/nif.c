@@ -1,9 +1,10 @@
 /*
  * nif.c: the py_nif module's function table and its load callbacks.
  *
- * Loading starts what lives for the rest of the VM: the interpreter
- * (interp.c), the watchdog thread (interrupt.c), the pool (pool.c) and the
- * resource types of jobs and thread workers (worker.c).
+ * Loading starts what lives for the rest of the VM: the interpreter and
+ * its main context (boot.c), the watchdog thread (interrupt.c), the pool
+ * (pool.c) and the resource types of jobs (pool.c), thread workers
+ * (worker.c) and binaries over Python buffers (buffers.c).
  * Nothing is torn down on unload: Python cannot be restarted in a process,
  * so a reload (upgrade) picks up what is already running.
  *
@@ -11,7 +12,15 @@
  * the number of dirty I/O schedulers, which ERTS does not tell NIFs, and
  * the path of priv/erlang_async.py (see async.c).
  */
-#include "pyerl.h"
+#include "atoms.h"
+#include "boot.h"
+#include "buffers.h"
+#include "callback.h"
+#include "erts_access.h"
+#include "executor.h"
+#include "interrupt.h"
+#include "pool.h"
+#include "worker.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -25,9 +34,9 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
     int arity, dirty_io;
 
     pyerl_atoms_init(env);
-    if (!enif_get_tuple(env, load_info, &arity, &info) || arity != 2 ||
+    if (!pyerl_get_tuple(env, load_info, &arity, &info) || arity != 2 ||
         !enif_get_int(env, info[0], &dirty_io) || dirty_io < 1 ||
-        !enif_inspect_binary(env, info[1], &path) || path.size >= sizeof async_source ||
+        !pyerl_inspect_binary(env, info[1], &path) || path.size >= sizeof async_source ||
         memchr(path.data, 0, path.size)) {
         enif_fprintf(stderr, "py_nif: load info must be {DirtyIoSchedulers, AsyncSource}\r\n");
         return 1;
@@ -38,7 +47,7 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
         enif_fprintf(stderr, "py_nif: cannot set up thread workers\r\n");
         return 2;
     }
-    if (pyerl_pyref_init(env) < 0) {
+    if (pyerl_buffers_init(env) < 0) {
         enif_fprintf(stderr, "py_nif: cannot set up binaries over Python buffers\r\n");
         return 2;
     }
@@ -46,7 +55,7 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
         enif_fprintf(stderr, "py_nif: cannot set up the call pool\r\n");
         return 2;
     }
-    if (pyerl_interp_start(async_source, err, sizeof err) < 0) {
+    if (pyerl_boot(async_source, err, sizeof err) < 0) {
         enif_fprintf(stderr, "py_nif: %s\r\n", err);
         return 3;
     }

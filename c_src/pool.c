@@ -14,11 +14,18 @@
  * and interrupts the work. The answer is exact because the thread sends and
  * cancel decides under the same job mutex.
  *
- * Lock order: pool lock and job locks are never held together; a job lock
- * may be held while taking the watchdog's lock (pyerl_call_interrupt). None
- * is held while taking the GIL.
+ * Lock order (common.h): pool lock and job locks are never held together;
+ * a job lock may be held while taking the watchdog's lock
+ * (pyerl_inflight_abandon). None is held while taking a GIL.
  */
-#include "pyerl.h"
+#include "pool.h"
+
+#include "atoms.h"
+#include "clock.h"
+#include "context.h"
+#include "interrupt.h"
+#include "run.h"
+#include "stack.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -33,8 +40,8 @@ struct job {
     struct pyerl_request req;
     ERL_NIF_TERM ref;
     ErlNifPid caller;
-    struct pyerl_call call; /* registered with the watchdog while running */
-    struct job *next;       /* guarded by the pool lock */
+    struct pyerl_inflight call; /* registered with the watchdog while running */
+    struct job *next;           /* guarded by the pool lock */
     pthread_mutex_t lock;
     enum job_state state; /* guarded by lock */
 };
@@ -43,7 +50,6 @@ struct job {
 static ErlNifResourceType *_Atomic job_type;
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_condattr_t monotonic;
 /* pool_lock-guarded: */
 static pthread_cond_t work_ready;
 static struct job *queue_head, *queue_tail;
@@ -69,11 +75,8 @@ static struct job *
 take_job(void)
 {
     struct job *job = NULL;
-    struct timespec until;
-    int64_t end = pyerl_now_ns() + IDLE_EXIT_NS;
+    struct timespec until = pyerl_timespec_at(pyerl_now_ns() + IDLE_EXIT_NS);
 
-    until.tv_sec = end / 1000000000LL;
-    until.tv_nsec = end % 1000000000LL;
     pthread_mutex_lock(&pool_lock);
     idle++;
     while (!queue_head) {
@@ -136,7 +139,8 @@ pool_thread_main(void *arg)
         run_job(job);
         enif_release_resource(job); /* the queue's reference */
     }
-    pyerl_thread_state_drop();
+    /* Pool jobs run in the main interpreter's context only (run.c). */
+    pyerl_ctx_forget_thread(pyerl_main_ctx());
     return NULL;
 }
 
@@ -226,7 +230,7 @@ pyerl_nif_cancel(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
         answer = ATOM(sent);
     } else {
         if (job->state == JOB_RUNNING) {
-            pyerl_call_interrupt(&job->call);
+            pyerl_inflight_abandon(&job->call);
         }
         job->state = JOB_CANCELLED;
         answer = ATOM(cancelled);
@@ -258,9 +262,8 @@ pyerl_pool_init(ErlNifEnv *env)
     }
     job_type = type;
     if (!cond_ready) {
-        if (pthread_condattr_init(&monotonic) != 0 ||
-            pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC) != 0 ||
-            pthread_cond_init(&work_ready, &monotonic) != 0) {
+        if (!pyerl_monotonic_condattr() ||
+            pthread_cond_init(&work_ready, pyerl_monotonic_condattr()) != 0) {
             return -1;
         }
         cond_ready = 1;

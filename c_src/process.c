@@ -36,7 +36,7 @@
  *   TRIM_THRESHOLD for up to that much free memory kept for reuse), unless
  *   the user has set glibc's malloc tunables, which then win.
  */
-#include "pyerl.h"
+#include "process.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -67,10 +67,6 @@ mark_forked_child(void)
     int sig;
 
     forked_child = 1;
-    /* Locks held by threads that did not come along stay held: nothing in
-     * the child may wait on the parent's call machinery (time.sleep is
-     * Python's own again). */
-    pyerl_call_forget_current();
     for (sig = 1; sig < NSIG; sig++) {
         if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &action) == 0 &&
             action.sa_handler != SIG_IGN && action.sa_handler != SIG_DFL) {

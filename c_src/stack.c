@@ -24,7 +24,7 @@
  * is, to memcheck, a huge frame, and it marks the memory in between (other
  * threads' stacks, heap blocks) as unusable.
  */
-#include "pyerl.h"
+#include "stack.h"
 
 #include <sys/mman.h>
 #include <ucontext.h>

@@ -9,7 +9,7 @@
  * it is ASCII, which is also what lets an ASCII binary be copied straight into
  * a new str.
  */
-#include "pyerl.h"
+#include "utf8.h"
 
 #include <string.h>
 

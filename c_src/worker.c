@@ -32,7 +32,13 @@
  * Locking: `lock` guards the slot, the async queue and the handler fields.
  * It is never held while taking the GIL or waiting.
  */
-#include "pyerl.h"
+#include "worker.h"
+
+#include "atoms.h"
+#include "clock.h"
+#include "erts_access.h"
+#include "interrupt.h"
+#include "protocol.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -358,7 +364,7 @@ send_request(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM msg, st
             w->monitoring = enif_monitor_process(caller_env, w, &to, &w->monitor) == 0;
         }
         pthread_mutex_unlock(&w->lock);
-        msg = enif_make_tuple2(w->send_env, ATOM(new_worker), msg);
+        msg = enif_make_tuple2(w->send_env, ATOM(unbound_request), msg);
         sent = pyerl_send(caller_env, &to, w->send_env, msg);
     }
     enif_clear_env(w->send_env);
@@ -428,7 +434,7 @@ spin_for_reply(struct pyerl_worker *w)
 
 int
 pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM name,
-                  ERL_NIF_TERM args, int depth, struct pyerl_call *call, ERL_NIF_TERM *reply,
+                  ERL_NIF_TERM args, int depth, struct pyerl_inflight *call, ERL_NIF_TERM *reply,
                   ErlNifEnv **reply_env)
 {
     struct pollfd pfd = {.fd = w->fd, .events = POLLIN};
@@ -445,7 +451,7 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
     route = current_route(w);
     pthread_mutex_unlock(&w->lock);
 
-    msg = enif_make_tuple6(w->send_env, ATOM(py_call), enif_make_resource(w->send_env, w),
+    msg = enif_make_tuple6(w->send_env, ATOM(erlang_call), enif_make_resource(w->send_env, w),
                            enif_make_uint64(w->send_env, serial), name, args,
                            enif_make_int(w->send_env, depth));
     if (send_request(w, caller_env, msg, route) < 0) {
@@ -456,7 +462,7 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
     }
 
     if (call) {
-        pyerl_call_set_wake_fd(call, w->fd);
+        pyerl_inflight_set_wake_fd(call, w->fd);
     }
     Py_BEGIN_ALLOW_THREADS
     spin_for_reply(w);
@@ -467,7 +473,7 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
         pthread_mutex_unlock(&w->lock);
         /* Checked after the wake fd is set, so an interruption either came
          * before (seen here) or writes the fd (wakes the poll). */
-        interrupted = !done && call && pyerl_call_is_interrupted(call);
+        interrupted = !done && call && pyerl_inflight_interrupted(call);
         if (done || interrupted || (poll(&pfd, 1, -1) < 0 && errno != EINTR)) {
             break;
         }
@@ -521,7 +527,7 @@ pyerl_worker_async_send(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_T
     *id = ++w->last_async_id;
     route = current_route(w);
     pthread_mutex_unlock(&w->lock);
-    msg = enif_make_tuple6(w->send_env, ATOM(py_async), enif_make_resource(w->send_env, w),
+    msg = enif_make_tuple6(w->send_env, ATOM(erlang_async_call), enif_make_resource(w->send_env, w),
                            enif_make_uint64(w->send_env, *id), name, args,
                            enif_make_int(w->send_env, depth));
     return send_request(w, caller_env, msg, route) < 0 ? PYERL_WORKER_NOT_RUNNING : 0;
@@ -536,7 +542,7 @@ pyerl_worker_async_cancel(struct pyerl_worker *w, ErlNifEnv *caller_env, uint64_
     route = current_route(w);
     pthread_mutex_unlock(&w->lock);
     send_request(w, caller_env,
-                 enif_make_tuple3(w->send_env, ATOM(py_async_cancel),
+                 enif_make_tuple3(w->send_env, ATOM(erlang_async_cancel),
                                   enif_make_resource(w->send_env, w),
                                   enif_make_uint64(w->send_env, id)),
                  route);
@@ -640,7 +646,7 @@ term_budget(ErlNifEnv *env, ERL_NIF_TERM term, int budget)
         budget = term_budget(env, head, budget);
         return budget > 0 ? term_budget(env, term, budget) : 0;
     }
-    if (enif_get_tuple(env, term, &arity, &elements)) {
+    if (pyerl_get_tuple(env, term, &arity, &elements)) {
         for (i = 0; i < arity && budget > 0; i++) {
             budget = term_budget(env, elements[i], budget);
         }

@@ -53,9 +53,9 @@ handle_cast(_Request, State) ->
     {noreply, State}.
 
 -spec handle_info(term(), map()) -> {noreply, map()}.
-handle_info({new_worker, Request}, State) when element(1, Request) =:= py_call;
-                                              element(1, Request) =:= py_async;
-                                              element(1, Request) =:= py_async_cancel ->
+handle_info({unbound_request, Request}, State) when element(1, Request) =:= erlang_call;
+                                              element(1, Request) =:= erlang_async_call;
+                                              element(1, Request) =:= erlang_async_cancel ->
     Worker = element(2, Request),
     %% Requests sent before the first was handled come here too (a thread
     %% starting with several async calls): they go to the handler bound for
@@ -63,7 +63,7 @@ handle_info({new_worker, Request}, State) when element(1, Request) =:= py_call;
     _ = case {py_nif:worker_handler(Worker), element(1, Request)} of
             {{ok, Handler}, _} ->
                 Handler ! Request;
-            {none, py_async_cancel} ->
+            {none, erlang_async_cancel} ->
                 ok;
             {none, _} ->
                 Handler = py_handler:start_link(Worker),

@@ -43,16 +43,16 @@ init(Worker, Parent) ->
 
 loop(#state{worker = Worker, parent = Parent, calls = Calls} = State) ->
     receive
-        {py_call, _Worker, Serial, Name, Args, Depth} ->
+        {erlang_call, _Worker, Serial, Name, Args, Depth} ->
             Reply = run(Name, Args, Depth),
             case py_nif:worker_reply(Worker, Serial, Reply) =:= ok orelse
                 py_nif:worker_handler(Worker) =:= {ok, self()} of
                 true -> loop(State);
                 false -> ok
             end;
-        {py_async, _Worker, Id, Name, Args, Depth} ->
+        {erlang_async_call, _Worker, Id, Name, Args, Depth} ->
             loop(start_async(Id, Name, Args, Depth, State));
-        {py_async_cancel, _Worker, Id} ->
+        {erlang_async_cancel, _Worker, Id} ->
             loop(cancel(Id, State));
         {{py_async_done, Id}, _Monitor, process, _Pid, Reason} ->
             _ = Reason =:= normal orelse not is_map_key(Id, Calls) orelse

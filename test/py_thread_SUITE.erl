@@ -645,7 +645,7 @@ coordinator_dying_with_a_first_request_wakes_the_thread(_Config) ->
     Caller = spawn_link(fun() -> Self ! {th_first, py:call('__main__', th_first_call, [])} end),
     wait_for(fun() ->
                  {messages, Messages} = process_info(Coordinator, messages),
-                 lists:any(fun(M) -> element(1, M) =:= new_worker end,
+                 lists:any(fun(M) -> element(1, M) =:= unbound_request end,
                            [M || M <- Messages, is_tuple(M)])
              end, 5000),
     exit(Coordinator, kill),

@@ -1,6 +1,6 @@
 /*
- * interp.c: the VM's one CPython interpreter, and each OS thread's Python
- * thread state.
+ * boot.c: the VM's CPython, started once, and the main interpreter's
+ * context.
  *
  * The interpreter starts when the NIF library first loads and is never
  * finalised: most C extension modules (numpy among them) cannot be set up
@@ -19,11 +19,20 @@
  * What Python may do to the process it shares with the VM (signals, fork,
  * os._exit) is set up by process.c.
  *
- * Every OS thread that runs Python for us (dirty schedulers, pool threads)
- * gets one PyThreadState on its first use and keeps it: making one per call
- * would cost more than a short call.
+ * The main context (context.h) gathers what belongs to the main
+ * interpreter: its __main__ namespace, its erlang module (imported into
+ * __main__, with time.sleep replaced by erlang.sleep), the lookup tables of
+ * py:call and the compiled-code cache.
  */
-#include "pyerl.h"
+#include "boot.h"
+
+#include "async.h"
+#include "callable.h"
+#include "code_cache.h"
+#include "context.h"
+#include "erlang_module.h"
+#include "module_state.h"
+#include "process.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -34,12 +43,6 @@
 #ifndef PYERL_PYTHON_EXE
 #error "PYERL_PYTHON_EXE must name the Python executable (set by c_src/Makefile)"
 #endif
-
-/* Written once by pyerl_interp_start, read-only afterwards. */
-static PyInterpreterState *interp;
-static PyObject *main_dict;
-
-static _Thread_local PyThreadState *thread_tstate;
 
 static int
 pin_libraries(char *err, size_t err_size)
@@ -84,41 +87,45 @@ init_python(char *err, size_t err_size)
     return 0;
 }
 
-/* With the GIL held after Py_Initialize: the __main__ namespace, with
- * `erlang` already imported in it, and the erlang module's hooks and its
- * Python half (async_source). */
+/* With the GIL held after Py_Initialize: the main context, and the erlang
+ * module's hooks and its Python half (async_source). */
 static int
-setup_interpreter(const char *async_source, char *err, size_t err_size)
+make_main_context(const char *async_source, char *err, size_t err_size)
 {
     PyObject *main_module = PyImport_AddModule("__main__"); /* borrowed */
-    PyObject *erlang_module = NULL;
-    int rc = -1;
+    struct pyerl_ctx *ctx = pyerl_ctx_new(PyInterpreterState_Get());
+    PyObject *module = NULL;
 
-    if (!main_module) {
-        goto done;
+    if (!ctx || !(ctx->names = pyerl_names_new()) || !(ctx->code = pyerl_code_cache_new())) {
+        snprintf(err, err_size, "out of memory for the main context");
+        return -1;
     }
-    main_dict = PyModule_GetDict(main_module);
-    Py_INCREF(main_dict);
-    erlang_module = PyImport_ImportModule("erlang");
-    if (!erlang_module || pyerl_install_sleep(erlang_module) < 0 ||
-        pyerl_install_exit_guard() < 0 || pyerl_async_install(erlang_module, async_source) < 0 ||
-        PyDict_SetItemString(main_dict, "erlang", erlang_module) < 0) {
-        goto done;
+    if (!main_module || !(module = PyImport_ImportModule("erlang"))) {
+        goto failed;
     }
-    rc = 0;
-done:
-    if (rc < 0) {
-        snprintf(err, err_size, "Python started but could not be set up (the error is above)");
-        PyErr_Print();
+    ctx->globals = Py_NewRef(PyModule_GetDict(main_module));
+    ctx->module = module;
+    ctx->state = PyModule_GetState(module);
+    ctx->state->ctx = ctx;
+    if (pyerl_erlang_module_replace_sleep(module) < 0 || pyerl_install_exit_guard() < 0 ||
+        pyerl_async_install(module, async_source) < 0 ||
+        PyDict_SetItemString(ctx->globals, "erlang", module) < 0) {
+        goto failed;
     }
-    Py_XDECREF(erlang_module);
-    return rc;
+    pyerl_set_main_ctx(ctx);
+    return 0;
+failed:
+    snprintf(err, err_size, "Python started but could not be set up (the error is above)");
+    PyErr_Print();
+    return -1;
 }
 
 int
-pyerl_interp_start(const char *async_source, char *err, size_t err_size)
+pyerl_boot(const char *async_source, char *err, size_t err_size)
 {
-    if (interp) {
+    int rc;
+
+    if (pyerl_main_ctx()) {
         return 0;
     }
     if (pin_libraries(err, err_size) < 0) {
@@ -135,51 +142,9 @@ pyerl_interp_start(const char *async_source, char *err, size_t err_size)
     if (init_python(err, err_size) < 0) {
         return -1;
     }
-    if (setup_interpreter(async_source, err, err_size) < 0) {
-        PyEval_SaveThread();
-        return -1;
-    }
-    interp = PyInterpreterState_Get();
+    rc = make_main_context(async_source, err, err_size);
     /* The loading scheduler thread keeps its thread state but never runs
      * Python again: normal schedulers do not take the GIL. */
     PyEval_SaveThread();
-    return 0;
-}
-
-int
-pyerl_gil_acquire(void)
-{
-    if (!thread_tstate) {
-        thread_tstate = PyThreadState_New(interp);
-        if (!thread_tstate) {
-            return -1;
-        }
-    }
-    PyEval_RestoreThread(thread_tstate);
-    pyerl_release_dropped();
-    return 0;
-}
-
-void
-pyerl_gil_release(void)
-{
-    PyEval_SaveThread();
-}
-
-void
-pyerl_thread_state_drop(void)
-{
-    if (!thread_tstate) {
-        return;
-    }
-    PyEval_RestoreThread(thread_tstate);
-    PyThreadState_Clear(thread_tstate);
-    PyThreadState_DeleteCurrent();
-    thread_tstate = NULL;
-}
-
-PyObject *
-pyerl_main_dict(void)
-{
-    return main_dict;
+    return rc;
 }

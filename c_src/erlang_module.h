@@ -1,0 +1,18 @@
+/*
+ * erlang_module.h: the built-in Python module `erlang` (erlang_module.c).
+ */
+#ifndef PYERL_ERLANG_MODULE_H
+#define PYERL_ERLANG_MODULE_H
+
+#include "common.h"
+
+/* The module's init function, for PyImport_AppendInittab: returns the
+ * module's definition (multi-phase init); Python makes one module per
+ * interpreter that imports it. */
+PyObject *pyerl_erlang_module_init(void);
+
+/* Makes time.sleep the module's sleep in the module's interpreter (whose
+ * GIL is held). Returns 0 or -1 with an exception set. */
+int pyerl_erlang_module_replace_sleep(PyObject *module);
+
+#endif

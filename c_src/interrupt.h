@@ -1,0 +1,80 @@
+/*
+ * interrupt.h: in-flight calls, and the watchdog that interrupts those
+ * Erlang no longer waits for (interrupt.c).
+ */
+#ifndef PYERL_INTERRUPT_H
+#define PYERL_INTERRUPT_H
+
+#include "common.h"
+
+struct pyerl_ctx;
+
+/* One call from Erlang (py:call, eval or exec) while Python runs it, known
+ * to the watchdog so that it can be interrupted. Owned by whoever runs the
+ * call (on its stack, or in a pool job). Fields after `lock-guarded` are
+ * guarded by the watchdog's lock. */
+struct pyerl_inflight {
+    struct pyerl_ctx *ctx;   /* the interpreter the call runs in */
+    unsigned long thread_id; /* PyThread ident of the running thread */
+    ErlNifPid caller;        /* the Erlang process waiting for the call */
+    ErlNifEnv *env;          /* the caller's env on a dirty scheduler, else NULL */
+    int depth;               /* Erlang -> Python nesting: 0 for a call from plain Erlang */
+    /* lock-guarded: */
+    struct pyerl_inflight *prev, *next;
+    uint64_t serial; /* tells a reused struct from the one the watchdog saw */
+    int64_t deadline_ns;
+    int64_t next_check_ns; /* when to look again whether the caller lives */
+    int registered;
+    int interrupted;     /* for good: its deadline passed or its caller died */
+    int delivered;       /* this round's CallInterrupted is raised or armed */
+    int wake_fd;         /* an eventfd the call waits on in erlang.call, or -1 */
+    pthread_cond_t wake; /* wakes an erlang.sleep in this call */
+};
+
+/* Starts the watchdog thread, once; from load. Returns 0 or -1. */
+int pyerl_watchdog_start(void);
+
+/* Starts and ends the watch over one call; both on the running thread with
+ * ctx's GIL held. caller is the process waiting for the call (its death
+ * interrupts it); deadline_ns is monotonic. pyerl_inflight_end returns 1
+ * when the call was interrupted (timeout or dead caller), after disarming
+ * any interruption not yet delivered to Python. */
+void pyerl_inflight_begin(struct pyerl_inflight *call, struct pyerl_ctx *ctx,
+                          const ErlNifPid *caller, ErlNifEnv *env, int64_t deadline_ns, int depth);
+int pyerl_inflight_end(struct pyerl_inflight *call);
+
+/* The call running on this thread, or NULL (a thread Python started). */
+struct pyerl_inflight *pyerl_inflight_current(void);
+
+/* Asks the watchdog to interrupt the call now (its caller gave up). Any
+ * thread, no GIL; cheap, so a normal scheduler may call it. */
+void pyerl_inflight_abandon(struct pyerl_inflight *call);
+
+/* Whether the watchdog has interrupted the call. Any thread. */
+int pyerl_inflight_interrupted(struct pyerl_inflight *call);
+
+/* The eventfd an interruption must write to: the thread's worker fd, once
+ * the call has waited on Erlang or watched async calls (-1 before). It
+ * stays set: a spurious wake-up is harmless to every waiter. Any thread. */
+void pyerl_inflight_set_wake_fd(struct pyerl_inflight *call, int fd);
+
+/* Disarms the CallInterrupted the watchdog may have armed for the call
+ * (running on the calling thread), so that it is raised where the caller
+ * chooses rather than at the next bytecode; the watchdog then arms none
+ * until its next round. The call's GIL held (it may be released for a
+ * moment). */
+void pyerl_inflight_disarm(struct pyerl_inflight *call);
+
+/* If the watchdog has a CallInterrupted due for the call (on the calling
+ * thread) that is neither raised nor armed yet, disarms it and returns 1:
+ * the caller raises it. Else 0. Lets code the thread reaches often (an
+ * event loop's wake-up) stop a call without waiting for the watchdog to
+ * get the GIL. The call's GIL held. */
+int pyerl_inflight_claim_due(struct pyerl_inflight *call);
+
+/* Sleeps seconds (>= 0) with the call's GIL released, unless the call is
+ * interrupted first. Returns 1 if it was (disarmed: the caller raises
+ * CallInterrupted), else 0. On the call's thread, GIL held. */
+int pyerl_inflight_sleep(struct pyerl_inflight *call, double seconds);
+
+#endif

@@ -1,0 +1,281 @@
+/*
+ * module_state.c: what the erlang module holds in each interpreter that
+ * imports it: its types, its exception classes and the set of names
+ * registered in Erlang.
+ *
+ *   erlang.Atom            a str subclass; converts back to the same atom
+ *   erlang.Pid, erlang.Ref opaque handles on a pid or reference
+ *   erlang.CallInterrupted raised inside Python when the Erlang side gave up
+ *                          on the call (timeout, caller died)
+ *   erlang.ErlangError     an Erlang function called from Python raised
+ *   erlang.UnknownFunctionError  nothing is registered under the name
+ *
+ * The types are immutable heap types made from specs with the module
+ * (PyType_FromModuleAndSpec), one set per interpreter, as CPython's own
+ * modules make theirs: an own-GIL subinterpreter must share no object with
+ * another. The module's methods are in erlang_module.c.
+ *
+ * Pid and Ref keep the term in external format (a bytes object) rather than
+ * the term itself: a remote pid or any reference lives on a heap, and keeping
+ * one would need an ErlNifEnv per object. The bytes are compared and hashed,
+ * so equal pids are equal Python objects, and decoded back when converted.
+ */
+#include "module_state.h"
+
+#include <string.h>
+
+/* ---- Atom ------------------------------------------------------------ */
+
+static PyObject *
+atom_repr(PyObject *self)
+{
+    PyObject *text = PyUnicode_Type.tp_repr(self); /* new reference */
+    PyObject *repr;
+
+    if (!text) {
+        return NULL;
+    }
+    repr = PyUnicode_FromFormat("Atom(%U)", text);
+    Py_DECREF(text);
+    return repr;
+}
+
+static PyType_Slot atom_slots[] = {
+    {Py_tp_repr, atom_repr},
+    {Py_tp_doc, "An Erlang atom: a str that converts back to the same atom.\n\n"
+                "Atom('ok') == 'ok' is True; only an Atom becomes an atom when a\n"
+                "value goes back to Erlang, a plain str becomes a binary."},
+    {0, NULL},
+};
+
+static PyType_Spec atom_spec = {
+    .name = "erlang.Atom",
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = atom_slots,
+};
+
+PyObject *
+pyerl_atom_from_utf8(const struct pyerl_module_state *st, const char *text, Py_ssize_t len)
+{
+    PyObject *str = PyUnicode_DecodeUTF8(text, len, "strict");
+    PyObject *atom;
+
+    if (!str) {
+        return NULL;
+    }
+    atom = PyObject_CallOneArg((PyObject *)st->atom_type, str);
+    Py_DECREF(str);
+    return atom;
+}
+
+/* ---- Pid and Ref ----------------------------------------------------- */
+
+struct opaque {
+    PyObject_HEAD PyObject *ext; /* bytes: the term in external format; owned */
+};
+
+static void
+opaque_dealloc(PyObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+
+    Py_XDECREF(((struct opaque *)self)->ext);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+static Py_hash_t
+opaque_hash(PyObject *self)
+{
+    return PyObject_Hash(((struct opaque *)self)->ext);
+}
+
+static PyObject *
+opaque_richcompare(PyObject *self, PyObject *other, int op)
+{
+    if ((op != Py_EQ && op != Py_NE) || Py_TYPE(self) != Py_TYPE(other)) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    return PyObject_RichCompare(((struct opaque *)self)->ext, ((struct opaque *)other)->ext, op);
+}
+
+static PyObject *
+opaque_repr(PyObject *self)
+{
+    const char *name = Py_TYPE(self)->tp_name, *dot = strrchr(name, '.');
+    ErlNifEnv *env = enif_alloc_env();
+    ERL_NIF_TERM term;
+    char text[128];
+    PyObject *repr = NULL;
+
+    if (!env) {
+        return PyErr_NoMemory();
+    }
+    if (pyerl_opaque_to_term(env, self, &term)) {
+        enif_snprintf(text, sizeof text, "%T", term);
+        repr = PyUnicode_FromFormat("%s(%s)", dot ? dot + 1 : name, text);
+    }
+    enif_free_env(env);
+    return repr;
+}
+
+static PyType_Slot pid_slots[] = {
+    {Py_tp_dealloc, opaque_dealloc},
+    {Py_tp_hash, opaque_hash},
+    {Py_tp_richcompare, opaque_richcompare},
+    {Py_tp_repr, opaque_repr},
+    {Py_tp_doc, "An Erlang process identifier, as received from Erlang."},
+    {0, NULL},
+};
+
+static PyType_Slot ref_slots[] = {
+    {Py_tp_dealloc, opaque_dealloc},
+    {Py_tp_hash, opaque_hash},
+    {Py_tp_richcompare, opaque_richcompare},
+    {Py_tp_repr, opaque_repr},
+    {Py_tp_doc, "An Erlang reference, as received from Erlang."},
+    {0, NULL},
+};
+
+static PyType_Spec pid_spec = {
+    .name = "erlang.Pid",
+    .basicsize = sizeof(struct opaque),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = pid_slots,
+};
+
+static PyType_Spec ref_spec = {
+    .name = "erlang.Ref",
+    .basicsize = sizeof(struct opaque),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = ref_slots,
+};
+
+PyObject *
+pyerl_opaque_from_term(PyTypeObject *type, ErlNifEnv *env, ERL_NIF_TERM term)
+{
+    ErlNifBinary bin;
+    struct opaque *obj;
+    PyObject *ext;
+
+    if (!enif_term_to_binary(env, term, &bin)) {
+        return PyErr_NoMemory();
+    }
+    ext = PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
+    enif_release_binary(&bin);
+    if (!ext) {
+        return NULL;
+    }
+    obj = (struct opaque *)type->tp_alloc(type, 0);
+    if (!obj) {
+        Py_DECREF(ext);
+        return NULL;
+    }
+    obj->ext = ext;
+    return (PyObject *)obj;
+}
+
+int
+pyerl_opaque_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
+{
+    PyObject *ext = ((struct opaque *)obj)->ext;
+
+    if (!enif_binary_to_term(env, (const unsigned char *)PyBytes_AS_STRING(ext),
+                             (size_t)PyBytes_GET_SIZE(ext), out, 0)) {
+        PyErr_Format(PyExc_ValueError, "%s refers to a term this VM cannot decode",
+                     Py_TYPE(obj)->tp_name);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- the state -------------------------------------------------------- */
+
+struct pyerl_ctx *
+pyerl_module_ctx(PyObject *module)
+{
+    struct pyerl_module_state *st = PyModule_GetState(module);
+
+    if (!st || !st->ctx) {
+        PyErr_SetString(
+            PyExc_RuntimeError,
+            "this interpreter was not started by erlang_python: Erlang is out of reach");
+        return NULL;
+    }
+    return st->ctx;
+}
+
+int
+pyerl_module_state_init(PyObject *module, struct pyerl_module_state *st)
+{
+    PyObject *functools;
+
+    st->atom_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &atom_spec, (PyObject *)&PyUnicode_Type);
+    st->pid_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &pid_spec, NULL);
+    st->ref_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &ref_spec, NULL);
+    st->call_interrupted = PyErr_NewExceptionWithDoc(
+        "erlang.CallInterrupted",
+        "The Erlang side stopped waiting for this call: its timeout expired or\n"
+        "the calling process died. Derives from KeyboardInterrupt, as an\n"
+        "interruption from outside: `except Exception` does not swallow it,\n"
+        "and asyncio lets it end the loop at once rather than logging it.",
+        PyExc_KeyboardInterrupt, NULL);
+    st->erlang_error = PyErr_NewExceptionWithDoc(
+        "erlang.ErlangError",
+        "An Erlang function called from Python raised. Attributes:\n"
+        "erlang_class (Atom 'error', 'exit' or 'throw'), reason (the\n"
+        "reason converted, or its text if it has no Python form) and\n"
+        "stacktrace (list of str). str(e) is the reason as Erlang prints it.",
+        PyExc_RuntimeError, NULL);
+    st->unknown_function_error = PyErr_NewExceptionWithDoc(
+        "erlang.UnknownFunctionError",
+        "No Erlang function is registered under the name that was called.", PyExc_RuntimeError,
+        NULL);
+    st->registered = PySet_New(NULL);
+    functools = PyImport_ImportModule("functools");
+    st->partial = functools ? PyObject_GetAttrString(functools, "partial") : NULL;
+    Py_XDECREF(functools);
+    if (!st->atom_type || !st->pid_type || !st->ref_type || !st->call_interrupted ||
+        !st->erlang_error || !st->unknown_function_error || !st->registered || !st->partial) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "Atom", (PyObject *)st->atom_type) < 0 ||
+        PyModule_AddObjectRef(module, "Pid", (PyObject *)st->pid_type) < 0 ||
+        PyModule_AddObjectRef(module, "Ref", (PyObject *)st->ref_type) < 0 ||
+        PyModule_AddObjectRef(module, "CallInterrupted", st->call_interrupted) < 0 ||
+        PyModule_AddObjectRef(module, "ErlangError", st->erlang_error) < 0 ||
+        PyModule_AddObjectRef(module, "UnknownFunctionError", st->unknown_function_error) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int
+pyerl_module_state_traverse(struct pyerl_module_state *st, visitproc visit, void *arg)
+{
+    Py_VISIT(st->atom_type);
+    Py_VISIT(st->pid_type);
+    Py_VISIT(st->ref_type);
+    Py_VISIT(st->call_interrupted);
+    Py_VISIT(st->erlang_error);
+    Py_VISIT(st->unknown_function_error);
+    Py_VISIT(st->registered);
+    Py_VISIT(st->partial);
+    Py_VISIT(st->original_sleep);
+    return 0;
+}
+
+void
+pyerl_module_state_clear(struct pyerl_module_state *st)
+{
+    Py_CLEAR(st->atom_type);
+    Py_CLEAR(st->pid_type);
+    Py_CLEAR(st->ref_type);
+    Py_CLEAR(st->call_interrupted);
+    Py_CLEAR(st->erlang_error);
+    Py_CLEAR(st->unknown_function_error);
+    Py_CLEAR(st->registered);
+    Py_CLEAR(st->partial);
+    Py_CLEAR(st->original_sleep);
+}

@@ -1,0 +1,55 @@
+/*
+ * module_state.h: the erlang module's state in one interpreter: its types
+ * (Atom, Pid, Ref), its exception classes, the names registered in Erlang,
+ * and the context it serves (module_state.c).
+ */
+#ifndef PYERL_MODULE_STATE_H
+#define PYERL_MODULE_STATE_H
+
+#include "common.h"
+
+struct pyerl_ctx;
+
+/* One per interpreter that imported the erlang module (PyModule_GetState).
+ * The Python objects are strong references, visited and cleared by the
+ * module's m_traverse and m_clear, and are used under that interpreter's
+ * GIL. */
+struct pyerl_module_state {
+    PyTypeObject *atom_type;          /* erlang.Atom */
+    PyTypeObject *pid_type;           /* erlang.Pid */
+    PyTypeObject *ref_type;           /* erlang.Ref */
+    PyObject *call_interrupted;       /* erlang.CallInterrupted */
+    PyObject *erlang_error;           /* erlang.ErlangError */
+    PyObject *unknown_function_error; /* erlang.UnknownFunctionError */
+    PyObject *registered;             /* set of str: names registered in Erlang */
+    PyObject *partial;                /* functools.partial */
+    PyObject *original_sleep;         /* time.sleep before erlang.sleep replaced it */
+    struct pyerl_ctx *ctx;            /* the context this interpreter is; NULL in an
+                                       * interpreter that Python code made itself */
+};
+
+/* Makes the types, exception classes and the set of registered names of a
+ * new erlang module and adds the public ones to it. Returns 0, or -1 with
+ * an exception set. */
+int pyerl_module_state_init(PyObject *module, struct pyerl_module_state *st);
+
+int pyerl_module_state_traverse(struct pyerl_module_state *st, visitproc visit, void *arg);
+void pyerl_module_state_clear(struct pyerl_module_state *st);
+
+/* The context that module (an erlang module) serves, or NULL with
+ * RuntimeError set when its interpreter is none of the NIF's contexts. */
+struct pyerl_ctx *pyerl_module_ctx(PyObject *module);
+
+/* New erlang.Atom from UTF-8 text, or NULL with an exception set. */
+PyObject *pyerl_atom_from_utf8(const struct pyerl_module_state *st, const char *text,
+                               Py_ssize_t len);
+
+/* Wraps a pid or reference term as an object of type (the state's Pid or
+ * Ref type): a new reference, or NULL with an exception set. */
+PyObject *pyerl_opaque_from_term(PyTypeObject *type, ErlNifEnv *env, ERL_NIF_TERM term);
+
+/* The term wrapped by a Pid or Ref object, made in env. Returns 1, or 0 with
+ * an exception set. */
+int pyerl_opaque_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out);
+
+#endif

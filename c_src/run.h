@@ -1,0 +1,35 @@
+/*
+ * run.h: running one py:call, py:eval or py:exec on the calling thread
+ * (run.c): the spine that executor.c and pool.c share.
+ */
+#ifndef PYERL_RUN_H
+#define PYERL_RUN_H
+
+#include "common.h"
+
+struct pyerl_ctx;
+struct pyerl_inflight;
+
+enum pyerl_op { PYERL_CALL, PYERL_EVAL, PYERL_EXEC };
+
+/* What to run, as terms of one env: CALL uses module, function, args,
+ * kwargs; EVAL uses code and locals; EXEC uses code. */
+struct pyerl_request {
+    enum pyerl_op op;
+    struct pyerl_ctx *ctx; /* where it runs */
+    ERL_NIF_TERM module, function, args, kwargs;
+    ERL_NIF_TERM code, locals;
+    int64_t deadline_ns;    /* monotonic; INT64_MAX: no limit */
+    int depth;              /* see struct pyerl_inflight */
+    ErlNifEnv *process_env; /* the caller's env while run on its dirty
+                             * scheduler; NULL on a pool thread */
+};
+
+/* Runs the request in its context on the calling thread (which must not be
+ * a normal scheduler and must hold no GIL), watched as call, and returns
+ * the result term made in out_env:
+ * {ok, V} | ok | {error, timeout} | {error, {T, M}, Traceback}. */
+ERL_NIF_TERM pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env,
+                       struct pyerl_inflight *call, const ErlNifPid *caller);
+
+#endif
