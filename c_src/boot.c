@@ -26,7 +26,6 @@
  */
 #include "boot.h"
 
-#include "async.h"
 #include "callable.h"
 #include "code_cache.h"
 #include "context.h"
@@ -87,10 +86,10 @@ init_python(char *err, size_t err_size)
     return 0;
 }
 
-/* With the GIL held after Py_Initialize: the main context, and the erlang
- * module's hooks and its Python half (async_source). */
+/* With the GIL held after Py_Initialize: the main context, with its erlang
+ * module's hooks. */
 static int
-make_main_context(const char *async_source, char *err, size_t err_size)
+make_main_context(char *err, size_t err_size)
 {
     PyObject *main_module = PyImport_AddModule("__main__"); /* borrowed */
     struct pyerl_ctx *ctx = pyerl_ctx_new(PyInterpreterState_Get());
@@ -100,7 +99,8 @@ make_main_context(const char *async_source, char *err, size_t err_size)
         snprintf(err, err_size, "out of memory for the main context");
         return -1;
     }
-    if (!main_module || !(module = PyImport_ImportModule("erlang"))) {
+    if (!main_module || !(ctx->registered = PySet_New(NULL)) ||
+        !(module = PyImport_ImportModule("erlang"))) {
         goto failed;
     }
     ctx->globals = Py_NewRef(PyModule_GetDict(main_module));
@@ -108,7 +108,6 @@ make_main_context(const char *async_source, char *err, size_t err_size)
     ctx->state = PyModule_GetState(module);
     ctx->state->ctx = ctx;
     if (pyerl_erlang_module_replace_sleep(module) < 0 || pyerl_install_exit_guard() < 0 ||
-        pyerl_async_install(module, async_source) < 0 ||
         PyDict_SetItemString(ctx->globals, "erlang", module) < 0) {
         goto failed;
     }
@@ -121,7 +120,7 @@ failed:
 }
 
 int
-pyerl_boot(const char *async_source, char *err, size_t err_size)
+pyerl_boot(char *err, size_t err_size)
 {
     int rc;
 
@@ -142,7 +141,7 @@ pyerl_boot(const char *async_source, char *err, size_t err_size)
     if (init_python(err, err_size) < 0) {
         return -1;
     }
-    rc = make_main_context(async_source, err, err_size);
+    rc = make_main_context(err, err_size);
     /* The loading scheduler thread keeps its thread state but never runs
      * Python again: normal schedulers do not take the GIL. */
     PyEval_SaveThread();

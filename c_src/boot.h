@@ -7,11 +7,10 @@
 
 #include "common.h"
 
-/* Starts CPython once per OS process and makes the main context (with
- * async_source, the path of erlang_async.py, run in its erlang module).
+/* Starts CPython once per OS process and makes the main context.
  * Returns 0, or -1 with a message in err. Called from load/upgrade on a
  * normal scheduler; a second call after a reload finds the interpreter
  * running and returns 0. */
-int pyerl_boot(const char *async_source, char *err, size_t err_size);
+int pyerl_boot(char *err, size_t err_size);
 
 #endif

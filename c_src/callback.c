@@ -11,9 +11,8 @@
  *   erlang.UnknownFunctionError  no function is registered under the name
  *   RecursionError               Python -> Erlang -> Python nesting deeper
  *                                than max_callback_depth
- *
- * Attribute lookup on the module finds only registered names, kept in a set
- * (in the module's state, module_state.h) that py_registry updates through
+ * * Attribute lookup on the module finds only registered names, kept in a set
+ * (the context's, context.h) that py_registry updates through
  * erlang._set_registered, so tools that
  * probe modules (hasattr(erlang, '__path__'), copy, inspect) see an
  * ordinary module.
@@ -217,7 +216,7 @@ pyerl_erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!ctx) {
         return NULL;
     }
-    if (nargs != 2 || Py_TYPE(args[0]) != ctx->state->pid_type) {
+    if (nargs != 2 || !pyerl_is_pid(args[0])) {
         PyErr_SetString(PyExc_TypeError, "erlang.send(pid, message): pid must be an erlang.Pid");
         return NULL;
     }
@@ -254,7 +253,8 @@ pyerl_erlang_getattr(PyObject *module, PyObject *name)
     PyObject *call, *bound;
 
     if (PyUnicode_Check(name) && PyUnicode_GET_LENGTH(name) > 0 &&
-        PyUnicode_READ_CHAR(name, 0) != '_' && PySet_Contains(st->registered, name) == 1) {
+        PyUnicode_READ_CHAR(name, 0) != '_' && st->ctx &&
+        PySet_Contains(st->ctx->registered, name) == 1) {
         if (!(call = PyObject_GetAttrString(module, "call"))) {
             return NULL;
         }
@@ -270,14 +270,17 @@ pyerl_erlang_getattr(PyObject *module, PyObject *name)
 PyObject *
 pyerl_erlang_set_registered(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    struct pyerl_module_state *st = PyModule_GetState(module);
+    struct pyerl_ctx *ctx = pyerl_module_ctx(module);
 
+    if (!ctx) {
+        return NULL;
+    }
     if (nargs != 2 || !PyUnicode_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError, "_set_registered(name: str, flag: bool)");
         return NULL;
     }
-    if ((PyObject_IsTrue(args[1]) ? PySet_Add(st->registered, args[0])
-                                  : PySet_Discard(st->registered, args[0])) < 0) {
+    if ((PyObject_IsTrue(args[1]) ? PySet_Add(ctx->registered, args[0])
+                                  : PySet_Discard(ctx->registered, args[0])) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -287,10 +290,10 @@ pyerl_erlang_set_registered(PyObject *module, PyObject *const *args, Py_ssize_t 
 PyObject *
 pyerl_erlang_clear_registered(PyObject *module, PyObject *unused)
 {
-    struct pyerl_module_state *st = PyModule_GetState(module);
+    struct pyerl_ctx *ctx = pyerl_module_ctx(module);
 
     (void)unused;
-    if (PySet_Clear(st->registered) < 0) {
+    if (!ctx || PySet_Clear(ctx->registered) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;

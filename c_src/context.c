@@ -40,6 +40,12 @@ pyerl_ctx_new(PyInterpreterState *interp)
 }
 
 struct pyerl_ctx *
+pyerl_ctx_of_interp(PyInterpreterState *interp)
+{
+    return main_ctx && main_ctx->interp == interp ? main_ctx : NULL;
+}
+
+struct pyerl_ctx *
 pyerl_main_ctx(void)
 {
     return main_ctx;

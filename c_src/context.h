@@ -36,6 +36,7 @@ struct pyerl_ctx {
     /* Guarded by the context's GIL: */
     struct pyerl_names *names;     /* py:call's names and modules (callable.c) */
     struct pyerl_code_cache *code; /* compiled eval and exec sources (code_cache.c) */
+    PyObject *registered;          /* set of str: names registered in Erlang; strong */
     /* Lock-free, any thread: */
     _Atomic(struct pyerl_dropped *) dropped; /* objects to release */
 };
@@ -43,6 +44,9 @@ struct pyerl_ctx {
 /* A new context for interp, with nothing else filled in yet; NULL if out
  * of memory. */
 struct pyerl_ctx *pyerl_ctx_new(PyInterpreterState *interp);
+
+/* The context of interp, or NULL if it is none of ours. */
+struct pyerl_ctx *pyerl_ctx_of_interp(PyInterpreterState *interp);
 
 /* The main interpreter's context, once boot.c has made it; else NULL. */
 struct pyerl_ctx *pyerl_main_ctx(void);

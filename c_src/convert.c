@@ -820,9 +820,8 @@ py_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *obj, ERL_NIF_T
         return 1;
     }
     if (PyUnicode_Check(obj)) {
-        return PyObject_TypeCheck(obj, cv->ctx->state->atom_type)
-                   ? atom_to_term(env, obj, out, p)
-                   : str_to_term(cv, env, obj, out, p);
+        return !PyUnicode_CheckExact(obj) && pyerl_is_atom(obj) ? atom_to_term(env, obj, out, p)
+                                                                : str_to_term(cv, env, obj, out, p);
     }
     if (PyBytes_Check(obj)) {
         return pyerl_buffer_to_term(cv->ctx, cv->large, env, obj, PyBytes_AS_STRING(obj),
@@ -843,7 +842,7 @@ py_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *obj, ERL_NIF_T
     if (PyDict_Check(obj)) {
         return dict_to_term(cv, env, obj, out, p, depth);
     }
-    if (type == cv->ctx->state->pid_type || type == cv->ctx->state->ref_type) {
+    if (pyerl_is_opaque(obj)) {
         return pyerl_opaque_to_term(env, obj, out);
     }
     if (is_numpy(type)) {

@@ -2,18 +2,19 @@
  * erlang_module.c: the built-in Python module `erlang`: its functions and
  * its definition.
  *
- *   erlang.call, erlang.send and registered names   callback.c
- *   erlang.async_call                  async.c and priv/erlang_async.py
- *   erlang.sleep                       here: time.sleep, cut short when the
- *                                      call from Erlang is interrupted
- *   erlang.Atom, Pid, Ref and the exception classes   module_state.c
+ *   erlang.call, erlang.send and registered names   callback.c *   erlang.async_call async.c and
+ * priv/erlang_async.py, the module's Python half, run in each new module erlang.sleep here:
+ * time.sleep, cut short when the call from Erlang is interrupted erlang.Atom, Pid, Ref and the
+ * exception classes   module_state.c
  *
  * The module uses multi-phase initialisation with a module state
  * (module_state.h), as CPython's own modules do: every interpreter that
  * imports it gets a module of its own, with its own types, and it declares
  * that it supports interpreters with their own GIL (Python 3.12+), since
  * nothing it holds is shared between interpreters. boot.c ties the main
- * interpreter's module to its context (the state's ctx).
+ * interpreter's module to its context (the state's ctx); in an interpreter
+ * that is no context, Erlang is out of reach (erlang.call raises
+ * RuntimeError) but the types work.
  *
  * A purge and reload of the NIF keeps the interpreter and this module (in
  * sys.modules): the library stays loaded (boot.c), so the functions and
@@ -23,8 +24,28 @@
 
 #include "async.h"
 #include "callback.h"
+#include "context.h"
 #include "interrupt.h"
 #include "module_state.h"
+
+#include <string.h>
+/* Written at load, before any import of the module; read-only afterwards
+ * (a reload writes the same path while Python may read it, hence once). */
+static char python_half[4096];
+
+int
+pyerl_erlang_module_set_python_half(const char *path, size_t size)
+{
+    if (python_half[0]) {
+        return 0;
+    }
+    if (size >= sizeof python_half || memchr(path, '\0', size)) {
+        return -1;
+    }
+    memcpy(python_half, path, size);
+    python_half[size] = '\0';
+    return 0;
+}
 
 /* erlang.sleep(seconds). */
 static PyObject *
@@ -81,13 +102,20 @@ erlang_exec(PyObject *module)
     if (pyerl_module_state_init(module, st) < 0) {
         return -1;
     }
+    /* A module imported again in a context's interpreter (after `del
+     * sys.modules['erlang']`) serves that context too. At boot the context
+     * is not known yet: boot.c ties it. */
+    st->ctx = pyerl_ctx_of_interp(PyInterpreterState_Get());
     /* time.sleep as Python made it, for erlang.sleep outside calls. */
     if (!(time_module = PyImport_ImportModule("time"))) {
         return -1;
     }
     st->original_sleep = PyObject_GetAttrString(time_module, "sleep");
     Py_DECREF(time_module);
-    return st->original_sleep ? 0 : -1;
+    if (!st->original_sleep) {
+        return -1;
+    }
+    return pyerl_async_install(module, python_half);
 }
 
 static int

@@ -6,6 +6,11 @@
 
 #include "common.h"
 
+/* The Python half of the module (priv/erlang_async.py), run in every new
+ * erlang module: its path, from load, before the module is first imported.
+ * Returns 0, or -1 if the path is too long. */
+int pyerl_erlang_module_set_python_half(const char *path, size_t size);
+
 /* The module's init function, for PyImport_AppendInittab: returns the
  * module's definition (multi-phase init); Python makes one module per
  * interpreter that imports it. */

@@ -1,7 +1,5 @@
-/*
- * module_state.c: what the erlang module holds in each interpreter that
- * imports it: its types, its exception classes and the set of names
- * registered in Erlang.
+/* * module_state.c: what the erlang module holds in each interpreter that
+ * imports it: its types and its exception classes.
  *
  *   erlang.Atom            a str subclass; converts back to the same atom
  *   erlang.Pid, erlang.Ref opaque handles on a pid or reference
@@ -15,6 +13,11 @@
  * modules make theirs: an own-GIL subinterpreter must share no object with
  * another. The module's methods are in erlang_module.c.
  *
+ * Objects are recognised by the C functions their types are made of, not
+ * by identity with one module's types: a module imported again (after
+ * `del sys.modules['erlang']`) makes new types, and atoms, pids and
+ * references of either must convert the same.
+ *
  * Pid and Ref keep the term in external format (a bytes object) rather than
  * the term itself: a remote pid or any reference lives on a heap, and keeping
  * one would need an ErlNifEnv per object. The bytes are compared and hashed,
@@ -23,6 +26,10 @@
 #include "module_state.h"
 
 #include <string.h>
+
+/* Tags of the external term format. */
+#define EXT_NEW_PID 88
+#define EXT_PID 103
 
 /* ---- Atom ------------------------------------------------------------ */
 
@@ -66,6 +73,17 @@ pyerl_atom_from_utf8(const struct pyerl_module_state *st, const char *text, Py_s
     atom = PyObject_CallOneArg((PyObject *)st->atom_type, str);
     Py_DECREF(str);
     return atom;
+}
+
+int
+pyerl_is_atom(PyObject *obj)
+{
+    for (PyTypeObject *type = Py_TYPE(obj); type; type = type->tp_base) {
+        if (type->tp_repr == atom_repr) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* ---- Pid and Ref ----------------------------------------------------- */
@@ -176,6 +194,26 @@ pyerl_opaque_from_term(PyTypeObject *type, ErlNifEnv *env, ERL_NIF_TERM term)
 }
 
 int
+pyerl_is_opaque(PyObject *obj)
+{
+    return Py_TYPE(obj)->tp_dealloc == opaque_dealloc;
+}
+
+int
+pyerl_is_pid(PyObject *obj)
+{
+    const char *ext;
+
+    if (!pyerl_is_opaque(obj)) {
+        return 0;
+    }
+    /* The tag after the version byte. */
+    ext = PyBytes_AS_STRING(((struct opaque *)obj)->ext);
+    return PyBytes_GET_SIZE(((struct opaque *)obj)->ext) > 1 &&
+           (ext[1] == EXT_NEW_PID || ext[1] == EXT_PID);
+}
+
+int
 pyerl_opaque_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
 {
     PyObject *ext = ((struct opaque *)obj)->ext;
@@ -232,12 +270,11 @@ pyerl_module_state_init(PyObject *module, struct pyerl_module_state *st)
         "erlang.UnknownFunctionError",
         "No Erlang function is registered under the name that was called.", PyExc_RuntimeError,
         NULL);
-    st->registered = PySet_New(NULL);
     functools = PyImport_ImportModule("functools");
     st->partial = functools ? PyObject_GetAttrString(functools, "partial") : NULL;
     Py_XDECREF(functools);
     if (!st->atom_type || !st->pid_type || !st->ref_type || !st->call_interrupted ||
-        !st->erlang_error || !st->unknown_function_error || !st->registered || !st->partial) {
+        !st->erlang_error || !st->unknown_function_error || !st->partial) {
         return -1;
     }
     if (PyModule_AddObjectRef(module, "Atom", (PyObject *)st->atom_type) < 0 ||
@@ -260,7 +297,6 @@ pyerl_module_state_traverse(struct pyerl_module_state *st, visitproc visit, void
     Py_VISIT(st->call_interrupted);
     Py_VISIT(st->erlang_error);
     Py_VISIT(st->unknown_function_error);
-    Py_VISIT(st->registered);
     Py_VISIT(st->partial);
     Py_VISIT(st->original_sleep);
     return 0;
@@ -275,7 +311,6 @@ pyerl_module_state_clear(struct pyerl_module_state *st)
     Py_CLEAR(st->call_interrupted);
     Py_CLEAR(st->erlang_error);
     Py_CLEAR(st->unknown_function_error);
-    Py_CLEAR(st->registered);
     Py_CLEAR(st->partial);
     Py_CLEAR(st->original_sleep);
 }

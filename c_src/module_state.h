@@ -1,7 +1,6 @@
 /*
- * module_state.h: the erlang module's state in one interpreter: its types
- * (Atom, Pid, Ref), its exception classes, the names registered in Erlang,
- * and the context it serves (module_state.c).
+ * module_state.h: the erlang module's state in one interpreter: its types * (Atom, Pid, Ref), its
+ * exception classes, and the context it serves (module_state.c).
  */
 #ifndef PYERL_MODULE_STATE_H
 #define PYERL_MODULE_STATE_H
@@ -21,16 +20,14 @@ struct pyerl_module_state {
     PyObject *call_interrupted;       /* erlang.CallInterrupted */
     PyObject *erlang_error;           /* erlang.ErlangError */
     PyObject *unknown_function_error; /* erlang.UnknownFunctionError */
-    PyObject *registered;             /* set of str: names registered in Erlang */
     PyObject *partial;                /* functools.partial */
     PyObject *original_sleep;         /* time.sleep before erlang.sleep replaced it */
     struct pyerl_ctx *ctx;            /* the context this interpreter is; NULL in an
                                        * interpreter that Python code made itself */
 };
 
-/* Makes the types, exception classes and the set of registered names of a
- * new erlang module and adds the public ones to it. Returns 0, or -1 with
- * an exception set. */
+/* Makes the types and exception classes of a new erlang module and adds the public ones to it.
+ * Returns 0, or -1 with an exception set. */
 int pyerl_module_state_init(PyObject *module, struct pyerl_module_state *st);
 
 int pyerl_module_state_traverse(struct pyerl_module_state *st, visitproc visit, void *arg);
@@ -43,6 +40,16 @@ struct pyerl_ctx *pyerl_module_ctx(PyObject *module);
 /* New erlang.Atom from UTF-8 text, or NULL with an exception set. */
 PyObject *pyerl_atom_from_utf8(const struct pyerl_module_state *st, const char *text,
                                Py_ssize_t len);
+
+/* Whether obj (a str) is an erlang.Atom, of this interpreter's erlang
+ * module or of another instance of it (a module imported again after it
+ * was deleted from sys.modules), or of a subclass. */
+int pyerl_is_atom(PyObject *obj);
+
+/* Whether obj is an erlang.Pid or erlang.Ref (of any instance of the
+ * module), and whether it is a Pid. */
+int pyerl_is_opaque(PyObject *obj);
+int pyerl_is_pid(PyObject *obj);
 
 /* Wraps a pid or reference term as an object of type (the state's Pid or
  * Ref type): a new reference, or NULL with an exception set. */

@@ -16,6 +16,7 @@
 #include "boot.h"
 #include "buffers.h"
 #include "callback.h"
+#include "erlang_module.h"
 #include "erts_access.h"
 #include "executor.h"
 #include "interrupt.h"
@@ -23,12 +24,11 @@
 #include "worker.h"
 
 #include <stdio.h>
-#include <string.h>
 
 static int
 setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
 {
-    char err[256], async_source[4096];
+    char err[256];
     const ERL_NIF_TERM *info;
     ErlNifBinary path;
     int arity, dirty_io;
@@ -36,13 +36,11 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
     pyerl_atoms_init(env);
     if (!pyerl_get_tuple(env, load_info, &arity, &info) || arity != 2 ||
         !enif_get_int(env, info[0], &dirty_io) || dirty_io < 1 ||
-        !pyerl_inspect_binary(env, info[1], &path) || path.size >= sizeof async_source ||
-        memchr(path.data, 0, path.size)) {
+        !pyerl_inspect_binary(env, info[1], &path) ||
+        pyerl_erlang_module_set_python_half((const char *)path.data, path.size) < 0) {
         enif_fprintf(stderr, "py_nif: load info must be {DirtyIoSchedulers, AsyncSource}\r\n");
         return 1;
     }
-    memcpy(async_source, path.data, path.size);
-    async_source[path.size] = '\0';
     if (pyerl_worker_init(env) < 0) {
         enif_fprintf(stderr, "py_nif: cannot set up thread workers\r\n");
         return 2;
@@ -55,7 +53,7 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
         enif_fprintf(stderr, "py_nif: cannot set up the call pool\r\n");
         return 2;
     }
-    if (pyerl_boot(async_source, err, sizeof err) < 0) {
+    if (pyerl_boot(err, sizeof err) < 0) {
         enif_fprintf(stderr, "py_nif: %s\r\n", err);
         return 3;
     }
