@@ -16,7 +16,8 @@ struct pyerl_large_args;
 /* What a conversion needs besides the value: the context whose objects it
  * makes or reads (its erlang module's types, its list of dropped objects),
  * and the large binaries of the call being run, noted on the way in and
- * looked up on the way out (NULL: none). */
+ * looked up on the way out (NULL: none). The functions below that take
+ * one run with the GIL of its context held. */
 struct pyerl_conv {
     struct pyerl_ctx *ctx;
     struct pyerl_large_args *large;

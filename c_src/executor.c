@@ -240,7 +240,9 @@ pyerl_nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     keys[6] = ATOM(pool_calls);
     values[6] = enif_make_long(env, served);
     keys[7] = ATOM(python_version);
-    text = pyerl_make_new_binary(env, strcspn(version, " "), &values[7]);
+    if (!(text = pyerl_make_new_binary(env, strcspn(version, " "), &values[7]))) {
+        return enif_raise_exception(env, enif_make_atom(env, "enomem"));
+    }
     memcpy(text, version, strcspn(version, " "));
     keys[8] = ATOM(workers_live);
     values[8] = enif_make_long(env, bound);

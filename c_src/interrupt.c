@@ -4,20 +4,17 @@
  * Every call run for Erlang is registered here while it runs (struct
  * pyerl_inflight, which names the call's context). One watchdog thread
  * interrupts a call when its deadline passes, when its Erlang caller has
- * died, or when pyerl_inflight_abandon asks (a pool job whose caller gave
- * up). Interrupting raises
- * erlang.CallInterrupted in the call's thread through
- * PyThreadState_SetAsyncExc, which Python delivers at the next bytecode
- * boundary (it searches the thread states of the current interpreter only,
- * so the watchdog enters the call's context to make it), and wakes the call if it sleeps in
- * erlang.sleep or waits in erlang.call.
+ * died, or when pyerl_inflight_abandon asks (a pool job whose caller gave * up). Interrupting
+ * raises erlang.CallInterrupted in the call's thread through PyThreadState_SetAsyncExc, which
+ * Python delivers at the next bytecode boundary (it searches the thread states of the current
+ * interpreter only, so the watchdog enters the call's context to make it),
+ * and wakes the call if it sleeps in erlang.sleep or waits in erlang.call.
  *
  * erlang.sleep replaces time.sleep inside the VM (erlang_module.c), and
  * sleeps here: Python only interrupts a sleep on its main thread (signals),
- * and calls never run there, so a plain time.sleep(60) would hold its
- * thread for the full minute. Other blocking C
- * calls (a socket read, a lock) see the exception when they return; that
- * limit is documented in docs/calls.md.
+ * and calls never run there, so a plain time.sleep(60) would hold its * thread for the full minute.
+ * Other blocking C calls (a socket read, a lock) see the exception when they return; that limit is
+ * documented in docs/calls.md.
  *
  * A call that swallows the exception (a bare `except:`) gets it again every
  * REFIRE_NS until it ends.
@@ -33,11 +30,10 @@
  * parent's, watched by a watchdog (and guarded by locks) that the child
  * does not have.
  *
- * Locking: `lock` guards the list and the lock-guarded fields of struct
- * pyerl_inflight. The watchdog takes a GIL holding no lock and `lock` inside it
- * (the GIL is outermost). Calls register and unregister with the GIL held,
- * so while the watchdog holds the GIL, no call it finds listed can end.
- * Whether a caller is alive is asked of ERTS with no lock held.
+ * Locking: `lock` guards the list and the lock-guarded fields of struct * pyerl_inflight. The
+ * watchdog takes a GIL holding no lock and `lock` inside it (the GIL is outermost, common.h). Calls
+ * register and unregister with the GIL held, so while the watchdog holds the GIL, no call it finds
+ * listed can end. Whether a caller is alive is asked of ERTS with no lock held.
  *
  * Wake-ups: the watchdog sleeps until the earliest deadline or, while calls
  * run, at most TICK_NS (to look at callers). After IDLE_TICKS ticks with no

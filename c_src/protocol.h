@@ -37,7 +37,6 @@
 #define PYERL_PROTOCOL_H
 
 #define PYERL_REQUEST_ARITY 6 /* erlang_call and erlang_async_call */
-#define PYERL_CANCEL_ARITY 3
 #define PYERL_REPLY_ERROR_ARITY 5
 
 /* Positions in {error, Class, Reason, Text, Stack}. */

@@ -137,7 +137,7 @@ pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env
           struct pyerl_inflight *call, const ErlNifPid *caller)
 {
     struct pyerl_large_args large = {.env = in_env};
-    struct pyerl_conv with_large = {.ctx = req->ctx, .large = &large};
+    struct pyerl_conv cv = {.ctx = req->ctx, .large = &large};
     PyObject *result;
     ERL_NIF_TERM value = ATOM(ok), out;
     int converted, interrupted;
@@ -146,8 +146,7 @@ pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env
         return enif_make_tuple2(out_env, ATOM(error), enif_make_atom(out_env, "no_thread_state"));
     }
     pyerl_inflight_begin(call, req->ctx, caller, req->process_env, req->deadline_ns, req->depth);
-    result = req->op == PYERL_CALL ? run_call(&with_large, in_env, req)
-                                   : run_code(&with_large, in_env, req);
+    result = req->op == PYERL_CALL ? run_call(&cv, in_env, req) : run_code(&cv, in_env, req);
     if (result && req->op != PYERL_EXEC && PyCoro_CheckExact(result)) {
         /* An async def function: its result is what the coroutine returns. */
         Py_SETREF(result, pyerl_run_coroutine(req->ctx, result));
@@ -157,8 +156,8 @@ pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env
          * below cannot run here. */
         pyerl_end_forked_child(result == NULL);
     }
-    converted = result && (req->op == PYERL_EXEC ||
-                           pyerl_py_to_term(&with_large, out_env, result, &value, "result"));
+    converted = result &&
+                (req->op == PYERL_EXEC || pyerl_py_to_term(&cv, out_env, result, &value, "result"));
     /* Dropping the result may run __del__ code: still inside the call. */
     Py_XDECREF(result);
     pyerl_large_args_release(&large);

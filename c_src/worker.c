@@ -337,6 +337,19 @@ current_route(struct pyerl_worker *w)
     return route;
 }
 
+/* {Tag, Worker, SerialOrId, Name, Args, Depth} in send_env: an erlang_call
+ * or erlang_async_call request (protocol.h). */
+static ERL_NIF_TERM
+make_request(struct pyerl_worker *w, ERL_NIF_TERM tag, uint64_t serial_or_id, ERL_NIF_TERM name,
+             ERL_NIF_TERM args, int depth)
+{
+    ERL_NIF_TERM parts[PYERL_REQUEST_ARITY] = {
+        tag,  enif_make_resource(w->send_env, w), enif_make_uint64(w->send_env, serial_or_id), name,
+        args, enif_make_int(w->send_env, depth)};
+
+    return enif_make_tuple_from_array(w->send_env, parts, PYERL_REQUEST_ARITY);
+}
+
 /* Sends msg (made in send_env) to the handler, or with the worker to the
  * coordinator when there is no handler yet. Returns 0 or -1. Either way
  * send_env is cleared for the next request: a successful enif_send
@@ -450,10 +463,7 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
     atomic_store(&w->reply_ready, 0);
     route = current_route(w);
     pthread_mutex_unlock(&w->lock);
-
-    msg = enif_make_tuple6(w->send_env, ATOM(erlang_call), enif_make_resource(w->send_env, w),
-                           enif_make_uint64(w->send_env, serial), name, args,
-                           enif_make_int(w->send_env, depth));
+    msg = make_request(w, ATOM(erlang_call), serial, name, args, depth);
     if (send_request(w, caller_env, msg, route) < 0) {
         pthread_mutex_lock(&w->lock);
         w->waiting_serial = 0;
@@ -527,9 +537,7 @@ pyerl_worker_async_send(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_T
     *id = ++w->last_async_id;
     route = current_route(w);
     pthread_mutex_unlock(&w->lock);
-    msg = enif_make_tuple6(w->send_env, ATOM(erlang_async_call), enif_make_resource(w->send_env, w),
-                           enif_make_uint64(w->send_env, *id), name, args,
-                           enif_make_int(w->send_env, depth));
+    msg = make_request(w, ATOM(erlang_async_call), *id, name, args, depth);
     return send_request(w, caller_env, msg, route) < 0 ? PYERL_WORKER_NOT_RUNNING : 0;
 }
 
