@@ -9,8 +9,12 @@
 %% before the handler was bound come here (several, when a thread starts
 %% with async calls), and are forwarded. A handler's death reaches its
 %% worker through the worker's own monitor.
+%%
+%% The messages are those of py_protocol.hrl.
 -module(py_coordinator).
 -behaviour(gen_server).
+
+-include("py_protocol.hrl").
 
 -export([start_link/0, handler_count/0, handlers/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -52,31 +56,52 @@ handle_call(_Request, _From, State) ->
 handle_cast(_Request, State) ->
     {noreply, State}.
 
--spec handle_info(term(), map()) -> {noreply, map()}.
-handle_info({new_worker, Request}, State) when element(1, Request) =:= py_call;
-                                              element(1, Request) =:= py_async;
-                                              element(1, Request) =:= py_async_cancel ->
-    Worker = element(2, Request),
-    %% Requests sent before the first was handled come here too (a thread
-    %% starting with several async calls): they go to the handler bound for
-    %% the first. A cancel follows its call here, so finds it bound.
-    _ = case {py_nif:worker_handler(Worker), element(1, Request)} of
-            {{ok, Handler}, _} ->
-                Handler ! Request;
-            {none, py_async_cancel} ->
-                ok;
-            {none, _} ->
-                Handler = py_handler:start_link(Worker),
-                case py_nif:worker_bind(Worker, Handler) of
-                    ok -> Handler ! Request;
-                    {error, handler_died} -> ok
-                end
-        end,
+%% @doc Binds the worker of an unbound request and forwards the request
+%% (gen_server callback).
+-spec handle_info(unbound_request() | term(), map()) -> {noreply, map()}.
+handle_info(?UNBOUND_REQUEST_MSG(Request), State) ->
+    ok = forward(Request),
     {noreply, State};
 handle_info({'EXIT', _Handler, _Reason}, State) ->
     {noreply, State};
 handle_info(_Other, State) ->
     {noreply, State}.
+
+%% Several requests can come here before the first is handled (a thread
+%% starting with async calls): the first binds a handler, the rest find it.
+-spec forward(request() | term()) -> ok.
+forward(?ERLANG_CALL_MSG(Worker, _Serial, _Name, _Args, _Depth) = Call) ->
+    bind_and_forward(Worker, Call);
+forward(?ERLANG_ASYNC_CALL_MSG(Worker, _Id, _Name, _Args, _Depth) = Call) ->
+    bind_and_forward(Worker, Call);
+forward(?ERLANG_ASYNC_CANCEL_MSG(Worker, _Id) = Cancel) ->
+    %% A cancel follows its call here, so finds the worker bound; unbound,
+    %% its handler has died and taken the call with it.
+    _ = case py_nif:worker_handler(Worker) of
+            {ok, Handler} -> Handler ! Cancel;
+            none -> ok
+        end,
+    ok;
+forward(_Other) ->
+    ok.
+
+-spec bind_and_forward(worker(), erlang_call() | erlang_async_call()) -> ok.
+bind_and_forward(Worker, Request) ->
+    case py_nif:worker_handler(Worker) of
+        {ok, Handler} ->
+            Handler ! Request,
+            ok;
+        none ->
+            Handler = py_handler:start_link(Worker),
+            case py_nif:worker_bind(Worker, Handler) of
+                ok ->
+                    Handler ! Request,
+                    ok;
+                {error, handler_died} ->
+                    %% The worker has failed the request itself.
+                    ok
+            end
+    end.
 
 -spec terminate(term(), map()) -> ok.
 terminate(_Reason, _State) ->

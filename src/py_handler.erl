@@ -20,41 +20,50 @@
 %% waiting for an `erlang.call' (the call was interrupted), the late answer
 %% is `stale' and the handler ends unless the worker was bound to it again
 %% meanwhile.
+%%
+%% The messages and replies are those of py_protocol.hrl.
 -module(py_handler).
+
+-include("py_protocol.hrl").
 
 -export([start_link/1, init/2]).
 
 -define(DEPTH_KEY, '$py_depth').
 -define(MAX_CANCELLED, 1024).
+%% The tag of the monitor on an async call's process.
+-define(ASYNC_DONE(Id), {py_async_done, Id}).
 
--record(state, {worker :: reference(),
+-record(state, {worker :: worker(),
                 parent :: pid(),
                 calls = #{} :: #{pos_integer() => pid()},
                 cancelled = #{} :: #{pos_integer() => true}}).
 
--spec start_link(reference()) -> pid().
+%% @doc Spawns the handler of Worker, linked to the caller (the
+%% coordinator).
+-spec start_link(worker()) -> pid().
 start_link(Worker) ->
     proc_lib:spawn_link(?MODULE, init, [Worker, self()]).
 
--spec init(reference(), pid()) -> ok.
+%% @doc The handler process's entry point, for proc_lib.
+-spec init(worker(), pid()) -> ok.
 init(Worker, Parent) ->
     process_flag(trap_exit, true),
     loop(#state{worker = Worker, parent = Parent}).
 
 loop(#state{worker = Worker, parent = Parent, calls = Calls} = State) ->
     receive
-        {py_call, _Worker, Serial, Name, Args, Depth} ->
+        ?ERLANG_CALL_MSG(_Worker, Serial, Name, Args, Depth) ->
             Reply = run(Name, Args, Depth),
             case py_nif:worker_reply(Worker, Serial, Reply) =:= ok orelse
                 py_nif:worker_handler(Worker) =:= {ok, self()} of
                 true -> loop(State);
                 false -> ok
             end;
-        {py_async, _Worker, Id, Name, Args, Depth} ->
+        ?ERLANG_ASYNC_CALL_MSG(_Worker, Id, Name, Args, Depth) ->
             loop(start_async(Id, Name, Args, Depth, State));
-        {py_async_cancel, _Worker, Id} ->
+        ?ERLANG_ASYNC_CANCEL_MSG(_Worker, Id) ->
             loop(cancel(Id, State));
-        {{py_async_done, Id}, _Monitor, process, _Pid, Reason} ->
+        {?ASYNC_DONE(Id), _Monitor, process, _Pid, Reason} ->
             _ = Reason =:= normal orelse not is_map_key(Id, Calls) orelse
                 py_nif:worker_async_reply(Worker, Id, died(Reason)),
             loop(State#state{calls = maps:remove(Id, Calls)});
@@ -73,7 +82,7 @@ start_async(Id, Name, Args, Depth, #state{worker = Worker, calls = Calls} = Stat
               py_nif:worker_async_reply(Worker, Id, run(Name, Args, Depth)),
               unlink(Handler)
           end,
-    {Pid, _} = spawn_opt(Run, [link, {monitor, [{tag, {py_async_done, Id}}]}]),
+    {Pid, _} = spawn_opt(Run, [link, {monitor, [{tag, ?ASYNC_DONE(Id)}]}]),
     State#state{calls = Calls#{Id => Pid}}.
 
 %% An unknown id: its request is still on its way, or it has already
@@ -91,21 +100,23 @@ cancel(Id, #state{calls = Calls, cancelled = Cancelled} = State) ->
     end.
 
 %% The answer for a call whose process was killed before it answered.
+-spec died(term()) -> reply().
 died(Reason) ->
-    {error, exit, Reason, format_reason(Reason), []}.
+    ?REPLY_ERROR(exit, Reason, format_reason(Reason), []).
 
+-spec run(function_name(), list(), depth()) -> reply().
 run(Name, Args, Depth) ->
     case py_registry:lookup(Name) of
         {ok, Function} ->
             put(?DEPTH_KEY, Depth),
             try
-                {ok, apply_function(Function, Args)}
+                ?REPLY_OK(apply_function(Function, Args))
             catch
                 Class:Reason:Stack ->
-                    {error, Class, Reason, format_reason(Reason), format_stack(Stack)}
+                    ?REPLY_ERROR(Class, Reason, format_reason(Reason), format_stack(Stack))
             end;
         error ->
-            {unknown, Name}
+            ?REPLY_UNKNOWN(Name)
     end.
 
 apply_function({Module, Function}, Args) ->
