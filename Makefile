@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make demo   installs what is missing, builds, runs examples/demo.erl
-#   make test   installs what is missing, builds, runs every test suite and
-#               ends with one line "N passed, M failed"
+#   make test   installs what is missing, builds, runs xref, dialyzer and
+#               every test suite and ends with one line "N passed, M
+#               failed" (a check that reports a warning is one failure)
 # and for CI and developers:
 #   make matrix  the core suites against every other Python >= 3.10 found
 #   make bench   what calls cost, next to baselines measured in the same
@@ -34,7 +35,7 @@ build: deps
 	rebar3 compile
 
 test: build format-check
-	scripts/run-tests.sh
+	ANALYZE=1 scripts/run-tests.sh
 
 # The C sources follow .clang-format (skipped where clang-format is absent).
 format-check:

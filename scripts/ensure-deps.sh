@@ -9,6 +9,7 @@ set -euo pipefail
 packages=(
     gcc make libc6-dev
     erlang-nox erlang-dev rebar3 erlang-common-test erlang-proper erlang-proper-dev
+    erlang-tools erlang-dialyzer
     python3-dev python3-numpy python3-fastapi python3-httpx
 )
 [ $# -gt 0 ] && packages=("$@")

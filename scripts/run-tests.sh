@@ -11,8 +11,23 @@
 # ERL_WRAPPER, when set, is a command that runs the test VM's erl (make
 # valgrind sets it to valgrind), and CT_MULTIPLY_TIMETRAPS multiplies every
 # case's time limit for such slow runs.
+#
+# ANALYZE=1 (make test sets it) first runs rebar3 xref and rebar3 dialyzer
+# on src/; each that reports a warning counts as one failure, and the
+# suites run all the same. Dialyzer's first run on a machine builds its
+# PLT from the local OTP (a few minutes, no network).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+analysis_failed=0
+if [ -n "${ANALYZE:-}" ]; then
+    for check in xref dialyzer; do
+        if ! rebar3 "$check"; then
+            echo "run-tests: rebar3 $check reported warnings"
+            analysis_failed=$((analysis_failed + 1))
+        fi
+    done
+fi
 
 logdir=$(realpath -m "${CT_LOGDIR:-_build/test/logs}")
 mkdir -p "$logdir"
@@ -48,6 +63,7 @@ if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
     echo "run-tests: the test VM exited with status $status after its cases passed"
     failed=1
 fi
+failed=$((failed + analysis_failed))
 [ -n "${SUMMARY_FILE:-}" ] && echo "$passed $failed" >> "$SUMMARY_FILE"
 if [ "$skipped" -gt 0 ]; then
     printf '\n%d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"

@@ -1,19 +1,47 @@
 %% @private
-%% @doc Top supervisor of erlang_python: the registry of functions that
-%% Python may call, and the coordinator that spawns their handler
-%% processes. Calls from Erlang into Python need no process of their own
-%% (they run in the caller).
+%% @doc Top supervisor of erlang_python. Calls from Erlang into Python need
+%% no process of their own (they run in the caller); calls from Python into
+%% Erlang are served by:
+%% <ul>
+%% <li>py_registry, the functions Python may call, in a table this
+%%     supervisor owns (so that it outlives the registry);</li>
+%% <li>py_handler_sup, the supervisor of the handler processes that run
+%%     those functions, one per thread worker;</li>
+%% <li>py_coordinator, which starts a handler for a worker's first request
+%%     and binds the worker to it.</li>
+%% </ul>
+%%
+%% The strategy is one_for_one because the three do not depend on each
+%% other's processes: handlers read the table, not the registry; the
+%% coordinator finds py_handler_sup by name; and each thread worker
+%% monitors its own handler (or the coordinator, until it has one), so the
+%% death of any of them fails exactly the calls that depended on it. Under
+%% rest_for_one, a crash of the registry would kill every handler and fail
+%% every call in flight for nothing.
+%%
+%% The order is the order of need. The registry starts first, so that
+%% Python's set of names is in step with the table before any function
+%% runs. Children stop in reverse: the coordinator first, so that no
+%% handler is started during the stop; then py_handler_sup, which kills
+%% every handler, and so wakes every Python thread waiting in erlang.call
+%% (the worker's monitor fails its call); the registry last.
 -module(erlang_python_sup).
 -behaviour(supervisor).
 
 -export([start_link/0, init/1]).
 
+%% @doc Starts the supervisor, registered as erlang_python_sup.
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
     supervisor:start_link({local, ?MODULE}, ?MODULE, []).
 
+%% @doc Makes the registry's table and gives the children (supervisor
+%% callback).
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
+    ok = py_registry:create_table(),
     Children = [#{id => py_registry, start => {py_registry, start_link, []}},
+                #{id => py_handler_sup, start => {py_handler_sup, start_link, []},
+                  type => supervisor, shutdown => infinity},
                 #{id => py_coordinator, start => {py_coordinator, start_link, []}}],
     {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, Children}}.

@@ -2,25 +2,55 @@
 %% @doc The functions registered for Python: an ETS table that handlers
 %% read, written only by this process so that the table and the Python
 %% side's set of names (erlang._set_registered) change together.
+%%
+%% The table is made by the application's top supervisor (create_table/0)
+%% and so outlives this process: a crash of the registry loses no
+%% registration, and calls keep finding their functions while it restarts.
+%% The table is public because its owner is not its writer; nothing but
+%% this process writes it.
+%%
+%% The Python side's set of names is always a subset of the table's: a name
+%% enters the table before Python hears of it, and leaves Python before it
+%% leaves the table, so a crash between the two steps leaves a name in the
+%% table only. On start the registry makes Python's set equal to the table:
+%% it sets every name of the table, or, when the table is empty (a new
+%% start of the application, whose previous run may have left names in
+%% Python), clears the set.
 -module(py_registry).
 -behaviour(gen_server).
 
--export([start_link/0, register/2, unregister/1, lookup/1]).
--export([init/1, handle_call/3, handle_cast/2]).
+-export([start_link/0, create_table/0, register/2, unregister/1, lookup/1]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TABLE, py_functions).
 
 -type function_spec() :: fun((list()) -> term()) | {module(), atom()}.
 -export_type([function_spec/0]).
 
+%% @doc Starts the registry, registered as py_registry.
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
+%% @doc Makes the table of registered functions, owned by the calling
+%% process (the top supervisor), unless it exists: a release upgrade runs
+%% the supervisor's init/1 again in the same process.
+-spec create_table() -> ok.
+create_table() ->
+    case ets:whereis(?TABLE) of
+        undefined ->
+            ?TABLE = ets:new(?TABLE, [named_table, public, set, {read_concurrency, true}]),
+            ok;
+        _Table ->
+            ok
+    end.
+
+%% @doc Registers Function under Name, for Python.
 -spec register(binary(), function_spec()) -> ok.
 register(Name, Function) ->
     gen_server:call(?MODULE, {register, Name, Function}, infinity).
 
+%% @doc Removes Name.
 -spec unregister(binary()) -> ok.
 unregister(Name) ->
     gen_server:call(?MODULE, {unregister, Name}, infinity).
@@ -38,22 +68,43 @@ lookup(Name) ->
         error:badarg -> error
     end.
 
+%% @doc Makes Python's set of names that of the table (gen_server
+%% callback).
 -spec init([]) -> {ok, #{}}.
 init([]) ->
-    ?TABLE = ets:new(?TABLE, [named_table, protected, set, {read_concurrency, true}]),
-    {ok, none} = py:call(erlang, '_clear_registered', [], #{}, infinity),
+    case ets:select(?TABLE, [{{'$1', '_'}, [], ['$1']}]) of
+        [] ->
+            {ok, none} = py:call(erlang, '_clear_registered', [], #{}, infinity),
+            ok;
+        Names ->
+            lists:foreach(fun(Name) -> set_in_python(Name, true) end, Names)
+    end,
     {ok, #{}}.
 
--spec handle_call(term(), gen_server:from(), map()) -> {reply, ok, map()}.
+%% @doc Registers and unregisters; answers `{error, unknown_call}' to
+%% anything else (gen_server callback).
+-spec handle_call(term(), gen_server:from(), map()) -> {reply, ok | {error, unknown_call}, map()}.
 handle_call({register, Name, Function}, _From, State) ->
     true = ets:insert(?TABLE, {Name, Function}),
-    {ok, none} = py:call(erlang, '_set_registered', [Name, true], #{}, infinity),
+    set_in_python(Name, true),
     {reply, ok, State};
 handle_call({unregister, Name}, _From, State) ->
+    set_in_python(Name, false),
     true = ets:delete(?TABLE, Name),
-    {ok, none} = py:call(erlang, '_set_registered', [Name, false], #{}, infinity),
-    {reply, ok, State}.
+    {reply, ok, State};
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
 
+%% @doc Drops the cast (gen_server callback).
 -spec handle_cast(term(), map()) -> {noreply, map()}.
 handle_cast(_Request, State) ->
     {noreply, State}.
+
+%% @doc Drops the message (gen_server callback).
+-spec handle_info(term(), map()) -> {noreply, map()}.
+handle_info(_Message, State) ->
+    {noreply, State}.
+
+set_in_python(Name, Registered) ->
+    {ok, none} = py:call(erlang, '_set_registered', [Name, Registered], #{}, infinity),
+    ok.

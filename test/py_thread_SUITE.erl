@@ -636,11 +636,9 @@ coordinator_dying_with_a_first_request_wakes_the_thread(_Config) ->
                    "    t.start(); t.join()\n"
                    "    return out[0]\n">>),
     Coordinator = whereis(py_coordinator),
-    Supervisor = whereis(erlang_python_sup),
     true = erlang:suspend_process(Coordinator),
     %% With every handler gone, the thread's worker must ask the coordinator.
-    {links, Links} = process_info(Coordinator, links),
-    [exit(Handler, kill) || Handler <- Links, Handler =/= Supervisor],
+    [exit(Handler, kill) || Handler <- py_coordinator:handlers()],
     Self = self(),
     Caller = spawn_link(fun() -> Self ! {th_first, py:call('__main__', th_first_call, [])} end),
     wait_for(fun() ->
