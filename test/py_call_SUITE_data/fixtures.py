@@ -95,7 +95,6 @@ def orphan(pid):
         erlang.send(pid, erlang.Atom('orphan_stopped'))
 
 started_died = []
-started_threads = []
 
 def record_unraisable(u):
     '''Keeps what was raised where nobody could catch it, and where.'''
@@ -103,20 +102,7 @@ def record_unraisable(u):
 
 def start_threads_forever():
     while True:
-        t = threading.Thread(target=int, name='started by a call')
-        started_threads.append(t)
-        t.start()
-
-def threads_started_have_ended():
-    '''True once no thread start_threads_forever started is starting or
-    running; joins them, so that an error in their ending has been
-    reported.'''
-    if any(t.name == 'started by a call' for t in threading.enumerate()):
-        return False
-    for t in started_threads:
-        if t.ident is not None:
-            t.join()
-    return True
+        threading.Thread(target=int).start()
 
 # concurrency
 
