@@ -213,19 +213,16 @@ eight_loops_on_eight_threads_never_mix_results(_Config) ->
     Results = [{<<"ok">>, [{I, J} || J <- lists:seq(0, 199)]} || I <- lists:seq(0, 7)].
 
 loops_run_one_after_another_on_one_thread(_Config) ->
-    {ok, [{1, 2, 3}, {4, 5, 6}, {7, 8, 9}, {0, 0}]} =
-        py:eval(<<"as_three_loops()">>),
+    {ok, [{1, 2, 3}, {4, 5, 6}, {7, 8, 9}, {0, 0}]} = py:eval(<<"as_three_loops()">>),
     {ok, {0, 0}} = py:eval(<<"as_pending()">>).
 
 event_loop_policy_is_left_alone(_Config) ->
-    {ok, {true, true, true}} =
-        py:eval(<<"as_policy_check()">>).
+    {ok, {true, true, true}} = py:eval(<<"as_policy_check()">>).
 
 sync_and_async_calls_mix_in_one_coroutine(_Config) ->
     %% A blocking erlang.call while async calls are in flight must not eat
     %% the wake-up meant for the loop.
-    {ok, {[{1, a}, {2, b}], 30}} =
-        py:eval(<<"asyncio.run(as_mixed())">>).
+    {ok, {[{1, a}, {2, b}], 30}} = py:eval(<<"asyncio.run(as_mixed())">>).
 
 async_function_reenters_python(_Config) ->
     {ok, [11, 12, 13]} = py:eval(<<"asyncio.run(as_gather('as_via_python', [(1,), (2,), (3,)]))">>).
@@ -255,8 +252,7 @@ bad_arguments_raise_at_the_call(_Config) ->
     ct:log("no name: ~ts~nunconvertible argument: ~ts", [NoName, Unconvertible]).
 
 async_call_without_a_running_loop_raises(_Config) ->
-    {ok, {<<"RuntimeError">>, <<"no running event loop">>}} =
-        py:eval(<<"as_no_loop()">>).
+    {ok, {<<"RuntimeError">>, <<"no running event loop">>}} = py:eval(<<"as_no_loop()">>).
 
 async_call_nested_too_deep_raises_recursion_error(_Config) ->
     %% py:call at depth 64 (the limit) cannot send one more level.
@@ -333,8 +329,7 @@ late_answer_for_a_closed_loop_is_dropped(_Config) ->
     %% A loop closed with calls in flight; one answer arrives later, while
     %% another loop on the same thread waits for its own calls, the other
     %% only after that loop is gone. The thread's channel is left idle.
-    {ok, {<<"second">>, [1, 2, 3], {0, 0}}} =
-        py:eval(<<"as_closed_loop()">>).
+    {ok, {<<"second">>, [1, 2, 3], {0, 0}}} = py:eval(<<"as_closed_loop()">>).
 
 %%% coroutines from Erlang
 
