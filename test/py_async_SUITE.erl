@@ -15,7 +15,8 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--import(py_test_lib, [wait_until/2]).
+-import(py_test_lib, [wait_until/2, settled/3, await_down/2, scaled/1, exec_file/2,
+                      restart_app/0]).
 
 -export([suite/0, all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2]).
@@ -114,8 +115,7 @@ groups() ->
        many_loops_leave_no_residue]}].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    ok = define_python(),
+    ok = py_test_lib:start_with_fixtures(Config),
     ok = register_functions(),
     Config.
 
@@ -146,116 +146,10 @@ register_functions() ->
           %% Tells the test which process runs it, then waits to be killed.
           {as_hold, fun([Pid, X]) -> Pid ! {as_held, self(), X}, timer:sleep(60000), X end},
           %% Tells the test which process runs it, then waits for go.
-          {as_block, fun([Pid]) -> Pid ! {as_blocked, self()}, receive go -> unblocked end end}],
-    lists:foreach(fun({Name, Fun}) -> ok = py:register_function(Name, Fun) end, Fs).
-
-%% The Python side, in the shared __main__ (where `erlang' is imported).
-define_python() ->
-    py:exec(lines(
-      ["import asyncio, threading, time",
-       "",
-       %% The issue's example, as written.
-       "async def fetch(uid):",
-       "    return await erlang.async_call('get_user', uid)",
-       "",
-       "async def as_gather_abc():",
-       "    return await asyncio.gather(erlang.async_call('a', 1), erlang.async_call('b', 2),",
-       "                                erlang.async_call('c', 3))",
-       "",
-       "async def as_gather(name, argss):",
-       "    return await asyncio.gather(*[erlang.async_call(name, *args) for args in argss])",
-       "",
-       "def as_timed(coroutine):",
-       "    t = time.monotonic()",
-       "    result = asyncio.run(coroutine)",
-       "    return (result, time.monotonic() - t)",
-       "",
-       "def as_in_threads(n, make_coroutine):",
-       "    '''Runs make_coroutine(i) in its own loop on thread i, for i < n. The",
-       "    threads all live from before the first call of any until after the",
-       "    last, so they hold n workers at once.'''",
-       "    results = [None] * n",
-       "    all_started = threading.Barrier(n)",
-       "    all_done = threading.Barrier(n)",
-       "    def run(i):",
-       "        all_started.wait()",
-       "        try:",
-       "            results[i] = ('ok', asyncio.run(make_coroutine(i)))",
-       "        except BaseException as e:",
-       "            results[i] = ('raised', type(e).__name__, str(e))",
-       "        all_done.wait()",
-       "    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]",
-       "    for t in threads: t.start()",
-       "    for t in threads: t.join()",
-       "    return results",
-       "",
-       "async def as_try(name, *args):",
-       "    '''The outcome of erlang.async_call(name, *args), made in the loop.'''",
-       "    async def call():",
-       "        return await erlang.async_call(name, *args)",
-       "    return await as_outcome(call())",
-       "",
-       "async def as_outcome(awaitable):",
-       "    try:",
-       "        return ('ok', await awaitable)",
-       "    except BaseException as e:",
-       "        return ('raised', type(e).__name__, str(e), getattr(e, 'erlang_class', None),",
-       "                getattr(e, 'reason', None))",
-       "",
-       "def as_gather_values(values):",
-       "    async def gather():",
-       "        return list(await asyncio.gather(",
-       "            *[erlang.async_call('as_identity', v) for v in values]))",
-       "    return asyncio.run(gather())",
-       "",
-       "def as_add_ten(x):",
-       "    return x + 10",
-       "",
-       "async def as_double_later(x):",
-       "    await asyncio.sleep(0.01)",
-       "    return 2 * x",
-       "",
-       "async def as_fail_later(text):",
-       "    await asyncio.sleep(0)",
-       "    raise ValueError(text)",
-       "",
-       "as_log = []",
-       "async def as_sleep_forever():",
-       "    try:",
-       "        await asyncio.sleep(30)",
-       "    finally:",
-       "        as_log.append('sleep_forever cleaned up')",
-       "",
-       "async def as_await_erlang(pid, x):",
-       "    try:",
-       "        return await erlang.async_call('as_hold', pid, x)",
-       "    finally:",
-       "        as_log.append(('await_erlang cleaned up', x))",
-       "",
-       "def as_pending():",
-       "    '''Calls in flight and loops watching, for this thread.'''",
-       "    channel = erlang._channel()",
-       "    return (len(channel.pending), len(channel.watching))"])).
-
-lines(Lines) ->
-    iolist_to_binary([[Line, "\n"] || Line <- Lines]).
-
-%% Runs Python statements, then evaluates Expr; {ok, Value}.
-run(Statements, Expr) ->
-    ok = py:exec(lines(Statements)),
-    py:eval(Expr).
-
-%% Waits up to a second for Pid to end.
-wait_dead(Pid) ->
-    wait_dead(Pid, 100).
-
-wait_dead(Pid, 0) ->
-    ct:fail({still_alive, Pid, erlang:process_info(Pid, current_stacktrace)});
-wait_dead(Pid, N) ->
-    case is_process_alive(Pid) of
-        false -> ok;
-        true -> timer:sleep(10), wait_dead(Pid, N - 1)
-    end.
+          {as_block, fun([Pid]) -> Pid ! {as_blocked, self()}, receive go -> unblocked end end},
+          %% Tells the test it ran: a marker sent after everything before it.
+          {as_mark, fun([Pid]) -> Pid ! as_marker, ok end}],
+    py_test_lib:register_functions(Fs).
 
 %% Runs Fun in a linked process; done/1 waits for what it returns.
 in_background(Fun) ->
@@ -263,10 +157,14 @@ in_background(Fun) ->
     spawn_link(fun() -> Self ! {done, Fun()} end).
 
 done(Ms) ->
-    receive {done, Result} -> Result after Ms -> ct:fail(no_answer) end.
+    receive {done, Result} -> Result after scaled(Ms) -> ct:fail(no_answer) end.
 
 held() ->
-    receive {as_held, Pid, X} -> {Pid, X} after 5000 -> ct:fail(not_held) end.
+    receive {as_held, Pid, X} -> {Pid, X} after scaled(5000) -> ct:fail(not_held) end.
+
+%% Waits up to a second for Pid to end.
+wait_dead(Pid) ->
+    await_down(Pid, 1000).
 
 %%% examples
 
@@ -315,46 +213,16 @@ eight_loops_on_eight_threads_never_mix_results(_Config) ->
     Results = [{<<"ok">>, [{I, J} || J <- lists:seq(0, 199)]} || I <- lists:seq(0, 7)].
 
 loops_run_one_after_another_on_one_thread(_Config) ->
-    {ok, [{1, 2, 3}, {4, 5, 6}, {7, 8, 9}, {0, 0}]} =
-        run(["def as_three_loops():",
-             "    out = []",
-             "    for k in range(3):",
-             "        out.append(tuple(asyncio.run(as_gather('as_identity', [(3 * k + j,) for j in (1, 2, 3)]))))",
-             "    loop = asyncio.new_event_loop()",
-             "    try:",
-             "        out.append(loop.run_until_complete(as_gather('as_identity', [(0,)])) * 2)",
-             "    finally:",
-             "        loop.close()",
-             "    out[-1] = tuple(out[-1])",
-             "    return out"],
-            <<"as_three_loops()">>),
+    {ok, [{1, 2, 3}, {4, 5, 6}, {7, 8, 9}, {0, 0}]} = py:eval(<<"as_three_loops()">>),
     {ok, {0, 0}} = py:eval(<<"as_pending()">>).
 
 event_loop_policy_is_left_alone(_Config) ->
-    {ok, {true, true, true}} =
-        run(["def as_policy_check():",
-             "    before = asyncio.get_event_loop_policy()",
-             "    asyncio.run(fetch(1))",
-             "    after = asyncio.get_event_loop_policy()",
-             "    loop = asyncio.new_event_loop()",
-             "    try:",
-             "        same_loop_type = type(loop) is asyncio.SelectorEventLoop",
-             "    finally:",
-             "        loop.close()",
-             "    return (before is after, same_loop_type,",
-             "            type(after) is asyncio.DefaultEventLoopPolicy)"],
-            <<"as_policy_check()">>).
+    {ok, {true, true, true}} = py:eval(<<"as_policy_check()">>).
 
 sync_and_async_calls_mix_in_one_coroutine(_Config) ->
     %% A blocking erlang.call while async calls are in flight must not eat
     %% the wake-up meant for the loop.
-    {ok, {[{1, a}, {2, b}], 30}} =
-        run(["async def as_mixed():",
-             "    first = erlang.async_call('as_sleep', 50, (1, erlang.Atom('a')))",
-             "    second = erlang.async_call('as_sleep', 100, (2, erlang.Atom('b')))",
-             "    sync = erlang.call('as_sleep', 150, 30)",
-             "    return (await asyncio.gather(first, second), sync)"],
-            <<"asyncio.run(as_mixed())">>).
+    {ok, {[{1, a}, {2, b}], 30}} = py:eval(<<"asyncio.run(as_mixed())">>).
 
 async_function_reenters_python(_Config) ->
     {ok, [11, 12, 13]} = py:eval(<<"asyncio.run(as_gather('as_via_python', [(1,), (2,), (3,)]))">>).
@@ -368,11 +236,7 @@ erlang_exception_raises_erlang_error_at_the_await(_Config) ->
         py:eval(<<"asyncio.run(as_try('as_throw', 2))">>),
     %% The others in the same gather are unaffected.
     {ok, [{<<"ok">>, 1}, {<<"raised">>, <<"ErlangError">>, _, error, {as_bad, 2}}, {<<"ok">>, 3}]} =
-        run(["async def as_mixed_outcomes():",
-             "    return await asyncio.gather(as_outcome(erlang.async_call('as_identity', 1)),",
-             "                                as_outcome(erlang.async_call('as_raise', 2)),",
-             "                                as_outcome(erlang.async_call('as_identity', 3)))"],
-            <<"asyncio.run(as_mixed_outcomes())">>).
+        py:eval(<<"asyncio.run(as_mixed_outcomes())">>).
 
 unknown_function_raises_at_the_await(_Config) ->
     {ok, {<<"raised">>, <<"UnknownFunctionError">>,
@@ -384,27 +248,11 @@ bad_arguments_raise_at_the_call(_Config) ->
           {<<"TypeError">>, <<"erlang.async_call(name, *args): name must be a str">>},
           {<<"TypeError">>, Unconvertible},
           {0, 0}]} =
-        run(["async def as_bad_calls():",
-             "    out = []",
-             "    for args in [(), (1,), ('as_identity', object())]:",
-             "        try:",
-             "            erlang.async_call(*args)",
-             "            out.append('no error')",
-             "        except TypeError as e:",
-             "            out.append((type(e).__name__, str(e)))",
-             "    out.append(as_pending())",
-             "    return out"],
-            <<"asyncio.run(as_bad_calls())">>),
+        py:eval(<<"asyncio.run(as_bad_calls())">>),
     ct:log("no name: ~ts~nunconvertible argument: ~ts", [NoName, Unconvertible]).
 
 async_call_without_a_running_loop_raises(_Config) ->
-    {ok, {<<"RuntimeError">>, <<"no running event loop">>}} =
-        run(["def as_no_loop():",
-             "    try:",
-             "        erlang.async_call('as_identity', 1)",
-             "    except RuntimeError as e:",
-             "        return (type(e).__name__, str(e))"],
-            <<"as_no_loop()">>).
+    {ok, {<<"RuntimeError">>, <<"no running event loop">>}} = py:eval(<<"as_no_loop()">>).
 
 async_call_nested_too_deep_raises_recursion_error(_Config) ->
     %% py:call at depth 64 (the limit) cannot send one more level.
@@ -416,21 +264,13 @@ async_call_nested_too_deep_raises_recursion_error(_Config) ->
     receive
         {deep, {ok, {<<"raised">>, <<"RecursionError">>, _, none, none}}} -> ok;
         {deep, Other} -> ct:fail(Other)
-    after 10000 -> ct:fail(no_answer)
+    after scaled(10000) -> ct:fail(no_answer)
     end.
 
 %%% cancellation
 
 wait_for_timeout_cancels_and_kills_the_erlang_process(_Config) ->
     Self = self(),
-    ok = py:exec(lines(["async def as_wait_for_main(pid):",
-                        "    try:",
-                        "        await asyncio.wait_for(erlang.async_call('as_hold', pid, 1), 0.3)",
-                        "        return 'not cancelled'",
-                        "    except asyncio.TimeoutError:",
-                        "        return ('timed out', as_pending())",
-                        "def as_wait_for(pid):",
-                        "    return asyncio.run(as_wait_for_main(pid))"])),
     Caller = in_background(fun() -> py:call('__main__', as_wait_for, [Self]) end),
     {Held, 1} = held(),
     {ok, {<<"timed out">>, {0, 0}}} = done(5000),
@@ -440,35 +280,16 @@ wait_for_timeout_cancels_and_kills_the_erlang_process(_Config) ->
 
 cancel_mid_flight_then_reuse_the_loop(_Config) ->
     Self = self(),
-    ok = py:exec(lines(["def as_cancel_and_reuse(pid):",
-                        "    loop = asyncio.new_event_loop()",
-                        "    try:",
-                        "        async def cancel_one():",
-                        "            task = asyncio.ensure_future(erlang.async_call('as_hold', pid, 2))",
-                        "            await asyncio.sleep(0.1)",
-                        "            task.cancel()",
-                        "            try:",
-                        "                await task",
-                        "            except asyncio.CancelledError:",
-                        "                return 'cancelled'",
-                        "        first = loop.run_until_complete(cancel_one())",
-                        "        second = loop.run_until_complete(as_gather('as_triple', [(i,) for i in range(10)]))",
-                        "        return (first, second, as_pending())",
-                        "    finally:",
-                        "        loop.close()"])),
     in_background(fun() -> py:call('__main__', as_cancel_and_reuse, [Self]) end),
+    %% Cancelled only once its process runs.
     {Held, 2} = held(),
+    ok = py:exec(<<"as_told.add(2)">>),
     {ok, {<<"cancelled">>, Tripled, {0, 0}}} = done(5000),
     Tripled = [3 * I || I <- lists:seq(0, 9)],
     wait_dead(Held).
 
 cancelled_gather_kills_every_process(_Config) ->
     Self = self(),
-    ok = py:exec(lines(["async def as_gather_cancelled(pid):",
-                        "    try:",
-                        "        await asyncio.wait_for(as_gather('as_hold', [(pid, i) for i in range(20)]), 0.5)",
-                        "    except asyncio.TimeoutError:",
-                        "        return as_pending()"])),
     in_background(fun() -> py:eval(<<"asyncio.run(as_gather_cancelled(pid))">>, #{pid => Self}) end),
     Held = [element(1, held()) || _ <- lists:seq(1, 20)],
     {ok, {0, 0}} = done(5000),
@@ -476,10 +297,6 @@ cancelled_gather_kills_every_process(_Config) ->
 
 killed_call_process_fails_only_its_call(_Config) ->
     Self = self(),
-    ok = py:exec(lines(["async def as_one_killed(pid):",
-                        "    held = as_outcome(erlang.async_call('as_hold', pid, 8))",
-                        "    others = [as_outcome(erlang.async_call('as_sleep', 300, i)) for i in range(3)]",
-                        "    return await asyncio.gather(held, *others)"])),
     in_background(fun() -> py:eval(<<"asyncio.run(as_one_killed(pid))">>, #{pid => Self}) end),
     {Held, 8} = held(),
     exit(Held, kill),
@@ -490,19 +307,20 @@ killed_call_process_during_a_sync_call_fails_only_its_call(_Config) ->
     %% The thread blocks in erlang.call while its async call's process is
     %% killed: the handler running the sync call carries on.
     Self = self(),
-    ok = py:exec(lines(["async def as_killed_while_blocked(pid):",
-                        "    held = as_outcome(erlang.async_call('as_hold', pid, 9))",
-                        "    blocked = erlang.call('as_block', pid)",
-                        "    return blocked, await held"])),
     in_background(fun() ->
                           py:eval(<<"asyncio.run(as_killed_while_blocked(pid))">>, #{pid => Self})
                   end),
     {Held, 9} = held(),
-    Handler = receive {as_blocked, H} -> H after 5000 -> ct:fail(not_blocked) end,
+    Handler = receive {as_blocked, H} -> H after scaled(5000) -> ct:fail(not_blocked) end,
     exit(Held, kill),
     wait_dead(Held),
-    %% Let the exit signal reach the handler before it may return.
-    timer:sleep(50),
+    %% The handler has the news of the death before it may return.
+    wait_until(fun() ->
+                       {messages, Messages} = process_info(Handler, messages),
+                       lists:any(fun({_, _, process, Pid, killed}) -> Pid =:= Held;
+                                    (_) -> false
+                                 end, Messages)
+               end, 5000),
     Handler ! go,
     {ok, {unblocked, {<<"raised">>, <<"ErlangError">>, <<"killed">>, exit, killed}}} = done(5000),
     true = is_process_alive(Handler).
@@ -511,21 +329,7 @@ late_answer_for_a_closed_loop_is_dropped(_Config) ->
     %% A loop closed with calls in flight; one answer arrives later, while
     %% another loop on the same thread waits for its own calls, the other
     %% only after that loop is gone. The thread's channel is left idle.
-    {ok, {<<"second">>, [1, 2, 3], {0, 0}}} =
-        run(["def as_closed_loop():",
-             "    loop = asyncio.new_event_loop()",
-             "    async def start():",
-             "        return (erlang.async_call('as_sleep', 100, 'late'),",
-             "                erlang.async_call('as_sleep', 3000, 'later still'))",
-             "    abandoned = loop.run_until_complete(start())",
-             "    loop.close()",
-             "    async def second():",
-             "        await asyncio.sleep(0.2)",
-             "        return ('second', await as_gather('as_identity', [(1,), (2,), (3,)]))",
-             "    result = asyncio.run(second())",
-             "    assert not any(f.done() for f in abandoned)",
-             "    return result + (as_pending(),)"],
-            <<"as_closed_loop()">>).
+    {ok, {<<"second">>, [1, 2, 3], {0, 0}}} = py:eval(<<"as_closed_loop()">>).
 
 %%% coroutines from Erlang
 
@@ -568,19 +372,6 @@ timeout_stops_a_coroutine_awaiting_erlang(_Config) ->
 %% KeyboardInterrupt and SystemExit: the interruption must end the run all
 %% the same, not be reported to the loop's exception handler.
 timeout_in_a_loop_callback_is_not_swallowed_by_the_loop(_Config) ->
-    ok = py:exec(lines(["as_handled = []",
-                        "async def as_busy_callbacks():",
-                        "    loop = asyncio.get_running_loop()",
-                        "    loop.set_exception_handler(",
-                        "        lambda loop, context: as_handled.append(repr(context.get('exception'))))",
-                        "    def spin():",
-                        "        time.sleep(0.001)",
-                        "        loop.call_soon(spin)",
-                        "    loop.call_soon(spin)",
-                        "    try:",
-                        "        await asyncio.sleep(30)",
-                        "    finally:",
-                        "        as_log.append('busy_callbacks cleaned up')"])),
     [begin
          ok = py:exec(<<"as_log.clear()">>),
          {error, timeout} = py:call('__main__', as_busy_callbacks, [], #{}, 100 + 10 * I),
@@ -603,78 +394,15 @@ dead_caller_stops_its_coroutine(_Config) ->
 
 %%% framework
 
-fastapi_app_serves_two_hundred_requests(_Config) ->
+fastapi_app_serves_two_hundred_requests(Config) ->
     case py:eval(<<"__import__('importlib.util').util.find_spec('fastapi') is not None and "
                    "__import__('importlib.util').util.find_spec('httpx') is not None">>) of
         {ok, false} -> {skip, "fastapi or httpx not installed for this Python"};
-        {ok, true} -> fastapi_app()
+        {ok, true} -> fastapi_app(Config)
     end.
 
-fastapi_app() ->
-    ok = py:exec(lines(
-      ["import logging, warnings, gc",
-       "from fastapi import FastAPI, Request",
-       "from fastapi.testclient import TestClient",
-       "",
-       "as_app = FastAPI()",
-       "",
-       "@as_app.middleware('http')",
-       "async def as_tag_request(request: Request, call_next):",
-       "    tag = await erlang.async_call('as_identity', request.url.path)",
-       "    response = await call_next(request)",
-       "    response.headers['x-erlang-tag'] = tag",
-       "    return response",
-       "",
-       "@as_app.get('/users/{uid}')",
-       "async def as_get_user(uid: int):",
-       "    return await erlang.async_call('get_user', uid)",
-       "",
-       "@as_app.get('/triple/{x}')",
-       "async def as_get_triple(x: int):",
-       "    a, b = await asyncio.gather(erlang.async_call('as_triple', x),",
-       "                                erlang.async_call('as_sleep', 1, x))",
-       "    return {'triple': a, 'same': b}",
-       "",
-       "@as_app.get('/fail')",
-       "async def as_get_fail():",
-       "    try:",
-       "        await erlang.async_call('as_raise', 'x')",
-       "    except erlang.ErlangError as e:",
-       "        return {'erlang_error': str(e)}",
-       "",
-       "class as_Records(logging.Handler):",
-       "    def __init__(self):",
-       "        super().__init__()",
-       "        self.records = []",
-       "    def emit(self, record):",
-       "        self.records.append(record.getMessage())",
-       "",
-       "def as_serve(n):",
-       "    records = as_Records()",
-       "    logging.getLogger('asyncio').addHandler(records)",
-       "    bad = []",
-       "    try:",
-       "        with warnings.catch_warnings(record=True) as caught:",
-       "            warnings.simplefilter('always')",
-       "            with TestClient(as_app) as client:",
-       "                for i in range(n):",
-       "                    kind = i % 3",
-       "                    if kind == 0:",
-       "                        r = client.get(f'/users/{i}')",
-       "                        ok = r.json() == {'id': i, 'name': f'user{i}'}",
-       "                    elif kind == 1:",
-       "                        r = client.get(f'/triple/{i}')",
-       "                        ok = r.json() == {'triple': 3 * i, 'same': i}",
-       "                    else:",
-       "                        r = client.get('/fail')",
-       "                        ok = r.json() == {'erlang_error': '{as_bad,<<\"x\">>}'}",
-       "                    ok = ok and r.status_code == 200 and r.headers['x-erlang-tag'] == r.url.path",
-       "                    if not ok:",
-       "                        bad.append((i, r.status_code, r.text))",
-       "            gc.collect()",
-       "    finally:",
-       "        logging.getLogger('asyncio').removeHandler(records)",
-       "    return (n - len(bad), bad[:3], [str(w.message) for w in caught], records.records)"])),
+fastapi_app(Config) ->
+    ok = exec_file(Config, "fastapi_app.py"),
     {ok, {200, [], Warnings, Logged}} = py:eval(<<"as_serve(200)">>, #{}, 120000),
     ct:log("warnings: ~p~nasyncio log: ~p", [Warnings, Logged]),
     [] = [W || W <- Warnings, binary:match(W, <<"never retrieved">>) =/= nomatch orelse
@@ -685,13 +413,6 @@ fastapi_app() ->
 
 killed_handler_fails_the_pending_awaits(_Config) ->
     Self = self(),
-    ok = py:exec(lines(["async def as_handler_dies(pid):",
-                        "    calls = [as_outcome(erlang.async_call('as_hold', pid, i)) for i in range(3)]",
-                        "    outcomes = await asyncio.gather(*calls)",
-                        "    after = await erlang.async_call('as_triple', 5)",
-                        "    return (outcomes, after, as_pending())",
-                        "def as_handler_dies_main(pid):",
-                        "    return asyncio.run(as_handler_dies(pid))"])),
     in_background(fun() -> py:call('__main__', as_handler_dies_main, [Self]) end),
     Held = [element(1, held()) || _ <- lists:seq(1, 3)],
     %% The handler is whoever spawned the holders: the process that
@@ -709,11 +430,6 @@ killed_handler_fails_the_pending_awaits(_Config) ->
 
 application_stop_fails_every_await_in_flight(_Config) ->
     Self = self(),
-    ok = py:exec(lines(["async def as_stop_under_me(pid):",
-                        "    calls = [as_outcome(erlang.async_call('as_hold', pid, i)) for i in range(5)]",
-                        "    return await asyncio.gather(*calls)",
-                        "def as_stop_in_threads(pid):",
-                        "    return as_in_threads(2, lambda i: as_stop_under_me(pid))"])),
     in_background(fun() -> py:call('__main__', as_stop_in_threads, [Self], #{}, 20000) end),
     Held = [element(1, held()) || _ <- lists:seq(1, 10)],
     T0 = erlang:monotonic_time(millisecond),
@@ -726,12 +442,7 @@ application_stop_fails_every_await_in_flight(_Config) ->
         [{<<"raised">>, <<"ErlangError">>, _, none, none} = O || O <- Outcomes],
         %% While stopped, an async call says so at once.
         {ok, {<<"RuntimeError">>, <<"the erlang_python application is not running">>}} =
-            run(["async def as_stopped():",
-                 "    try:",
-                 "        erlang.async_call('as_identity', 1)",
-                 "    except RuntimeError as e:",
-                 "        return (type(e).__name__, str(e))"],
-                <<"asyncio.run(as_stopped())">>),
+            py:eval(<<"asyncio.run(as_stopped())">>),
         lists:foreach(fun wait_dead/1, Held)
     after
         {ok, _} = application:ensure_all_started(erlang_python),
@@ -765,8 +476,7 @@ many_loops_leave_no_residue(_Config) ->
 %% After a restart no worker has a handler: the next thread's first
 %% requests go through the coordinator.
 restart() ->
-    ok = application:stop(erlang_python),
-    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = restart_app(),
     ok = register_functions().
 
 first_calls_of_a_thread_bind_one_handler(_Config) ->
@@ -783,28 +493,29 @@ cancel_before_the_handler_is_bound_reaches_erlang(_Config) ->
     %% The call and its cancel both go through the coordinator.
     restart(),
     Self = self(),
-    ok = py:exec(lines(["async def as_cancel_first(pid):",
-                        "    task = asyncio.ensure_future(erlang.async_call('as_hold', pid, 7))",
-                        "    await asyncio.sleep(0)",
-                        "    task.cancel()",
-                        "    try:",
-                        "        await task",
-                        "    except asyncio.CancelledError:",
-                        "        return 'cancelled'",
-                        "def as_cancel_first_main(pid):",
-                        "    return as_in_threads(1, lambda i: as_cancel_first(pid))"])),
-    {ok, [{<<"ok">>, <<"cancelled">>}]} = py:call('__main__', as_cancel_first_main, [Self]),
-    %% The call may have started before its cancel came, or never.
+    in_background(fun() -> py:call('__main__', as_cancel_first_main, [Self]) end),
+    receive as_cancelled -> ok after scaled(5000) -> ct:fail(not_cancelled) end,
+    %% Every request the coordinator holds (the call, the cancel) goes on
+    %% to the handler before this answers; the thread's next request, the
+    %% marker, comes after them.
+    [_] = py_coordinator:handlers(),
+    ok = py:exec(<<"as_told.add(7)">>),
+    receive as_marker -> ok after scaled(5000) -> ct:fail(no_marker) end,
+    {ok, [{<<"ok">>, <<"cancelled">>}]} = done(5000),
+    %% The call may have started before its cancel came, or never: if it
+    %% did, its message came before the marker's, and its process is gone.
     receive
         {as_held, Held, 7} -> wait_dead(Held)
-    after 500 -> ok
+    after 0 -> ok
     end,
     #{handlers := 1} = py:thread_stats().
 
+%% Workers, handlers and descriptors, once exiting threads and processes
+%% have finished exiting (the counts stop changing).
 residue() ->
-    %% Let exiting processes finish exiting.
-    timer:sleep(200),
-    Stats = py:thread_stats(),
-    {ok, Fds} = file:list_dir("/proc/self/fd"),
-    {maps:get(workers_live, Stats) + maps:get(workers_pooled, Stats), maps:get(handlers, Stats),
-     length(Fds)}.
+    settled(residue, fun() ->
+                             Stats = py:thread_stats(),
+                             {ok, Fds} = file:list_dir("/proc/self/fd"),
+                             {maps:get(workers_live, Stats) + maps:get(workers_pooled, Stats),
+                              maps:get(handlers, Stats), length(Fds)}
+                     end, 5000).

@@ -8,7 +8,8 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--import(py_test_lib, [wait_until/2]).
+-import(py_test_lib, [wait_until/2, wait_calls_done/1, scaled/1, exec_file/2, restart_with/2,
+                      restart_without/1, in_peer/2, fan_out/2, fan_out_start/2, fan_out_results/1]).
 
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2]).
@@ -44,7 +45,7 @@
          many_distinct_sources_each_give_their_own_value/1, kept_code_stays_bounded/1,
          long_source_runs_every_time/1]).
 -export([large_binary_handed_back_is_not_copied/1]).
--export([starvation_check/1]).
+-export([starvation_check/2]).
 
 all() ->
     [{group, api}, {group, errors}, {group, code_cache}, {group, timeouts},
@@ -91,8 +92,7 @@ groups() ->
        dirty_call_limit_out_of_range_is_clamped]}].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    ok = py:exec(<<"import time, threading">>),
+    ok = py_test_lib:start_with_fixtures(Config),
     Config.
 
 end_per_suite(_Config) ->
@@ -108,10 +108,7 @@ init_per_group(_Group, Config) ->
     Config.
 
 end_per_group(pool, _Config) ->
-    ok = application:stop(erlang_python),
-    application:unset_env(erlang_python, dirty_call_limit),
-    {ok, _} = application:ensure_all_started(erlang_python),
-    ok;
+    restart_without(dirty_call_limit);
 end_per_group(_Group, _Config) ->
     ok.
 
@@ -136,13 +133,7 @@ names_may_be_binaries(_Config) ->
 %% rebound function, a module replaced in sys.modules and a module removed
 %% from it are all seen by the next call.
 names_are_looked_up_afresh(_Config) ->
-    ok = py:exec(<<"import sys, types\n"
-                   "def fresh_module(value):\n"
-                   "    m = types.ModuleType('fresh_probe')\n"
-                   "    m.f = lambda: value\n"
-                   "    sys.modules['fresh_probe'] = m\n"
-                   "    return m\n"
-                   "probe = fresh_module(1)">>),
+    ok = py:exec(<<"probe = fresh_module(1)">>),
     {ok, 1} = py:call(fresh_probe, f, []),
     ok = py:exec(<<"probe.f = lambda: 2">>),
     {ok, 2} = py:call(fresh_probe, f, []),
@@ -184,17 +175,12 @@ eval_runs_statements(_Config) ->
 exec_definitions_are_shared_by_processes(_Config) ->
     ok = py:exec(<<"def f(a): return a + 1">>),
     {ok, 2} = py:call('__main__', f, [1]),
-    Self = self(),
-    spawn_link(fun() -> Self ! {other, py:call('__main__', f, [41])} end),
-    receive {other, Result} -> {ok, 42} = Result end.
+    [{ok, 42}] = fan_out(fun(_) -> py:call('__main__', f, [41]) end, [another_process]).
 
 %% A large binary that Python hands back (as the result, inside one, or
 %% from eval's locals) comes back as the very binary that went in, not a
 %% copy; an equal one that Python made is a binary of its own.
 large_binary_handed_back_is_not_copied(_Config) ->
-    ok = py:exec(<<"def handed_back(x): return x\n"
-                   "def handed_back_inside(x): return {'v': x, 'w': [x, (x,)]}\n"
-                   "def remade(x): return x[:-1] + x[-1:]">>),
     Bytes = <<255, (crypto:strong_rand_bytes(1 bsl 20))/binary>>,
     Ascii = binary:copy(<<"a">>, 1 bsl 20),
     Text = binary:copy(<<"é"/utf8>>, 1 bsl 19),
@@ -242,7 +228,7 @@ subprocess_exit_status_reaches_python(_Config) ->
     %% Erlang's own ports still see their exit statuses.
     "erlang\n" = os:cmd("echo erlang"),
     Port = open_port({spawn, "sh -c 'exit 5'"}, [exit_status]),
-    receive {Port, {exit_status, 5}} -> ok after 5000 -> ct:fail(no_exit_status) end.
+    receive {Port, {exit_status, 5}} -> ok after scaled(5000) -> ct:fail(no_exit_status) end.
 
 %% Python code runs off Python's main thread, so it cannot install signal
 %% handlers into the VM.
@@ -258,17 +244,13 @@ exception_becomes_error_tuple(_Config) ->
 
 traceback_is_kept_for_the_caller(_Config) ->
     undefined = py:last_traceback(),
-    ok = py:exec(<<"def failing_inner():\n    raise ValueError('deep')\n"
-                   "def failing_outer():\n    failing_inner()\n">>),
     {error, {'ValueError', <<"deep">>}} = py:call('__main__', failing_outer, []),
     Traceback = py:last_traceback(),
     true = is_binary(Traceback),
     [_ | _] = binary:matches(Traceback, [<<"failing_outer">>, <<"failing_inner">>]),
     {match, _} = re:run(Traceback, "ValueError: deep"),
     %% Another process has its own.
-    Self = self(),
-    spawn_link(fun() -> Self ! {tb, py:last_traceback()} end),
-    receive {tb, Other} -> undefined = Other end.
+    [undefined] = fan_out(fun(_) -> py:last_traceback() end, [another_process]).
 
 missing_module_is_an_error(_Config) ->
     {error, {'ModuleNotFoundError', Message}} = py:call(no_such_module_here, f, []),
@@ -289,19 +271,13 @@ syntax_error_is_an_error(_Config) ->
     {error, {'IndentationError', _}} = py:exec(<<"if True:\nx = 1">>).
 
 user_exception_type_is_a_binary(_Config) ->
-    ok = py:exec(<<"class AppError(Exception): pass\n"
-                   "def raise_app_error(): raise AppError('boom')">>),
     {error, {<<"__main__.AppError">>, <<"boom">>}} = py:call('__main__', raise_app_error, []),
     {error, {<<"json.decoder.JSONDecodeError">>, _}} = py:call(json, loads, [<<"{">>]).
 
 fake_builtin_exception_is_not_an_atom(_Config) ->
-    ok = py:exec(<<"class Sneaky(Exception): pass\nSneaky.__module__ = 'builtins'\n"
-                   "def raise_sneaky(): raise Sneaky('x')">>),
     {error, {<<"builtins.Sneaky">>, <<"x">>}} = py:call('__main__', raise_sneaky, []).
 
 many_exception_classes_create_no_atoms(_Config) ->
-    ok = py:exec(<<"def raise_numbered(i):\n"
-                   "    raise type('Generated%d' % i, (Exception,), {})('n')">>),
     {error, _} = py:call('__main__', raise_numbered, [0]),
     Before = erlang:system_info(atom_count),
     [{error, {_, <<"n">>}} = py:call('__main__', raise_numbered, [I]) || I <- lists:seq(1, 2000)],
@@ -317,8 +293,6 @@ sys_exit_does_not_stop_the_vm(_Config) ->
 %% per level than a dirty scheduler's own stack holds before Python's
 %% recursion limit: calls run on a stack large enough for the limit.
 deep_recursion_through_c_is_a_recursion_error(_Config) ->
-    ok = py:exec(<<"def deep_sort(n):\n"
-                   "    return sorted([n], key=lambda x: deep_sort(n - 1) if n else 0)\n">>),
     %% 200 levels overflow a dirty scheduler's own stack, and stay within
     %% the recursion limit on every Python we support.
     {ok, [200]} = py:call('__main__', deep_sort, [200]),
@@ -326,8 +300,6 @@ deep_recursion_through_c_is_a_recursion_error(_Config) ->
     {ok, [10]} = py:call('__main__', deep_sort, [10]).
 
 unprintable_exception_still_reported(_Config) ->
-    ok = py:exec(<<"class Unprintable(Exception):\n    def __str__(self): raise RuntimeError('no')\n"
-                   "def raise_unprintable(): raise Unprintable()">>),
     {error, {<<"__main__.Unprintable">>, Message}} = py:call('__main__', raise_unprintable, []),
     true = is_binary(Message).
 
@@ -358,30 +330,25 @@ bad_arguments_are_rejected(_Config) ->
 %%% timeouts
 
 timeout_stops_a_busy_loop(_Config) ->
-    ok = py:exec(<<"spin_count = 0\n"
-                   "def spin():\n    global spin_count\n    while True: spin_count += 1\n">>),
     {error, timeout} = py:eval(<<"while True: pass">>, #{}, 100),
-    {error, timeout} = py:call('__main__', spin, [], #{}, 100),
-    assert_stops_changing(<<"spin_count">>).
+    ok = py:exec(<<"spin_count = 0">>),
+    {error, timeout} = py:call('__main__', spin, [self()], #{}, 100),
+    assert_stopped(spin_stopped, <<"spin_count">>).
 
 timeout_cuts_a_sleep_short(_Config) ->
-    ok = py:exec(<<"sleep_state = 'idle'\n"
-                   "def sleeper(seconds):\n    global sleep_state\n    sleep_state = 'sleeping'\n"
-                   "    try:\n        time.sleep(seconds)\n        sleep_state = 'finished'\n"
-                   "    except BaseException as e:\n        sleep_state = type(e).__name__\n        raise\n">>),
+    ok = py:exec(<<"sleep_state = 'idle'">>),
     {error, timeout} = py:call('__main__', sleeper, [30], #{}, 100),
     %% Interrupted, not left to sleep for 30 s.
     wait_until(fun() -> py:eval(<<"sleep_state">>) =:= {ok, <<"CallInterrupted">>} end, 5000),
     %% `from time import sleep' gets the same interruptible sleep.
     {error, timeout} = py:eval(<<"__import__('time').sleep(30)">>, #{}, 100),
     {ok, none} = py:call(time, sleep, [0.01]),
-    %% No late reply lands in the caller's mailbox.
-    timer:sleep(200),
+    %% No late reply lands in the caller's mailbox, even once every call
+    %% has ended.
+    wait_calls_done(5000),
     {messages, []} = process_info(self(), messages).
 
 except_exception_cannot_swallow_the_interrupt(_Config) ->
-    ok = py:exec(<<"def stubborn():\n    while True:\n        try:\n            time.sleep(30)\n"
-                   "        except Exception:\n            pass\n">>),
     {error, timeout} = py:call('__main__', stubborn, [], #{}, 100),
     {ok, 2} = py:eval(<<"1 + 1">>).
 
@@ -391,14 +358,13 @@ infinity_timeout_is_accepted(_Config) ->
     ok = py:exec(<<"pass">>, infinity).
 
 killed_caller_stops_its_python_work(_Config) ->
-    ok = py:exec(<<"orphan_count = 0\n"
-                   "def orphan():\n    global orphan_count\n    while True: orphan_count += 1\n">>),
-    Pid = spawn(fun() -> py:call('__main__', orphan, [], #{}, infinity) end),
-    %% Generous: under valgrind, a thread spinning with the GIL lets the
-    %% probing eval in only now and then.
-    wait_until(fun() -> element(2, py:eval(<<"orphan_count">>)) > 0 end, 30000),
+    ok = py:exec(<<"orphan_count = 0">>),
+    Self = self(),
+    Pid = spawn(fun() -> py:call('__main__', orphan, [Self], #{}, infinity) end),
+    %% Generous: under valgrind the first call to start a thread is slow.
+    receive orphan_started -> ok after scaled(30000) -> ct:fail(orphan_never_started) end,
     exit(Pid, kill),
-    assert_stops_changing(<<"orphan_count">>),
+    assert_stopped(orphan_stopped, <<"orphan_count">>),
     {ok, 2} = py:eval(<<"1 + 1">>).
 
 interpreter_usable_after_timeouts(_Config) ->
@@ -410,19 +376,15 @@ interpreter_usable_after_timeouts(_Config) ->
 %% call's, never the new thread's (before Python 3.12 a thread being
 %% started briefly carries its creator's thread ident).
 timeout_never_lands_in_a_thread_being_started(_Config) ->
-    ok = py:exec(<<"import sys, threading\n"
-                   "started_died = []\n"
-                   "def record_unraisable(u):\n"
-                   "    started_died.append(type(u.exc_value).__name__)\n"
-                   "def start_threads_forever():\n"
-                   "    while True:\n"
-                   "        threading.Thread(target=int).start()\n">>),
+    ok = py:exec(<<"started_died.clear()">>),
     {ok, none} = py:eval(<<"sys.__setattr__('unraisablehook', record_unraisable)">>),
+    Before = os_threads(),
     try
         [{error, timeout} = py:call('__main__', start_threads_forever, [], #{}, 5 + I rem 7)
          || I <- lists:seq(1, 150)],
-        %% Threads started last have had time to run.
-        timer:sleep(200),
+        %% Every thread those calls started has ended (and reported how, if
+        %% it died).
+        wait_until(fun() -> threads_added_since(Before) =:= 0 end, 10000),
         {ok, []} = py:eval(<<"started_died">>)
     after
         py:eval(<<"sys.__setattr__('unraisablehook', sys.__unraisablehook__)">>)
@@ -432,45 +394,38 @@ timeout_never_lands_in_a_thread_being_started(_Config) ->
 
 long_call_does_not_block_other_callers(_Config) ->
     Self = self(),
-    Sleeper = spawn_link(fun() -> Self ! {slept, py:call(time, sleep, [2])} end),
-    timer:sleep(50),
-    Callers = [spawn_link(fun() -> Self ! {quick, I, py:call(math, sqrt, [I * I])} end)
-               || I <- lists:seq(1, 100)],
-    [receive {quick, I, R} -> {ok, F} = R, true = F == I end || I <- lists:seq(1, 100)],
-    %% All 100 answered while the sleeper still sleeps.
-    receive {slept, _} -> ct:fail(sleeper_finished_first) after 0 -> ok end,
-    receive {slept, Slept} -> {ok, none} = Slept end,
-    [unlink(P) || P <- [Sleeper | Callers]],
-    ok.
+    Key = make_ref(),
+    Holder = fan_out_start(fun(I) -> py:call('__main__', hold_until_released, [Self, Key, I],
+                                             #{}, infinity)
+                           end, [1]),
+    receive {holding, Key, 1} -> ok after scaled(10000) -> ct:fail(long_call_never_started) end,
+    %% All 100 answer while the long call runs: it cannot end before it
+    %% is released.
+    try
+        Roots = fan_out(fun(I) -> py:call(math, sqrt, [I * I]) end, lists:seq(1, 100)),
+        Roots = [{ok, float(I)} || I <- lists:seq(1, 100)]
+    after
+        {ok, none} = py:call('__main__', release_held, [Key])
+    end,
+    [{ok, none}] = fan_out_results(Holder).
 
 hundred_processes_call_at_once(_Config) ->
-    Self = self(),
-    Pids = [spawn_link(fun() ->
-                 Results = [py:eval(<<"a * 1000 + b">>, #{a => P, b => N}) || N <- lists:seq(1, 50)],
-                 Self ! {done, P, Results}
-             end) || P <- lists:seq(1, 100)],
-    [receive {done, P, Results} ->
-         Expected = [{ok, P * 1000 + N} || N <- lists:seq(1, 50)],
-         Expected = Results
-     end || P <- lists:seq(1, 100)],
-    [unlink(P) || P <- Pids],
-    ok.
+    Results = fan_out(fun(P) -> [py:eval(<<"a * 1000 + b">>, #{a => P, b => N})
+                                 || N <- lists:seq(1, 50)]
+                      end, lists:seq(1, 100)),
+    Results = [[{ok, P * 1000 + N} || N <- lists:seq(1, 50)] || P <- lists:seq(1, 100)].
 
-blocked_calls_do_not_starve_a_quick_call(_Config) ->
-    ok = starvation_check(20).
+blocked_calls_do_not_starve_a_quick_call(Config) ->
+    ok = starvation_check(Config, 20).
 
 %% Invariant 1 with a single dirty scheduler of each kind, in a peer VM.
-single_dirty_scheduler_still_makes_progress(_Config) ->
-    {ok, Peer, _} = peer:start_link(#{connection => standard_io,
-                                   args => peer_args(["+SDio", "1", "+SDcpu", "1"])}),
-    try
+single_dirty_scheduler_still_makes_progress(Config) ->
+    DataDir = ?config(data_dir, Config),
+    in_peer(["+SDio", "1", "+SDcpu", "1"], fun(Peer) ->
         {ok, _} = peer:call(Peer, application, ensure_all_started, [erlang_python]),
         1 = peer:call(Peer, erlang, system_info, [dirty_io_schedulers]),
-        ok = peer:call(Peer, ?MODULE, starvation_check, [20], 30000)
-    after
-        peer:stop(Peer)
-    end.
-
+        ok = peer:call(Peer, ?MODULE, starvation_check, [[{data_dir, DataDir}], 20], scaled(30000))
+    end).
 %%% pool
 
 pool_runs_calls(_Config) ->
@@ -485,8 +440,8 @@ pool_runs_calls(_Config) ->
     [{ok, N} = py:eval(<<"n">>, #{n => N}) || N <- lists:seq(1, 200)],
     {messages, []} = process_info(self(), messages).
 
-pool_grows_for_blocked_calls(_Config) ->
-    ok = starvation_check(20),
+pool_grows_for_blocked_calls(Config) ->
+    ok = starvation_check(Config, 20),
     #{pool_threads := Threads} = py:stats(),
     ?assert(Threads >= 20, {pool_threads, Threads}).
 
@@ -519,9 +474,7 @@ dirty_call_limit_out_of_range_is_clamped(_Config) ->
         restart_with(dirty_call_limit, many),
         #{dirty_limit := Max} = py:stats()
     after
-        ok = application:stop(erlang_python),
-        application:unset_env(erlang_python, dirty_call_limit),
-        {ok, _} = application:ensure_all_started(erlang_python)
+        restart_without(dirty_call_limit)
     end.
 
 %%% code_cache
@@ -628,36 +581,52 @@ binary_ids(Term) ->
     Pid ! {term, Term},
     receive {ids, Ids, _} -> Ids end.
 
-%% N calls sleep in Python; a quick call started after them answers before
-%% any of them has finished.
-starvation_check(N) ->
+%% N calls block in Python (each says so before it blocks); a quick call
+%% made while they all are blocked answers, within 10 s, before any of
+%% them is let go. Run in a peer VM as well: fails by raising, and loads
+%% the fixtures from Config's data_dir where they are missing.
+starvation_check(Config, N) ->
+    ok = exec_file(Config, "fixtures.py"),
     Self = self(),
-    Sleepers = [spawn_link(fun() -> Self ! {slept, py:call(time, sleep, [0.5])} end)
-                || _ <- lists:seq(1, N)],
-    timer:sleep(100),
-    {ok, 2} = py:eval(<<"1 + 1">>),
-    Early = receive {slept, _} -> true after 0 -> false end,
-    [receive {slept, {ok, none}} -> ok end || _ <- lists:seq(1, N - (case Early of true -> 1; false -> 0 end))],
-    [unlink(P) || P <- Sleepers],
-    case Early of
-        false -> ok;
-        true -> {error, quick_call_waited_for_a_sleeper}
-    end.
-
-restart_with(Key, Value) ->
-    ok = application:stop(erlang_python),
-    ok = application:set_env(erlang_python, Key, Value),
-    {ok, _} = application:ensure_all_started(erlang_python).
+    Key = make_ref(),
+    Holders = fan_out_start(fun(I) -> py:call('__main__', hold_until_released, [Self, Key, I],
+                                              #{}, infinity)
+                            end, lists:seq(1, N)),
+    try
+        [receive {holding, Key, I} -> ok after scaled(30000) -> ct:fail({never_blocked, I}) end
+         || I <- lists:seq(1, N)],
+        case py:eval(<<"1 + 1">>, #{}, scaled(10000)) of
+            {ok, 2} -> ok;
+            Other -> ct:fail({quick_call_starved, Other})
+        end
+    after
+        {ok, none} = py:call('__main__', release_held, [Key])
+    end,
+    Slept = fan_out_results(Holders),
+    Slept = lists:duplicate(N, {ok, none}),
+    ok.
 
 %% The value of the Python global Name no longer changes: the code that was
-%% changing it has stopped.
-assert_stops_changing(Name) ->
-    wait_until(fun() ->
-        {ok, A} = py:eval(Name),
-        timer:sleep(150),
-        {ok, B} = py:eval(Name),
-        A =:= B
-    end, 30000).
+%% changing it has told (Stopped) that it has stopped.
+assert_stopped(Stopped, Name) ->
+    receive Stopped -> ok after scaled(30000) -> ct:fail({not_stopped, Name}) end,
+    {ok, Value} = py:eval(Name),
+    {ok, 2} = py:eval(<<"1 + 1">>),
+    {ok, Value} = py:eval(Name),
+    ok.
+
+%% The threads of this OS process (the VM's, Python's), and how many of
+%% them the call pool has.
+os_threads() ->
+    {ok, Tasks} = file:list_dir("/proc/self/task"),
+    #{pool_threads := Pool} = py:stats(),
+    {Tasks, Pool}.
+
+%% How many threads that were not there at Before are running, other than
+%% those the call pool has added (which outlive the calls that made them).
+threads_added_since({Tasks, Pool}) ->
+    {Now, PoolNow} = os_threads(),
+    max(0, length(Now -- Tasks) - max(0, PoolNow - Pool)).
 
 %% A big extension's first import can outlast the default timeout where
 %% everything runs slowly (under valgrind, numpy took over 30 s).
@@ -676,9 +645,6 @@ python_has(Module) ->
             true
     end.
 
-peer_args(Extra) ->
-    ["-pa", filename:dirname(code:which(py)), filename:dirname(code:which(?MODULE)) | Extra].
-
 %% Runs Code in a new VM and returns what it wrote to stdout and stderr.
 run_erl(Code) ->
     Port = open_port({spawn_executable, os:find_executable("erl")},
@@ -691,5 +657,5 @@ collect_output(Port, Acc) ->
         {Port, {data, Data}} -> collect_output(Port, <<Acc/binary, Data/binary>>);
         {Port, {exit_status, 0}} -> Acc;
         {Port, {exit_status, Status}} -> ct:fail({vm_exited, Status, Acc})
-    after 60000 -> ct:fail({vm_hung, Acc})
+    after scaled(60000) -> ct:fail({vm_hung, Acc})
     end.

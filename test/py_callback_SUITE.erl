@@ -9,6 +9,9 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
+-import(py_test_lib, [scaled/1, exec_file/2, restart_with/2, restart_without/1, in_peer/2,
+                      fan_out/2]).
+
 -export([suite/0, all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
 
@@ -39,7 +42,7 @@
 -export([callback_outliving_the_timeout_does_not_block_the_thread/1,
          killed_handler_raises_erlang_error_and_calls_go_on/1]).
 %% Run in the peer VM, and as an Erlang function registered for Python.
--export([peer_reentry_check/0, raise_from_helper/1]).
+-export([peer_reentry_check/1, raise_from_helper/1]).
 
 %% A hang fails the case instead of stalling the run.
 suite() ->
@@ -85,8 +88,7 @@ groups() ->
        killed_handler_raises_erlang_error_and_calls_go_on]}].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    ok = define_python(),
+    ok = py_test_lib:start_with_fixtures(Config),
     Config.
 
 end_per_suite(_Config) ->
@@ -100,84 +102,6 @@ init_per_testcase(_Case, Config) ->
 
 end_per_testcase(_Case, _Config) ->
     ok.
-
-%% The Python side, defined in __main__ (in this VM and in the peer's).
-define_python() ->
-    py:exec(<<
-        "import time\n"
-        "\n"
-        "def cb_catch(name, *args):\n"
-        "    try:\n"
-        "        erlang.call(name, *args)\n"
-        "    except erlang.ErlangError as e:\n"
-        "        return (e.erlang_class, type(e.erlang_class) is erlang.Atom, e.reason,\n"
-        "                str(e), isinstance(e, RuntimeError))\n"
-        "    return 'no exception'\n"
-        "\n"
-        "def cb_stack_of(name, *args):\n"
-        "    try:\n"
-        "        erlang.call(name, *args)\n"
-        "    except erlang.ErlangError as e:\n"
-        "        st = e.stacktrace\n"
-        "        return (type(st).__name__, [type(s).__name__ for s in st], st)\n"
-        "    return 'no exception'\n"
-        "\n"
-        "def cb_reason_of(name):\n"
-        "    try:\n"
-        "        erlang.call(name)\n"
-        "    except erlang.ErlangError as e:\n"
-        "        return (type(e.reason).__name__, e.reason == str(e), e.reason)\n"
-        "    return 'no exception'\n"
-        "\n"
-        "def cb_catch_runtime_error(name):\n"
-        "    try:\n"
-        "        erlang.call(name)\n"
-        "    except RuntimeError as e:\n"
-        "        return (type(e).__name__, isinstance(e, erlang.UnknownFunctionError),\n"
-        "                isinstance(e, erlang.ErlangError), str(e))\n"
-        "    return 'no exception'\n"
-        "\n"
-        "def cb_catch_type_error(name, *args):\n"
-        "    try:\n"
-        "        erlang.call(name, *args)\n"
-        "    except TypeError as e:\n"
-        "        return ('TypeError', str(e))\n"
-        "    return 'no exception'\n"
-        "\n"
-        "def cb_deep(n, target):\n"
-        "    return erlang.call('cb_deeper', n, target)\n"
-        "\n"
-        "def cb_outer(i):\n"
-        "    return erlang.call('cb_via_python', i) + 1\n"
-        "\n"
-        "def cb_inner(i):\n"
-        "    return i * 3\n"
-        "\n"
-        "def cb_send_hello(pid):\n"
-        "    return erlang.send(pid, ('hello', 42))\n"
-        "\n"
-        "def cb_send(pid, message):\n"
-        "    return erlang.send(pid, message)\n"
-        "\n"
-        "def cb_big(b):\n"
-        "    n, back = erlang.call('cb_size_and_echo', b)\n"
-        "    return (type(b).__name__, n, type(back).__name__, back)\n"
-        "\n"
-        "def cb_list_through(xs):\n"
-        "    ys = erlang.call('cb_reverse_list', xs)\n"
-        "    return (type(ys).__name__, sum(ys), ys)\n"
-        "\n"
-        "def cb_calls_slow():\n"
-        "    return erlang.call('cb_slow')\n"
-        "\n"
-        "def cb_double_and_hold(x):\n"
-        "    r = erlang.call('double_it', x)\n"
-        "    time.sleep(0.2)\n"
-        "    return r\n"
-        "\n"
-        "def cb_call_in_use(pid):\n"
-        "    return erlang.call('cb_in_use', 5, pid)\n"
-    >>).
 
 register_common() ->
     ok = py:register_function(double_it, fun([X]) -> X * 2 end),
@@ -268,13 +192,7 @@ erlang_module_looks_like_an_ordinary_module(_Config) ->
     {ok, false} = py:eval(<<"hasattr(erlang, '__path__')">>),
     {ok, false} = py:eval(<<"hasattr(erlang, 'not_registered')">>),
     {ok, true} = py:eval(<<"hasattr(erlang, 'double_it')">>),
-    ok = py:exec(<<"import copy, inspect, json\n"
-                   "cb_members = dict(inspect.getmembers(erlang))\n"
-                   "def cb_copy_outcome(module):\n"
-                   "    try:\n"
-                   "        return ('copied', copy.copy(module) is module)\n"
-                   "    except Exception as e:\n"
-                   "        return (type(e).__name__, str(e))\n">>),
+    ok = py:exec(<<"cb_members = dict(inspect.getmembers(erlang))">>),
     {ok, true} = py:eval(<<"callable(cb_members['call']) and callable(cb_members['send'])">>),
     {ok, false} = py:eval(<<"'__path__' in cb_members">>),
     %% copy.copy treats erlang exactly as it treats any other module: the
@@ -362,15 +280,16 @@ argument_erlang_cannot_take_raises_type_error(_Config) ->
 %%% registry
 
 unregistering_while_in_use_lets_the_call_finish(_Config) ->
+    %% Says it has started, then finishes once the test has unregistered it.
     ok = py:register_function(cb_in_use, fun([X, Pid]) ->
-                                                 Pid ! in_use_started,
-                                                 timer:sleep(300),
-                                                 X * 2
+                                                 Pid ! {in_use_started, self()},
+                                                 receive unregistered -> X * 2 end
                                          end),
     Self = self(),
     Caller = spawn_link(fun() -> Self ! {in_use_done, py:call('__main__', cb_call_in_use, [Self])} end),
-    receive in_use_started -> ok end,
+    InUse = receive {in_use_started, P} -> P after scaled(10000) -> ct:fail(never_started) end,
     ok = py:unregister_function(cb_in_use),
+    InUse ! unregistered,
     receive {in_use_done, Result} -> {ok, 10} = Result end,
     unlink(Caller),
     {error, {<<"erlang.UnknownFunctionError">>, _}} = py:call('__main__', cb_call_in_use, [Self]),
@@ -403,15 +322,13 @@ unregistered_name_leaves_the_module(_Config) ->
     {error, {<<"erlang.UnknownFunctionError">>, _}} = py:eval(<<"erlang.call('cb_comes_and_goes')">>).
 
 many_processes_register_at_once(_Config) ->
-    Self = self(),
     N = 100,
-    Pids = [spawn_link(fun() ->
-                 Own = py:register_function(proc_name(I), fun([X]) -> {I, X} end),
-                 Shared = py:register_function(<<"cb_shared">>, fun([]) -> I end),
-                 Self ! {registered, I, Own, Shared}
-             end) || I <- lists:seq(1, N)],
-    [receive {registered, I, Own, Shared} -> {ok, ok} = {Own, Shared} end || I <- lists:seq(1, N)],
-    [unlink(P) || P <- Pids],
+    Registered = fan_out(fun(I) ->
+                                 Own = py:register_function(proc_name(I), fun([X]) -> {I, X} end),
+                                 Shared = py:register_function(<<"cb_shared">>, fun([]) -> I end),
+                                 {Own, Shared}
+                         end, lists:seq(1, N)),
+    Registered = lists:duplicate(N, {ok, ok}),
     [{ok, {I, 7}} = py:eval(<<"erlang.call(n, 7)">>, #{n => proc_name(I)}) || I <- lists:seq(1, N)],
     [{ok, {I, 8}} = py:eval(<<"getattr(erlang, n)(8)">>, #{n => proc_name(I)}) || I <- lists:seq(1, N)],
     {ok, Winner} = py:eval(<<"erlang.call('cb_shared')">>),
@@ -472,38 +389,30 @@ nesting_too_deep_raises_recursion_error(_Config) ->
 
 nesting_limit_comes_from_the_application_env(_Config) ->
     try
-        restart_with_env(max_callback_depth, 10),
+        restart_with(max_callback_depth, 10),
         ok = register_common(),
         {ok, 10} = py:call('__main__', cb_deep, [1, 10]),
         {ok, {error, {'RecursionError', Message}}} = py:call('__main__', cb_deep, [1, 12]),
         {match, _} = re:run(Message, "nesting deeper than 10")
     after
-        ok = application:stop(erlang_python),
-        ok = application:unset_env(erlang_python, max_callback_depth),
-        {ok, _} = application:ensure_all_started(erlang_python)
+        restart_without(max_callback_depth)
     end,
     ok = register_common(),
     {ok, 60} = py:call('__main__', cb_deep, [1, 60]).
 
-nesting_with_a_single_dirty_scheduler_does_not_deadlock(_Config) ->
-    EbinDir = filename:dirname(code:which(py)),
-    TestDir = filename:dirname(code:which(?MODULE)),
-    {ok, Peer, _Node} = peer:start_link(#{connection => standard_io,
-                                          args => ["-pa", EbinDir, TestDir,
-                                                   "+SDio", "1", "+SDcpu", "1"]}),
-    try
+nesting_with_a_single_dirty_scheduler_does_not_deadlock(Config) ->
+    DataDir = ?config(data_dir, Config),
+    in_peer(["+SDio", "1", "+SDcpu", "1"], fun(Peer) ->
         {ok, _} = peer:call(Peer, application, ensure_all_started, [erlang_python]),
         1 = peer:call(Peer, erlang, system_info, [dirty_io_schedulers]),
         1 = peer:call(Peer, erlang, system_info, [dirty_cpu_schedulers]),
-        ok = peer:call(Peer, ?MODULE, peer_reentry_check, [], 120000)
-    after
-        peer:stop(Peer)
-    end.
+        ok = peer:call(Peer, ?MODULE, peer_reentry_check, [[{data_dir, DataDir}]], scaled(120000))
+    end).
 
 %% In the peer VM: depth-20 nesting, then 50 processes each going
 %% Python -> Erlang -> Python at once.
-peer_reentry_check() ->
-    ok = define_python(),
+peer_reentry_check(Config) ->
+    ok = exec_file(Config, "fixtures.py"),
     ok = register_common(),
     case py:call('__main__', cb_deep, [1, 20]) of
         {ok, 20} -> reentry_from_processes(50);
@@ -534,11 +443,7 @@ two_hundred_processes_reenter_at_once(_Config) ->
 %% N processes each call Python, which calls an Erlang function, which calls
 %% Python again; each gets its own result.
 reentry_from_processes(N) ->
-    Self = self(),
-    Pids = [spawn_link(fun() -> Self ! {reentered, I, py:call('__main__', cb_outer, [I])} end)
-            || I <- lists:seq(1, N)],
-    Results = [receive {reentered, I, Result} -> Result end || I <- lists:seq(1, N)],
-    [unlink(P) || P <- Pids],
+    Results = fan_out(fun(I) -> py:call('__main__', cb_outer, [I]) end, lists:seq(1, N)),
     case [{ok, 3 * I + 1} || I <- lists:seq(1, N)] of
         Results -> ok;
         _ -> {wrong_results, Results}
@@ -557,7 +462,7 @@ callback_outliving_the_timeout_does_not_block_the_thread(_Config) ->
     {ok, 4} = py:eval(<<"erlang.call('double_it', 2)">>, #{}, 2000),
     ok = every_thread_calls_erlang(),
     %% Its late answer is dropped, and calls still work afterwards.
-    receive slow_done -> ok end,
+    receive slow_done -> ok after scaled(10000) -> ct:fail(slow_never_done) end,
     ok = every_thread_calls_erlang(),
     {messages, []} = process_info(self(), messages).
 
@@ -569,23 +474,17 @@ killed_handler_raises_erlang_error_and_calls_go_on(_Config) ->
         py:call('__main__', cb_catch_runtime_error, [<<"cb_suicide">>], #{}, 10000),
     {ok, 4} = py:eval(<<"erlang.call('double_it', 2)">>, #{}, 10000),
     %% Kill the handler of many threads, then use them all.
-    Self = self(),
-    Pids = [spawn_link(fun() -> Self ! {killed, py:eval(<<"erlang.call('cb_suicide')">>, #{}, 10000)} end)
-            || _ <- lists:seq(1, 20)],
-    [receive {killed, R} -> {error, {<<"erlang.ErlangError">>, _}} = R end || _ <- Pids],
-    [unlink(P) || P <- Pids],
+    Killed = fan_out(fun(_) -> py:eval(<<"erlang.call('cb_suicide')">>, #{}, 10000) end,
+                     lists:seq(1, 20)),
+    [{error, {<<"erlang.ErlangError">>, _}} = R || R <- Killed],
     ok = every_thread_calls_erlang().
 
 %% Enough concurrent calls, each holding its thread a while, to run on
 %% every dirty I/O scheduler and on pool threads; each calls Erlang.
 every_thread_calls_erlang() ->
-    Self = self(),
     N = 2 * erlang:system_info(dirty_io_schedulers) + 4,
-    Pids = [spawn_link(fun() ->
-                 Self ! {held, I, py:call('__main__', cb_double_and_hold, [I], #{}, 2000)}
-             end) || I <- lists:seq(1, N)],
-    Results = [receive {held, I, R} -> R end || I <- lists:seq(1, N)],
-    [unlink(P) || P <- Pids],
+    Results = fan_out(fun(I) -> py:call('__main__', cb_double_and_hold, [I], #{}, 2000) end,
+                      lists:seq(1, N)),
     case [{ok, 2 * I} || I <- lists:seq(1, N)] of
         Results -> ok;
         _ -> {wrong_results, Results}
@@ -603,8 +502,3 @@ raise_here(never) ->
     fine;
 raise_here(Reason) ->
     error({Reason, [Reason]}).
-
-restart_with_env(Key, Value) ->
-    ok = application:stop(erlang_python),
-    ok = application:set_env(erlang_python, Key, Value),
-    {ok, _} = application:ensure_all_started(erlang_python).

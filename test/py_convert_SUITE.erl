@@ -113,23 +113,7 @@ groups() ->
        numpy_bool_becomes_a_boolean, numpy_nan_is_a_value_error]}].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    ok = py:exec(<<"def ident(x):\n"
-                   "    return x\n"
-                   "def convert_kwargs_of(**kw):\n"
-                   "    return kw\n"
-                   "def convert_list_depth(x):\n"
-                   "    d = 0\n"
-                   "    while isinstance(x, list) and x:\n"
-                   "        x = x[0]\n"
-                   "        d += 1\n"
-                   "    return d\n"
-                   "class ConvertBadIndex:\n"
-                   "    def __index__(self):\n"
-                   "        raise RuntimeError('boom from __index__')\n"
-                   "class ConvertGoodIndex:\n"
-                   "    def __index__(self):\n"
-                   "        return 2 ** 70\n">>),
+    ok = py_test_lib:start_with_fixtures(Config),
     Config.
 
 end_per_suite(_Config) ->
@@ -570,9 +554,6 @@ five_hundred_levels_roundtrip(_Config) ->
     Deep = nest_list(500),
     roundtrip(Deep),
     {ok, 500} = py:call('__main__', convert_list_depth, [Deep]),
-    ok = py:exec(<<"convert_deep500 = []\n"
-                   "for _ in range(500):\n"
-                   "    convert_deep500 = [convert_deep500]\n">>),
     {ok, Deep} = py:eval(<<"convert_deep500">>),
     roundtrip(nest_tuple(500)),
     roundtrip(nest_map(500)).
@@ -587,22 +568,12 @@ six_hundred_levels_from_erlang_are_refused(_Config) ->
     {ok, 1} = py:call('__main__', ident, [1]).
 
 six_hundred_levels_from_python_are_refused(_Config) ->
-    ok = py:exec(<<"convert_deep600 = []\n"
-                   "for _ in range(600):\n"
-                   "    convert_deep600 = [convert_deep600]\n">>),
     {error, {'ValueError', Message}} = py:eval(<<"convert_deep600">>),
     assert_mentions(<<"deeper">>, Message),
-    ok = py:exec(<<"convert_deepdict600 = {}\n"
-                   "for _ in range(600):\n"
-                   "    convert_deepdict600 = {'k': convert_deepdict600}\n">>),
     {error, {'ValueError', Dict}} = py:eval(<<"convert_deepdict600">>),
     assert_mentions(<<"deeper">>, Dict).
 
 self_referencing_containers_are_refused(_Config) ->
-    ok = py:exec(<<"convert_selfref = []\n"
-                   "convert_selfref.append(convert_selfref)\n"
-                   "convert_selfdict = {}\n"
-                   "convert_selfdict['me'] = convert_selfdict\n">>),
     {error, {'ValueError', List}} = py:eval(<<"convert_selfref">>),
     assert_mentions(<<"deeper">>, List),
     {error, {'ValueError', _}} = py:eval(<<"convert_selfdict">>),
@@ -704,13 +675,6 @@ pow10(N) -> 10 * pow10(N - 1).
 %% sends, and a bytearray (mutable) is copied, so changing it afterwards
 %% changes nothing in Erlang.
 large_results_outlive_their_python_objects(_Config) ->
-    ok = py:exec(<<"def big_bytes(n, seed):\n"
-                   "    return bytes((seed + i) % 251 for i in range(n))\n"
-                   "def big_str(n):\n"
-                   "    return ('\\u00e9\\u65e5' * n)[:n]\n"
-                   "kept_bytearray = bytearray(200000)\n"
-                   "def big_bytearray():\n"
-                   "    return kept_bytearray\n">>),
     Expected = fun(N, Seed) -> << <<((Seed + I) rem 251)>> || I <- lists:seq(0, N - 1) >> end,
     Results = [{N, Seed, element(2, {ok, _} = py:call('__main__', big_bytes, [N, Seed]))}
                || {N, Seed} <- [{65535, 1}, {65536, 2}, {300000, 3}, {1 bsl 20, 4}]],
@@ -727,12 +691,6 @@ large_results_outlive_their_python_objects(_Config) ->
     Array = binary:copy(<<0>>, 200000).
 
 python_object_is_released_once_erlang_drops_its_binary(_Config) ->
-    ok = py:exec(<<"released = []\n"
-                   "class Tracked(bytes):\n"
-                   "    def __del__(self):\n"
-                   "        released.append(len(self))\n"
-                   "def tracked(n):\n"
-                   "    return Tracked(n)\n">>),
     Self = self(),
     Holder = spawn(fun() ->
                            {ok, Bin} = py:call('__main__', tracked, [100000]),

@@ -8,7 +8,8 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--import(py_test_lib, [wait_until/2]).
+-import(py_test_lib, [wait_until/2, wait_calls_done/1, scaled/1, restart_with/2,
+                      restart_without/1]).
 
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2,
          end_per_testcase/2]).
@@ -35,8 +36,7 @@ groups() ->
        unload_and_load_of_py_nif_keeps_the_interpreter]}].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    ok = define_python(),
+    ok = py_test_lib:start_with_fixtures(Config),
     Config.
 
 end_per_suite(_Config) ->
@@ -54,73 +54,7 @@ end_per_testcase(_Case, _Config) ->
     ok.
 
 register_functions() ->
-    ok = py:register_function(fault_ident, fun([X]) -> X end),
-    ok = py:register_function(fault_sleep, fun([Ms, X]) -> timer:sleep(Ms), X end).
-
-define_python() ->
-    py:exec(lines(
-      ["import asyncio, collections, threading, time",
-       "",
-       "def fault_load(ncallers, nloops, seconds):",
-       "    '''ncallers threads looping erlang.call and nloops threads each",
-       "    running an event loop that gathers 20 erlang.async_calls at a time,",
-       "    for the given seconds. Every result is checked against what was",
-       "    sent; returns the outcomes counted: 'ok', 'wrong', or the name of",
-       "    the exception raised.'''",
-       "    deadline = time.monotonic() + seconds",
-       "    counts = collections.Counter()",
-       "    lock = threading.Lock()",
-       "    def caller(k):",
-       "        c = collections.Counter()",
-       "        i = 0",
-       "        while time.monotonic() < deadline:",
-       "            i += 1",
-       "            try:",
-       "                c['ok' if erlang.call('fault_ident', (k, i)) == (k, i) else 'wrong'] += 1",
-       "            except Exception as e:",
-       "                c[type(e).__name__] += 1",
-       "                time.sleep(0.001)",
-       "        with lock:",
-       "            counts.update(c)",
-       "    def looper(k):",
-       "        c = collections.Counter()",
-       "        async def main():",
-       "            i = 0",
-       "            while time.monotonic() < deadline:",
-       "                args = [(k, i + j) for j in range(20)]",
-       "                i += 20",
-       "                futures = []",
-       "                try:",
-       "                    for a in args:",
-       "                        futures.append(erlang.async_call('fault_ident', a))",
-       "                except Exception as e:",
-       "                    c[type(e).__name__] += 1",
-       "                results = await asyncio.gather(*futures, return_exceptions=True)",
-       "                for a, r in zip(args, results):",
-       "                    if isinstance(r, BaseException):",
-       "                        c[type(r).__name__] += 1",
-       "                    else:",
-       "                        c['ok' if r == a else 'wrong'] += 1",
-       "                if len(futures) < len(args):",
-       "                    await asyncio.sleep(0.001)",
-       "        asyncio.run(main())",
-       "        with lock:",
-       "            counts.update(c)",
-       "    threads = ([threading.Thread(target=caller, args=(k,)) for k in range(ncallers)] +",
-       "               [threading.Thread(target=looper, args=(ncallers + k,)) for k in range(nloops)])",
-       "    for t in threads: t.start()",
-       "    for t in threads: t.join()",
-       "    return dict(counts)",
-       "",
-       "def fault_reenter(x):",
-       "    return erlang.call('fault_ident', x)",
-       "",
-       "def fault_sleep_then_call(ms, x):",
-       "    time.sleep(ms / 1000)",
-       "    return erlang.call('fault_ident', x)"])).
-
-lines(Lines) ->
-    iolist_to_binary([[Line, "\n"] || Line <- Lines]).
+    ok = py:register_function(fault_ident, fun([X]) -> X end).
 
 %%% kills
 
@@ -151,9 +85,10 @@ coordinator_killed_under_load(_Config) ->
 
 application_stopped_under_load(_Config) ->
     Load = start_load(),
-    timer:sleep(?LOAD_MS div 3),
+    Failures = python_failures(),
     ok = application:stop(erlang_python),
-    timer:sleep(?LOAD_MS div 3),
+    %% Started again only once the load has met the stopped application.
+    wait_until(fun() -> python_failures() > Failures end, 5000),
     {ok, _} = application:ensure_all_started(erlang_python),
     ok = register_functions(),
     Outcomes = wait_load(Load),
@@ -162,20 +97,30 @@ application_stopped_under_load(_Config) ->
     check_outcomes(Outcomes, [<<"ErlangError">>, <<"RuntimeError">>, <<"UnknownFunctionError">>]),
     works_afterwards().
 
-%% Callers of py:call killed while their Python code sleeps or waits in
-%% erlang.call: the Python work is stopped, and nothing stays running.
+%% Callers of py:call killed while their Python code sleeps (20 of them)
+%% or waits in erlang.call (20 more): the Python work is stopped, and
+%% nothing stays running.
 callers_killed_mid_call(_Config) ->
-    Callers = [spawn(fun() -> py:call('__main__', fault_sleep_then_call, [Ms, Ms]) end)
-               || Ms <- lists:seq(1, 200, 5)],
-    ok = py:register_function(fault_ident, fun([X]) -> timer:sleep(X), X end),
-    timer:sleep(100),
+    Self = self(),
+    %% Says which process runs it, then waits until the test lets it go.
+    ok = py:register_function(fault_ident, fun([X]) ->
+                                                   Self ! {in_erlang, self(), X},
+                                                   receive release -> X end
+                                           end),
+    Sleeping = lists:seq(1, 20),
+    InErlang = lists:seq(21, 40),
+    Callers = [spawn(fun() -> py:call('__main__', fault_sleep_then_call, [Self, Ms, X], #{},
+                                      infinity)
+                     end)
+               || {Ms, Xs} <- [{60000, Sleeping}, {0, InErlang}], X <- Xs],
+    [receive {sleeping, X} -> ok after scaled(10000) -> ct:fail({never_started, X}) end
+     || X <- Sleeping ++ InErlang],
+    Functions = [receive {in_erlang, Pid, X} -> Pid after scaled(10000) -> ct:fail({never_called, X}) end
+                 || X <- InErlang],
     [exit(Pid, kill) || Pid <- Callers],
+    wait_calls_done(5000),
+    [Pid ! release || Pid <- Functions],
     ok = register_functions(),
-    wait_until(fun() ->
-                       #{dirty_running := Dirty, pool_queued := Queued, pool_threads := Threads,
-                         pool_idle := Idle} = py:stats(),
-                       {Dirty, Queued, Threads - Idle} =:= {0, 0, 0}
-               end, 5000),
     works_afterwards().
 
 %%% module
@@ -185,7 +130,6 @@ callers_killed_mid_call(_Config) ->
 reload_of_py_nif_keeps_calls_working(_Config) ->
     ok = py:exec(<<"fault_kept = 'defined before the reload'">>),
     Load = start_load(),
-    timer:sleep(?LOAD_MS div 2),
     {module, py_nif} = code:load_file(py_nif),
     Outcomes = wait_load(Load),
     true = code:soft_purge(py_nif),
@@ -197,17 +141,13 @@ reload_of_py_nif_keeps_calls_working(_Config) ->
 %% A reload of py_nif leaves the application's settings as they were.
 reload_of_py_nif_keeps_the_configuration(_Config) ->
     try
-        ok = application:stop(erlang_python),
-        ok = application:set_env(erlang_python, dirty_call_limit, 2),
-        {ok, _} = application:ensure_all_started(erlang_python),
+        restart_with(dirty_call_limit, 2),
         #{dirty_limit := 2} = py:stats(),
         {module, py_nif} = code:load_file(py_nif),
         true = code:soft_purge(py_nif),
         #{dirty_limit := 2} = py:stats()
     after
-        ok = application:stop(erlang_python),
-        application:unset_env(erlang_python, dirty_call_limit),
-        {ok, _} = application:ensure_all_started(erlang_python),
+        restart_without(dirty_call_limit),
         ok = register_functions()
     end.
 
@@ -229,8 +169,10 @@ unload_and_load_of_py_nif_keeps_the_interpreter(_Config) ->
 %%% helpers
 
 %% The Python load (4 threads calling, 2 event loops) in a process of its
-%% own, and 4 Erlang processes calling Python (which calls back) meanwhile.
+%% own, and 4 Erlang processes calling Python (which calls back) meanwhile;
+%% returns once calls of both Python kinds have succeeded.
 start_load() ->
+    ok = py:exec(<<"fault_seen.clear()">>),
     Self = self(),
     Python = spawn_link(fun() ->
                                 Self ! {python_load, py:call('__main__', fault_load,
@@ -240,7 +182,20 @@ start_load() ->
     Until = erlang:monotonic_time(millisecond) + ?LOAD_MS,
     Erlang = [spawn_link(fun() -> Self ! {erlang_load, erlang_load(K, 0, Until, #{})} end)
               || K <- lists:seq(1, 4)],
+    wait_until(fun() -> python_succeeded(<<"call">>) andalso python_succeeded(<<"async_call">>) end,
+               5000),
     {Python, Erlang}.
+
+%% A call of Kind ("call" or "async_call") from the Python load has
+%% succeeded.
+python_succeeded(Kind) ->
+    {ok, N} = py:eval(<<"fault_seen[(kind, 'ok')]">>, #{kind => Kind}),
+    N > 0.
+
+%% How many calls of the Python load have failed so far.
+python_failures() ->
+    {ok, N} = py:eval(<<"fault_failures()">>),
+    N.
 
 erlang_load(K, I, Until, Counts) ->
     case erlang:monotonic_time(millisecond) < Until of
@@ -259,7 +214,7 @@ erlang_load(K, I, Until, Counts) ->
 
 %% Every outcome of both loads, counted together.
 wait_load({_Python, Erlang}) ->
-    Deadline = ?LOAD_MS + ?WIND_DOWN_MS,
+    Deadline = scaled(?LOAD_MS + ?WIND_DOWN_MS),
     Python = receive
                  {python_load, {ok, PythonCounts}} -> PythonCounts;
                  {python_load, Error} -> ct:fail({python_load_failed, Error})

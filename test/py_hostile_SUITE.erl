@@ -9,6 +9,8 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
+-import(py_test_lib, [fan_out/2]).
+
 -export([all/0, init_per_suite/1, end_per_suite/1]).
 -export([nif_entry_points_reject_wrong_types/1, huge_list_crosses_both_ways/1,
          very_deep_erlang_term_is_refused/1, very_deep_python_value_is_refused/1,
@@ -31,17 +33,7 @@ all() ->
      forked_child_cannot_call_erlang, multiprocessing_fork_pool_maps].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    ok = py:exec(<<"def hostile_ident(x): return x">>),
-    %% fork_then(child): forks; the child runs child() (which may return or
-    %% raise into the NIF, or call os._exit), the parent waits for it and
-    %% returns its exit code.
-    ok = py:exec(<<"import os\n"
-                   "def fork_then(child):\n"
-                   "    pid = os.fork()\n"
-                   "    if pid == 0:\n"
-                   "        return child()\n"
-                   "    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])\n">>),
+    ok = py_test_lib:start_with_fixtures(Config),
     Config.
 
 end_per_suite(_Config) ->
@@ -80,8 +72,6 @@ very_deep_erlang_term_is_refused(_Config) ->
     {error, {'ValueError', _}} = py:call('__main__', hostile_ident, [DeepMap]).
 
 very_deep_python_value_is_refused(_Config) ->
-    ok = py:exec(<<"def hostile_deep(n):\n    x = []\n    for _ in range(n):\n        x = [x]\n"
-                   "    return x\n">>),
     {error, {'ValueError', _}} = py:call('__main__', hostile_deep, [100000]),
     {ok, 2} = py:eval(<<"1 + 1">>).
 
@@ -93,19 +83,12 @@ enormous_integer_crosses_both_ways(_Config) ->
     {ok, Negative} = py:call('__main__', hostile_ident, [Negative]).
 
 raising_hash_during_conversion_is_an_error(_Config) ->
-    ok = py:exec(<<"class HostileKey:\n"
-                   "    def __hash__(self): raise RuntimeError('no hash')\n"
-                   "    def __eq__(self, other): raise RuntimeError('no eq')\n"
-                   "class HostileIndex:\n"
-                   "    def __index__(self): raise RuntimeError('no index')\n">>),
     {error, {'TypeError', _}} = py:eval(<<"[HostileKey()]">>),
     {error, {'RuntimeError', Message}} = py:eval(<<"{1: [HostileIndex()]}">>),
     {match, _} = re:run(Message, "no index"),
     {ok, 2} = py:eval(<<"1 + 1">>).
 
 raising_repr_in_an_error_path_is_harmless(_Config) ->
-    ok = py:exec(<<"class HostileRepr(str):\n"
-                   "    def __repr__(self): raise RuntimeError('no repr')\n">>),
     %% The key converts (a str), the value does not, and the key's repr,
     %% used to name the place of the error, raises.
     {error, {'TypeError', Message}} = py:eval(<<"{HostileRepr('k'): object()}">>),
@@ -113,8 +96,6 @@ raising_repr_in_an_error_path_is_harmless(_Config) ->
     {ok, 2} = py:eval(<<"1 + 1">>).
 
 distinct_strings_make_no_atoms(_Config) ->
-    ok = py:exec(<<"def hostile_strings(n):\n"
-                   "    return {'k%d' % i: 'v%d' % i for i in range(n)}\n">>),
     {ok, _} = py:call('__main__', hostile_strings, [10]),
     Before = erlang:system_info(atom_count),
     {ok, Map} = py:call('__main__', hostile_strings, [1000000]),
@@ -126,21 +107,18 @@ distinct_strings_make_no_atoms(_Config) ->
 %% Each call raises an instance of a class made for it, so a million
 %% different exception type names reach Erlang.
 million_exception_class_names_make_no_atoms(_Config) ->
-    ok = py:exec(<<"def hostile_raise_new_class(i):\n"
-                   "    raise type('HostileGenerated%d' % i, (Exception,), {})(i)\n">>),
     {error, _} = py:call('__main__', hostile_raise_new_class, [0]),
     Before = erlang:system_info(atom_count),
     Workers = 4,
     PerWorker = 250000,
-    Self = self(),
-    Pids = [spawn_link(fun() ->
+    Done = fan_out(fun(W) ->
                            First = W * PerWorker,
                            [{error, {<<"__main__.HostileGenerated", _/binary>>, _}} =
                                 py:call('__main__', hostile_raise_new_class, [I])
                             || I <- lists:seq(First, First + PerWorker - 1)],
-                           Self ! {done, self()}
-                       end) || W <- lists:seq(0, Workers - 1)],
-    [receive {done, Pid} -> ok end || Pid <- Pids],
+                           done
+                   end, lists:seq(0, Workers - 1)),
+    Done = lists:duplicate(Workers, done),
     After = erlang:system_info(atom_count),
     ?assert(After - Before < 10, {atoms_grew, After - Before}),
     {error, {<<"__main__.HostileGenerated7">>, <<"7">>}} =
@@ -180,21 +158,6 @@ forked_child_that_raises_ends_with_status_1(_Config) ->
 
 forked_child_cannot_call_erlang(_Config) ->
     ok = py:register_function(hostile_double, fun([X]) -> 2 * X end),
-    ok = py:exec(<<"async def hostile_async_double():\n"
-                   "    return await erlang.async_call('hostile_double', 1)\n"
-                   "def hostile_child_calls(which):\n"
-                   "    r, w = os.pipe()\n"
-                   "    def child():\n"
-                   "        try:\n"
-                   "            which()\n"
-                   "            os.write(w, b'reached Erlang')\n"
-                   "        except RuntimeError as e:\n"
-                   "            os.write(w, str(e).encode())\n"
-                   "        os._exit(0)\n"
-                   "    fork_then(child)\n"
-                   "    os.close(w)\n"
-                   "    with os.fdopen(r, 'rb') as f:\n"
-                   "        return f.read()\n">>),
     Calls = [<<"lambda: erlang.call('hostile_double', 1)">>,
              <<"lambda: erlang.hostile_double(1)">>,
              <<"lambda p=pid: erlang.send(p, 1)">>,
@@ -208,9 +171,5 @@ forked_child_cannot_call_erlang(_Config) ->
 
 %% Its children end through os._exit, which must end them.
 multiprocessing_fork_pool_maps(_Config) ->
-    ok = py:exec(<<"def hostile_pool_squares(xs):\n"
-                   "    import multiprocessing, operator\n"
-                   "    with multiprocessing.get_context('fork').Pool(2) as pool:\n"
-                   "        return pool.starmap(operator.mul, [(x, x) for x in xs])\n">>),
     {ok, [1, 4, 9]} = py:call('__main__', hostile_pool_squares, [[1, 2, 3]], #{}, 30000),
     {ok, 2} = py:eval(<<"1 + 1">>).

@@ -1,25 +1,112 @@
 %% What the suites share: a help module, compiled by Common Test with them.
+%%
+%% Tests wait for evidence, not for time: every wait here ends as soon as
+%% what it waits for is seen, and fails the case, naming what it waited
+%% for, once its time limit passes. The limits grow with the cases' own
+%% (scripts/run-tests.sh passes CT_MULTIPLY_TIMETRAPS; make valgrind sets
+%% it to ten), so a slow run waits longer instead of failing.
 -module(py_test_lib).
 
--export([wait_until/2]).
+%% Waiting.
+-export([wait_until/2, wait_for/2, settled/3, await_down/2, wait_calls_done/1, scaled/1]).
+%% Setting a suite up: Python fixtures kept in the suites' data
+%% directories, Erlang functions registered for Python.
+-export([start_with_fixtures/1, exec_file/2, register_functions/1]).
+%% The application and other VMs.
+-export([restart_app/0, restart_with/2, restart_without/1, in_peer/2]).
+%% Many processes at once.
+-export([fan_out/2, fan_out_start/2, fan_out_results/1]).
 
-%% Polls Done every 20 ms until it returns true; fails the case, naming
-%% what it waited for, if Ms milliseconds pass first. Ms grows with the
-%% cases' time limits in slow runs (make valgrind multiplies them by ten).
+-export_type([fan_out/0]).
+
+-opaque fan_out() :: [{pid(), reference(), term()}].
+
+%% How often a poll looks again.
+-define(POLL_MS, 20).
+%% How far apart two equal reads must be for settled/3.
+-define(SETTLE_MS, 100).
+
+%%% Waiting
+
+%% @doc Polls Done until it returns true; fails the case, naming what it
+%% waited for, if scaled(Ms) milliseconds pass first.
 -spec wait_until(fun(() -> boolean()), non_neg_integer()) -> ok.
 wait_until(Done, Ms) ->
-    poll(Done, erlang:monotonic_time(millisecond) + Ms * time_multiplier()).
+    true = poll(fun() -> Done() =:= true end, Done, deadline(Ms)),
+    ok.
 
-poll(Done, Deadline) ->
-    case Done() of
-        true ->
-            ok;
+%% @doc Polls Check until it returns something other than false, and
+%% returns that; fails the case, naming what it waited for, if scaled(Ms)
+%% milliseconds pass first.
+-spec wait_for(fun(() -> Result), non_neg_integer()) -> Result when Result :: term().
+wait_for(Check, Ms) ->
+    poll(Check, Check, deadline(Ms)).
+
+poll(Check, What, Deadline) ->
+    case Check() of
         false ->
             case erlang:monotonic_time(millisecond) >= Deadline of
-                true -> ct:fail({not_done_in_time, Done});
-                false -> timer:sleep(20), poll(Done, Deadline)
+                true -> ct:fail({not_done_in_time, What});
+                false -> timer:sleep(?POLL_MS), poll(Check, What, Deadline)
+            end;
+        Result ->
+            Result
+    end.
+
+%% @doc What Read returns once two reads in a row, 100 ms apart, give the
+%% same value: counters that work still in progress (threads exiting,
+%% processes ending) may move. Fails the case, naming What and the last two
+%% values, if they still differ after scaled(Ms) milliseconds.
+-spec settled(term(), fun(() -> Value), non_neg_integer()) -> Value when Value :: term().
+settled(What, Read, Ms) ->
+    settle(What, Read, Read(), deadline(Ms)).
+
+settle(What, Read, Last, Deadline) ->
+    timer:sleep(?SETTLE_MS),
+    case Read() of
+        Last ->
+            Last;
+        Now ->
+            case erlang:monotonic_time(millisecond) >= Deadline of
+                true -> ct:fail({not_settled, What, Last, Now});
+                false -> settle(What, Read, Now, Deadline)
             end
     end.
+
+%% @doc Returns once Pid has ended (at once if it has already); fails the
+%% case with Pid's stack if it is still alive after scaled(Ms)
+%% milliseconds.
+-spec await_down(pid(), non_neg_integer()) -> ok.
+await_down(Pid, Ms) ->
+    Ref = monitor(process, Pid),
+    receive
+        {'DOWN', Ref, process, Pid, _} -> ok
+    after scaled(Ms) ->
+        Stack = erlang:process_info(Pid, current_stacktrace),
+        demonitor(Ref, [flush]),
+        ct:fail({still_alive, Pid, Stack})
+    end.
+
+%% @doc Returns once no Python call is running or waiting to run, on a
+%% dirty scheduler or on the pool (py:stats/0): whatever a call leaves
+%% behind (a reply, a message) has been sent. Fails the case if calls are
+%% still busy after scaled(Ms) milliseconds.
+-spec wait_calls_done(non_neg_integer()) -> ok.
+wait_calls_done(Ms) ->
+    wait_until(fun() ->
+                       #{dirty_running := Dirty, pool_queued := Queued, pool_threads := Threads,
+                         pool_idle := Idle} = py:stats(),
+                       {Dirty, Queued, Threads - Idle} =:= {0, 0, 0}
+               end, Ms).
+
+%% @doc Ms milliseconds, multiplied as the cases' time limits are in slow
+%% runs: for `receive ... after' that waits for evidence.
+-spec scaled(non_neg_integer()) -> non_neg_integer().
+scaled(Ms) ->
+    Ms * time_multiplier().
+
+deadline(Ms) ->
+    erlang:monotonic_time(millisecond) + scaled(Ms).
 
 %% What scripts/run-tests.sh multiplies the time limits by.
 time_multiplier() ->
@@ -27,3 +114,108 @@ time_multiplier() ->
         {N, ""} when N > 0 -> N;
         _ -> 1
     end.
+
+%%% Setting a suite up
+
+%% @doc For init_per_suite: starts the application and runs the suite's
+%% fixtures.py (exec_file/2).
+-spec start_with_fixtures([{atom(), term()}]) -> ok.
+start_with_fixtures(Config) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    exec_file(Config, "fixtures.py").
+
+%% @doc Runs the Python file File of the case's data directory
+%% (test/SUITE_data/File) in the shared __main__, as py:exec/1 would run
+%% its text: definitions the cases then call. Fails the case if it raises.
+-spec exec_file([{atom(), term()}], file:filename()) -> ok.
+exec_file(Config, File) ->
+    Path = filename:join(proplists:get_value(data_dir, Config), File),
+    {ok, Source} = file:read_file(Path),
+    case py:exec(Source) of
+        ok -> ok;
+        {error, Error} -> ct:fail({python_fixture_failed, Path, Error, py:last_traceback()})
+    end.
+
+%% @doc Registers every {Name, Fun} of Functions for Python
+%% (py:register_function/2).
+-spec register_functions([{py:name(), fun((list()) -> term())}]) -> ok.
+register_functions(Functions) ->
+    lists:foreach(fun({Name, Fun}) -> ok = py:register_function(Name, Fun) end, Functions).
+
+%%% The application and other VMs
+
+%% @doc Stops and starts the erlang_python application (which empties the
+%% registry of functions; the interpreter lives on).
+-spec restart_app() -> ok.
+restart_app() ->
+    ok = application:stop(erlang_python),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok.
+
+%% @doc Restarts the application with Key set to Value in its environment.
+-spec restart_with(atom(), term()) -> ok.
+restart_with(Key, Value) ->
+    ok = application:stop(erlang_python),
+    ok = application:set_env(erlang_python, Key, Value),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok.
+
+%% @doc Restarts the application with Key back to its default.
+-spec restart_without(atom()) -> ok.
+restart_without(Key) ->
+    ok = application:stop(erlang_python),
+    ok = application:unset_env(erlang_python, Key),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok.
+
+%% @doc Runs Fun(Peer) with a peer VM started with the extra emulator
+%% arguments Args, whose code path holds the application and the suites;
+%% stops the peer afterwards, whatever Fun did.
+-spec in_peer([string()], fun((pid()) -> Result)) -> Result when Result :: term().
+in_peer(Args, Fun) ->
+    Paths = [filename:dirname(code:which(M)) || M <- [py, ?MODULE]],
+    {ok, Peer, _Node} = peer:start_link(#{connection => standard_io,
+                                          args => ["-pa" | Paths] ++ Args}),
+    try
+        Fun(Peer)
+    after
+        peer:stop(Peer)
+    end.
+
+%%% Many processes at once
+
+%% @doc Fun(Item) for every Item, each in a process of its own, all at
+%% once; the results in the order of Items. A Fun that raises fails the
+%% case, naming its Item.
+-spec fan_out(fun((Item) -> Result), [Item]) -> [Result] when Item :: term(), Result :: term().
+fan_out(Fun, Items) ->
+    fan_out_results(fan_out_start(Fun, Items)).
+
+%% @doc Starts Fun(Item) for every Item, each in a process of its own
+%% (linked to the caller, so that a failed case leaves none behind), and
+%% returns at once; fan_out_results/1 waits for what they return.
+-spec fan_out_start(fun((Item) -> term()), [Item]) -> fan_out() when Item :: term().
+fan_out_start(Fun, Items) ->
+    Self = self(),
+    [begin
+         Ref = make_ref(),
+         Pid = spawn_link(fun() ->
+                                  Outcome = try {ok, Fun(Item)}
+                                            catch Class:Reason:Stack -> {raised, Class, Reason, Stack}
+                                            end,
+                                  Self ! {Ref, Outcome}
+                          end),
+         {Pid, Ref, Item}
+     end || Item <- Items].
+
+%% @doc What the processes of fan_out_start/2 returned, in the order of
+%% their items, once they all have; a Fun that raised fails the case,
+%% naming its Item. The processes are unlinked: they are done.
+-spec fan_out_results(fan_out()) -> [term()].
+fan_out_results(Started) ->
+    Results = [receive
+                   {Ref, {ok, Result}} -> Result;
+                   {Ref, Raised} -> ct:fail({fan_out_item_failed, Item, Raised})
+               end || {_Pid, Ref, Item} <- Started],
+    [unlink(Pid) || {Pid, _, _} <- Started],
+    Results.
