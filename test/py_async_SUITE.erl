@@ -51,6 +51,7 @@
          timeout_in_a_loop_callback_is_not_swallowed_by_the_loop/1,
          dead_caller_stops_its_coroutine/1]).
 -export([fastapi_app_serves_two_hundred_requests/1]).
+-export([interrupted_coroutine_closes_its_loop_cleanly/1]).
 -export([killed_handler_fails_the_pending_awaits/1,
          application_stop_fails_every_await_in_flight/1,
          async_calls_work_after_a_restart/1,
@@ -101,7 +102,8 @@ groups() ->
        timeout_stops_a_coroutine_sleeping_in_asyncio,
        timeout_stops_a_coroutine_awaiting_erlang,
        timeout_in_a_loop_callback_is_not_swallowed_by_the_loop,
-       dead_caller_stops_its_coroutine]},
+       dead_caller_stops_its_coroutine,
+       interrupted_coroutine_closes_its_loop_cleanly]},
      {framework, [], [fastapi_app_serves_two_hundred_requests]},
      %% Sequential: kills handlers, stops and restarts the application,
      %% counts workers.
@@ -808,3 +810,67 @@ residue() ->
     {ok, Fds} = file:list_dir("/proc/self/fd"),
     {maps:get(workers_live, Stats) + maps:get(workers_pooled, Stats), maps:get(handlers, Stats),
      length(Fds)}.
+
+%%% teardown
+
+%% An interruption may land while py:call's event loop is shut down: in
+%% the coroutine's own cleanup, when it outlasts the interruption's refire
+%% (the first interruption cancels the coroutine, the next one comes a
+%% second later), or in the middle of loop.close() (made slow here just
+%% after it has closed the loop's self-pipe socket). Either way the loop
+%% ends closed and Python prints nothing to stderr: no "Task was destroyed
+%% but it is pending!", no "Invalid file descriptor: -1" from a second
+%% close of a half-closed loop, no "coroutine ... was never awaited".
+interrupted_coroutine_closes_its_loop_cleanly(_Config) ->
+    ok = py:exec(lines(
+      ["import gc, io, socket, sys, weakref",
+       "as_loops = []",
+       "as_stderr = io.StringIO()",
+       "as_real_close = socket.socket.close",
+       "as_slow_sockets = set()",
+       "def as_close_slowly(sock):",
+       "    slow = sock in as_slow_sockets",
+       "    as_real_close(sock)",
+       "    if slow:",
+       "        as_slow_sockets.discard(sock)",
+       "        until = time.monotonic() + 3",
+       "        while time.monotonic() < until:",
+       "            pass",
+       "async def as_cleanup_outlasts_interruption():",
+       "    as_loops.append(weakref.ref(asyncio.get_running_loop()))",
+       "    try:",
+       "        await asyncio.sleep(30)",
+       "    finally:",
+       "        await asyncio.sleep(3)",
+       "async def as_close_outlasts_interruption():",
+       "    loop = asyncio.get_running_loop()",
+       "    as_loops.append(weakref.ref(loop))",
+       "    as_slow_sockets.add(loop._ssock)",
+       "    await asyncio.sleep(30)"])),
+    [begin
+         ok = py:exec(lines(["as_loops.clear()",
+                             "as_stderr.seek(0)",
+                             "as_stderr.truncate()",
+                             "as_saved_stderr = sys.stderr",
+                             "sys.stderr = as_stderr",
+                             "socket.socket.close = as_close_slowly"])),
+         try
+             {error, timeout} = py:call('__main__', F, [], #{}, 100)
+         after
+             %% A call on a pool thread may still be shutting its loop down.
+             wait_until(fun() ->
+                                case py:stats() of
+                                    #{dirty_running := 0, pool_queued := 0, pool_threads := T,
+                                      pool_idle := T} -> true;
+                                    _ -> false
+                                end
+                        end, 10000),
+             ok = py:exec(lines(["socket.socket.close = as_real_close",
+                                 "gc.collect()",
+                                 "sys.stderr = as_saved_stderr"]))
+         end,
+         {ok, Printed} = py:eval(<<"as_stderr.getvalue()">>),
+         ct:log("~s printed:~n~ts", [F, Printed]),
+         {F, <<>>} = {F, Printed},
+         {ok, [true]} = py:eval(<<"[r() is None or r().is_closed() for r in as_loops]">>)
+     end || F <- [as_cleanup_outlasts_interruption, as_close_outlasts_interruption]].
