@@ -141,12 +141,42 @@ def _run_coroutine(coroutine):
         _load_asyncio()
     loop = watched = None
     try:
-        loop = _asyncio.new_event_loop()
+        loop = _new_loop()
         _asyncio.set_event_loop(loop)
         watched = _watched(coroutine)
         return loop.run_until_complete(watched)
     finally:
         _shut_down(loop, (coroutine, watched))
+
+
+def _new_loop():
+    """asyncio.new_event_loop(). If an interruption cuts the loop's __init__
+    short, nothing refers to the loop but the interruption's traceback, and
+    once that goes the loop's __del__ closes it and fails on what __init__
+    never made (AttributeError: ... no attribute '_signal_handlers'): the
+    half-made loop is found in the traceback and closed first."""
+    try:
+        return _asyncio.new_event_loop()
+    except CallInterrupted as e:
+        tb = e.__traceback__
+        while tb is not None:
+            made = tb.tb_frame.f_locals.get("self")
+            if isinstance(made, _asyncio.BaseEventLoop):
+                _close_half_made(made)
+                break
+            tb = tb.tb_next
+        raise
+
+
+def _close_half_made(loop):
+    """Closes what a selector loop's __init__ opens (the selector and the
+    self-pipe), as far as it got, and marks the loop closed, so that its
+    __del__ does nothing."""
+    for name in ("_csock", "_ssock", "_selector"):
+        opened = getattr(loop, name, None)
+        if opened is not None:
+            opened.close()
+    loop._closed = True
 
 
 # asyncio.run's shutdown, in the order it makes them: the tasks still

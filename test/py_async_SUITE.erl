@@ -817,10 +817,12 @@ residue() ->
 %% the coroutine's own cleanup, when it outlasts the interruption's refire
 %% (the first interruption cancels the coroutine, the next one comes a
 %% second later), or in the middle of loop.close() (made slow here just
-%% after it has closed the loop's self-pipe socket). Either way the loop
-%% ends closed and Python prints nothing to stderr: no "Task was destroyed
-%% but it is pending!", no "Invalid file descriptor: -1" from a second
-%% close of a half-closed loop, no "coroutine ... was never awaited".
+%% after it has closed the loop's self-pipe socket). Or while the loop is
+%% made (socketpair() made slow). Each way the loop ends closed and Python
+%% prints nothing to stderr: no "Task was destroyed but it is pending!",
+%% no "Invalid file descriptor: -1" from a second close of a half-closed
+%% loop, no "coroutine ... was never awaited", no AttributeError from the
+%% __del__ of a half-made loop.
 interrupted_coroutine_closes_its_loop_cleanly(_Config) ->
     ok = py:exec(lines(
       ["import gc, io, socket, sys, weakref",
@@ -828,6 +830,16 @@ interrupted_coroutine_closes_its_loop_cleanly(_Config) ->
        "as_stderr = io.StringIO()",
        "as_real_close = socket.socket.close",
        "as_slow_sockets = set()",
+       "as_real_socketpair = socket.socketpair",
+       "as_slow_pair = []",
+       "def as_socketpair_slowly(*args):",
+       "    pair = as_real_socketpair(*args)",
+       "    if as_slow_pair:",
+       "        as_slow_pair.clear()",
+       "        until = time.monotonic() + 3",
+       "        while time.monotonic() < until:",
+       "            pass",
+       "    return pair",
        "def as_close_slowly(sock):",
        "    slow = sock in as_slow_sockets",
        "    as_real_close(sock)",
@@ -846,14 +858,18 @@ interrupted_coroutine_closes_its_loop_cleanly(_Config) ->
        "    loop = asyncio.get_running_loop()",
        "    as_loops.append(weakref.ref(loop))",
        "    as_slow_sockets.add(loop._ssock)",
-       "    await asyncio.sleep(30)"])),
+       "    await asyncio.sleep(30)",
+       "async def as_loop_made_slowly():",
+       "    as_loops.append(weakref.ref(asyncio.get_running_loop()))"])),
     [begin
          ok = py:exec(lines(["as_loops.clear()",
                              "as_stderr.seek(0)",
                              "as_stderr.truncate()",
                              "as_saved_stderr = sys.stderr",
                              "sys.stderr = as_stderr",
-                             "socket.socket.close = as_close_slowly"])),
+                             "socket.socket.close = as_close_slowly",
+                             "socket.socketpair = as_socketpair_slowly"])),
+         F =:= as_loop_made_slowly andalso py:exec(<<"as_slow_pair.append(1)">>),
          try
              {error, timeout} = py:call('__main__', F, [], #{}, 100)
          after
@@ -866,11 +882,13 @@ interrupted_coroutine_closes_its_loop_cleanly(_Config) ->
                                 end
                         end, 10000),
              ok = py:exec(lines(["socket.socket.close = as_real_close",
+                                 "socket.socketpair = as_real_socketpair",
                                  "gc.collect()",
                                  "sys.stderr = as_saved_stderr"]))
          end,
          {ok, Printed} = py:eval(<<"as_stderr.getvalue()">>),
          ct:log("~s printed:~n~ts", [F, Printed]),
          {F, <<>>} = {F, Printed},
-         {ok, [true]} = py:eval(<<"[r() is None or r().is_closed() for r in as_loops]">>)
-     end || F <- [as_cleanup_outlasts_interruption, as_close_outlasts_interruption]].
+         {ok, true} = py:eval(<<"all(r() is None or r().is_closed() for r in as_loops)">>)
+     end || F <- [as_cleanup_outlasts_interruption, as_close_outlasts_interruption,
+                  as_loop_made_slowly]].
