@@ -125,8 +125,10 @@ async def _watched(coroutine):
     channel = _channel()
     _async_fd()  # an interruption of this call now wakes the loop
     channel.pinned += 1
-    channel.watch(_asyncio.get_running_loop())
     try:
+        # add_reader releases the GIL (epoll_ctl), where an interruption is
+        # likely to land: inside the try, so that pinned is undone.
+        channel.watch(_asyncio.get_running_loop())
         return await coroutine
     finally:
         channel.pinned -= 1
