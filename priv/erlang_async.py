@@ -265,7 +265,7 @@ def _let_go(loop, coroutines, cut_short):
     exception handler as each is collected, are not printed: a task
     "destroyed but it is pending", a future whose exception (a cancellation,
     an answer that came meanwhile) "was never retrieved"."""
-    tasks = _asyncio.all_tasks(loop) if loop is not None else ()
+    tasks = _asyncio.all_tasks(loop) if cut_short else ()
     for coroutine in [*coroutines, *(task.get_coro() for task in tasks)]:
         _close_if_unstarted(coroutine)
     if cut_short:
