@@ -91,24 +91,24 @@ def threads(nthreads, calls_each, warmup):
     return with_threads(nthreads, work, time_the_calls)
 
 
-def fresh_threads(call_erlang, n):
-    """From start() of a new threading.Thread to the result of its first
-    erlang.call, or (call_erlang false) to the first line of its target.
-    Threads run one at a time, each joined before the next starts."""
+def first_calls(n):
+    """The first erlang.call of each of n new threading.Threads, timed in
+    the thread: from the first line of its target, which makes the call,
+    to the result. Threads run one at a time, each joined before the next
+    starts."""
 
     def once():
-        done = []
+        took = []
 
         def target():
-            if call_erlang:
-                erlang.call('bench_identity', 1)
-            done.append(clock())
+            start = clock()
+            erlang.call('bench_identity', 1)
+            took.append(clock() - start)
 
         t = threading.Thread(target=target)
-        start = clock()
         t.start()
         t.join()
-        return done[0] - start
+        return took[0]
 
     return collect(once, n)
 

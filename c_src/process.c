@@ -30,11 +30,20 @@
  * - malloc. Large values (a 1 MB binary, a big array) make Python allocate
  *   and free big blocks on every call. glibc serves blocks above its mmap
  *   threshold with fresh mappings and gives the free top of a heap back to
- *   the kernel above its trim threshold, so each such call pays a page
- *   fault per 4 KB it touches: about 0.5 ms per MB here, several times the
- *   copying itself. Both thresholds are raised (MMAP_THRESHOLD, and
- *   TRIM_THRESHOLD for up to that much free memory kept for reuse), unless
- *   the user has set glibc's malloc tunables, which then win.
+ *   the kernel above its trim threshold (ERTS sets 128 KB at boot), so each
+ *   such call pays a page fault per 4 KB it touches: about 0.5 ms per MB
+ *   here, several times the copying itself. Both thresholds are raised,
+ *   unless the user has set glibc's malloc tunables, which then win.
+ *
+ *   MMAP_THRESHOLD (32 MB, glibc's most) keeps blocks up to that size in
+ *   the heaps. TRIM_THRESHOLD is how much free memory each malloc arena
+ *   may keep at its top for reuse, and each thread gets an arena of its
+ *   own until there are 8 per core: at 64 MB, an arena whose thread once
+ *   held a 30 MB block kept all of it, and `make soak` ended at 512 MB
+ *   from 52 MB, 16 arenas on 2 cores each keeping what its largest block
+ *   had needed. 4 MB covers a call that handles a few 1 MB values (row 7
+ *   of `make bench` stays within 3x a memcpy; 128 KB made it 13x) and
+ *   keeps what idle arenas hold to 4 MB each (the soak ends at 75-89 MB).
  */
 #include "process.h"
 
@@ -46,7 +55,7 @@
 #include <unistd.h>
 
 #define MMAP_THRESHOLD (32 * 1024 * 1024)
-#define TRIM_THRESHOLD (2 * MMAP_THRESHOLD)
+#define TRIM_THRESHOLD (4 * 1024 * 1024)
 
 /* Set in a child by the atfork handler, while it is the child's only
  * thread; never written in the VM's process. */

@@ -15,12 +15,14 @@ import threading as _threading
 
 _local = _threading.local()
 _asyncio = None  # imported on first use; most programs never need it
+_inspect = None  # imported by asyncio
 _Future = None
 
 
 def _load_asyncio():
-    global _asyncio, _Future
+    global _asyncio, _inspect, _Future
     import asyncio
+    import inspect
 
     class ErlangFuture(asyncio.Future):
         """A future whose cancellation is passed on to Erlang."""
@@ -31,7 +33,7 @@ def _load_asyncio():
             self._channel.cancel(self._call_id)
             return True
 
-    _asyncio, _Future = asyncio, ErlangFuture
+    _asyncio, _inspect, _Future = asyncio, inspect, ErlangFuture
 
 
 class _Channel:
@@ -123,8 +125,10 @@ async def _watched(coroutine):
     channel = _channel()
     _async_fd()  # an interruption of this call now wakes the loop
     channel.pinned += 1
-    channel.watch(_asyncio.get_running_loop())
     try:
+        # add_reader releases the GIL (epoll_ctl), where an interruption is
+        # likely to land: inside the try, so that pinned is undone.
+        channel.watch(_asyncio.get_running_loop())
         return await coroutine
     finally:
         channel.pinned -= 1
@@ -133,7 +137,172 @@ async def _watched(coroutine):
 
 def _run_coroutine(coroutine):
     """Runs the coroutine a py:call or py:eval returned, in a new event loop
-    that a timeout of the call wakes."""
+    that a timeout of the call wakes, as asyncio.run would; an interruption
+    of the call (erlang.CallInterrupted) ends it as _shut_down says."""
     if _asyncio is None:
         _load_asyncio()
-    return _asyncio.run(_watched(coroutine))
+    loop = watched = None
+    try:
+        loop = _new_loop()
+        _asyncio.set_event_loop(loop)
+        watched = _watched(coroutine)
+        return loop.run_until_complete(watched)
+    finally:
+        _shut_down(loop, (coroutine, watched))
+
+
+def _new_loop():
+    """asyncio.new_event_loop(). If an interruption cuts the loop's __init__
+    short, nothing refers to the loop but the interruption's traceback, and
+    once that goes the loop's __del__ closes it and fails on what __init__
+    never made (AttributeError: ... no attribute '_signal_handlers'): the
+    half-made loop is found in the traceback and closed first."""
+    try:
+        return _asyncio.new_event_loop()
+    except CallInterrupted as e:
+        tb = e.__traceback__
+        while tb is not None:
+            made = tb.tb_frame.f_locals.get("self")
+            if isinstance(made, _asyncio.BaseEventLoop):
+                _close_half_made(made)
+                break
+            tb = tb.tb_next
+        raise
+
+
+def _close_half_made(loop):
+    """Closes what a selector loop's __init__ opens (the selector and the
+    self-pipe), as far as it got, and marks the loop closed, so that its
+    __del__ does nothing."""
+    for name in ("_csock", "_ssock", "_selector"):
+        opened = getattr(loop, name, None)
+        if opened is not None:
+            opened.close()
+    loop._closed = True
+
+
+# asyncio.run's shutdown, in the order it makes them: the tasks still
+# pending are cancelled and run to the end of their cleanup, asynchronous
+# generators closed, the default executor's threads waited for. Each runs
+# the call's own code.
+def _finish_tasks(loop):
+    _asyncio.runners._cancel_all_tasks(loop)  # asyncio.run's own, 3.10 to 3.13
+
+
+def _finish_asyncgens(loop):
+    _complete(loop, loop.shutdown_asyncgens())
+
+
+def _finish_executor(loop):
+    _complete(loop, loop.shutdown_default_executor())
+
+
+def _shut_down(loop, coroutines):
+    """What asyncio.run does once its coroutine has ended, carried through
+    interruptions. An interruption is asynchronous (the watchdog raises it
+    at whatever line runs) and comes again while the call goes on: a second
+    after a timeout, every tick of the watchdog for a dead caller. asyncio
+    expects neither, as the tracebacks it printed showed: an interruption
+    inside loop.close() left its self-pipe half closed, and the loop's
+    __del__ then failed to close it again (ValueError: Invalid file
+    descriptor: -1); one in the coroutine's cleanup left its task to be
+    reported "destroyed but pending", or a shutdown coroutine "never
+    awaited".
+
+    So, much as asyncio.Runner treats a second Ctrl-C: after the
+    interruption that ended the coroutine, the call's code runs its cleanup
+    as asyncio.run would let it; an interruption during that cleanup stops
+    it, and what it leaves unfinished is let go without a word. The loop is
+    then closed whatever comes, and the interruption raised."""
+    interruption = None
+    cut_short = False
+    if loop is not None:
+        for step in (_finish_tasks, _finish_asyncgens, _finish_executor):
+            try:
+                step(loop)
+            except CallInterrupted as e:
+                interruption = e
+                cut_short = True
+                break
+    # Each step is tried until it has run to its end: these run no code of
+    # the call's, and an interruption caught here comes again only after a
+    # tick of the watchdog, far longer than any of them takes.
+    closing = []
+    for step in (lambda: _let_go(loop, coroutines, cut_short),
+                 lambda: _asyncio.set_event_loop(None),
+                 lambda: _close(loop, closing)):
+        while True:
+            try:
+                step()
+                break
+            except CallInterrupted as e:
+                interruption = e
+    if interruption is not None:
+        raise interruption
+
+
+def _complete(loop, coroutine):
+    """loop.run_until_complete(coroutine); a coroutine that an interruption
+    kept from starting is closed, or Python would warn that it was never
+    awaited."""
+    try:
+        loop.run_until_complete(coroutine)
+    finally:
+        _close_if_unstarted(coroutine)
+
+
+def _close_if_unstarted(coroutine):
+    if (_inspect.iscoroutine(coroutine)
+            and _inspect.getcoroutinestate(coroutine) == _inspect.CORO_CREATED):
+        coroutine.close()
+
+
+def _let_go(loop, coroutines, cut_short):
+    """Coroutines that never started are closed (see _complete). When an
+    interruption cut the shutdown short, the tasks and futures it left
+    unfinished are dropped with the loop, as in any program stopped in the
+    middle, but asyncio's reports of that, made through the loop's
+    exception handler as each is collected, are not printed: a task
+    "destroyed but it is pending", a future whose exception (a cancellation,
+    an answer that came meanwhile) "was never retrieved"."""
+    tasks = _asyncio.all_tasks(loop) if cut_short else ()
+    for coroutine in [*coroutines, *(task.get_coro() for task in tasks)]:
+        _close_if_unstarted(coroutine)
+    if cut_short:
+        loop.set_exception_handler(_dropping_reports(loop.get_exception_handler()))
+
+
+def _dropping_reports(handler):
+    """An exception handler that drops asyncio's reports of a task or a
+    future dropped unfinished, and passes the rest on to handler (None: the
+    loop's default)."""
+
+    def drop_reports(loop, context):
+        message = context.get("message", "")
+        if message == "Task was destroyed but it is pending!":
+            return
+        if message.endswith("exception was never retrieved"):
+            return
+        if handler is None:
+            loop.default_exception_handler(context)
+        else:
+            handler(loop, context)
+
+    return drop_reports
+
+
+def _close(loop, closing):
+    """loop.close(). A close that an interruption cut short may have left
+    the self-pipe half closed, which a second close() cannot get past: the
+    base class's close then does the rest (the selector's fd is closed
+    when the loop is collected)."""
+    if loop is None:
+        return
+    if not closing:
+        closing.append(True)
+        loop.close()
+        return
+    try:
+        loop.close()
+    except (ValueError, AttributeError):
+        _asyncio.BaseEventLoop.close(loop)

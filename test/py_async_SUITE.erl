@@ -52,6 +52,7 @@
          timeout_in_a_loop_callback_is_not_swallowed_by_the_loop/1,
          dead_caller_stops_its_coroutine/1]).
 -export([fastapi_app_serves_two_hundred_requests/1]).
+-export([interrupted_coroutine_closes_its_loop_cleanly/1]).
 -export([killed_handler_fails_the_pending_awaits/1,
          application_stop_fails_every_await_in_flight/1,
          async_calls_work_after_a_restart/1,
@@ -102,7 +103,8 @@ groups() ->
        timeout_stops_a_coroutine_sleeping_in_asyncio,
        timeout_stops_a_coroutine_awaiting_erlang,
        timeout_in_a_loop_callback_is_not_swallowed_by_the_loop,
-       dead_caller_stops_its_coroutine]},
+       dead_caller_stops_its_coroutine,
+       interrupted_coroutine_closes_its_loop_cleanly]},
      {framework, [], [fastapi_app_serves_two_hundred_requests]},
      %% Sequential: kills handlers, stops and restarts the application,
      %% counts workers.
@@ -519,3 +521,31 @@ residue() ->
                              {maps:get(workers_live, Stats) + maps:get(workers_pooled, Stats),
                               maps:get(handlers, Stats), length(Fds)}
                      end, 5000).
+
+%%% teardown
+
+%% An interruption may land while py:call's event loop is shut down: in
+%% the coroutine's own cleanup, when it outlasts the interruption's refire
+%% (the first interruption cancels the coroutine, the next one comes a
+%% second later), or in the middle of loop.close() (made slow here just
+%% after it has closed the loop's self-pipe socket). Or while the loop is
+%% made (socketpair() made slow). Each way the loop ends closed and Python
+%% prints nothing to stderr: no "Task was destroyed but it is pending!",
+%% no "Invalid file descriptor: -1" from a second close of a half-closed
+%% loop, no "coroutine ... was never awaited", no AttributeError from the
+%% __del__ of a half-made loop.
+interrupted_coroutine_closes_its_loop_cleanly(_Config) ->
+    [begin
+         {ok, none} = py:call('__main__', as_capture_stderr, [F =:= as_loop_made_slowly]),
+         try
+             {error, timeout} = py:call('__main__', F, [], #{}, 100)
+         after
+             %% A call on a pool thread may still be shutting its loop down.
+             py_test_lib:wait_calls_done(10000)
+         end,
+         {ok, Printed} = py:call('__main__', as_release_stderr, []),
+         ct:log("~s printed:~n~ts", [F, Printed]),
+         {F, <<>>} = {F, Printed},
+         {ok, true} = py:eval(<<"as_loops_closed()">>)
+     end || F <- [as_cleanup_outlasts_interruption, as_close_outlasts_interruption,
+                  as_loop_made_slowly]].

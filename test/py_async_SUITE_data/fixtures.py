@@ -266,3 +266,85 @@ async def as_cancel_first(pid):
 
 def as_cancel_first_main(pid):
     return as_in_threads(1, lambda i: as_cancel_first(pid))
+
+
+# interrupted_coroutine_closes_its_loop_cleanly: an interruption that lands
+# while py:call's event loop is shut down (in the coroutine's cleanup, in
+# loop.close() just after the self-pipe socket is closed) or made
+# (socketpair()), each made slow here so that it does.
+import gc, io, socket, sys, weakref
+
+as_loops = []
+as_stderr = io.StringIO()
+as_real_close = socket.socket.close
+as_slow_sockets = set()
+as_real_socketpair = socket.socketpair
+as_slow_pair = []
+
+
+def as_spin(seconds):
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        pass
+
+
+def as_socketpair_slowly(*args):
+    pair = as_real_socketpair(*args)
+    if as_slow_pair:
+        as_slow_pair.clear()
+        as_spin(3)
+    return pair
+
+
+def as_close_slowly(sock):
+    slow = sock in as_slow_sockets
+    as_real_close(sock)
+    if slow:
+        as_slow_sockets.discard(sock)
+        as_spin(3)
+
+
+async def as_cleanup_outlasts_interruption():
+    as_loops.append(weakref.ref(asyncio.get_running_loop()))
+    try:
+        await asyncio.sleep(30)
+    finally:
+        await asyncio.sleep(3)
+
+
+async def as_close_outlasts_interruption():
+    loop = asyncio.get_running_loop()
+    as_loops.append(weakref.ref(loop))
+    as_slow_sockets.add(loop._ssock)
+    await asyncio.sleep(30)
+
+
+async def as_loop_made_slowly():
+    as_loops.append(weakref.ref(asyncio.get_running_loop()))
+
+
+def as_capture_stderr(slow_pair):
+    """From now on stderr goes to as_stderr, and sockets close slowly."""
+    global as_saved_stderr
+    as_loops.clear()
+    as_stderr.seek(0)
+    as_stderr.truncate()
+    as_saved_stderr = sys.stderr
+    sys.stderr = as_stderr
+    socket.socket.close = as_close_slowly
+    socket.socketpair = as_socketpair_slowly
+    if slow_pair:
+        as_slow_pair.append(1)
+
+
+def as_release_stderr():
+    """Undoes as_capture_stderr; returns what was printed meanwhile."""
+    socket.socket.close = as_real_close
+    socket.socketpair = as_real_socketpair
+    gc.collect()
+    sys.stderr = as_saved_stderr
+    return as_stderr.getvalue()
+
+
+def as_loops_closed():
+    return all(r() is None or r().is_closed() for r in as_loops)

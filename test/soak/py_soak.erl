@@ -7,9 +7,14 @@
 %%
 %% It fails (exit status 1) if any result reaches the wrong caller, if any
 %% failure is not one of the clean errors that the faults explain, if a
-%% loader stops making progress (a hang), or if file descriptors or
-%% processes are not back near where they started once the load is gone.
-%% It prints what it did and the resource figures before and after.
+%% loader stops making progress (a hang), if file descriptors or processes
+%% are not back near where they started once the load is gone, if the
+%% resident memory ends above ?RSS_FACTOR times what it was at the start,
+%% or if anything is printed to the VM's standard error while the load
+%% runs (Python's tracebacks, "exception was never retrieved", warnings:
+%% an interruption is part of the load, and each must end its call
+%% cleanly). It prints what it did, the resource figures before and
+%% after, and what was printed.
 -module(py_soak).
 -export([main/1]).
 
@@ -21,6 +26,21 @@
 -define(SETTLE_MS, 10000).
 -define(FD_SLACK, 8).
 -define(PROCESS_SLACK, 20).
+%% Resident memory after the soak, settled, may be at most this many times
+%% what it was before the load. What stays once the load is gone is the
+%% pooled workers (a few KB each), Python's and ERTS's own free lists,
+%% and the free memory glibc's malloc keeps at the top of each of its
+%% arenas for reuse: up to 4 MB per arena, as c_src/process.c tells it
+%% (the load's threads use up to 8 arenas per core). With a trim
+%% threshold of 64 MB each arena kept up to 32 MB, the largest block it
+%% had served (a timed-out list comprehension builds one), and the soak
+%% went from 52 to 512 MB on a 2-core machine; with 4 MB it ends at 75-89
+%% MB (six runs, from 53-55 MB). A leak of a few hundred bytes per call
+%% (a million calls) would cross the bound; so would 16 arenas each
+%% keeping 4 MB at once, which no run has come near (in one, 15 held 32 MB).
+-define(RSS_FACTOR, 2).
+%% At most this much of what was printed is shown.
+-define(PRINTED_SHOWN, 4096).
 
 -spec main(pos_integer()) -> no_return().
 main(Seconds) ->
@@ -28,15 +48,17 @@ main(Seconds) ->
     {ok, _} = application:ensure_all_started(erlang_python),
     ok = define(),
     warm_up(),
+    ok = capture_stderr(),
     Before = resources(),
     Until = erlang:monotonic_time(millisecond) + Seconds * 1000,
     io:format("soak: ~b s, ~b loaders, chaos on~n",
               [Seconds, ?LOADERS_PER_KIND * length(kinds())]),
     {Outcomes, Faults, Problems} = run(Until),
     After = settle(Before),
+    Printed = release_stderr(),
     Leaks = leaks(Before, After),
-    report(Outcomes, Faults, Before, After),
-    case Problems ++ Leaks of
+    report(Outcomes, Faults, Before, After, Printed),
+    case Problems ++ Leaks ++ [{printed_to_stderr, byte_size(Printed)} || Printed =/= <<>>] of
         [] ->
             io:format("~nsoak: passed~n"),
             halt(0);
@@ -69,7 +91,7 @@ kinds() ->
 
 define() ->
     ok = register_functions(),
-    py:exec(<<"import asyncio, collections, threading, time\n"
+    py:exec(<<"import asyncio, collections, gc, os, sys, tempfile, threading, time\n"
               "def soak_reenter(x):\n"
               "    return erlang.call('soak_ident', x)\n"
               "def soak_threads(n, ms):\n"
@@ -92,7 +114,17 @@ define() ->
               "    for t in threads: t.join()\n"
               "    return dict(counts)\n"
               "async def soak_async(n):\n"
-              "    futures = [erlang.async_call('soak_slow', i) for i in range(n)]\n"
+              "    futures = []\n"
+              "    try:\n"
+              "        for i in range(n):\n"
+              "            futures.append(erlang.async_call('soak_slow', i))\n"
+              "    except BaseException:\n"
+              "        # Else the calls already made would be left unawaited: an\n"
+              "        # answer would fail one, and Python report its exception\n"
+              "        # never retrieved.\n"
+              "        for f in futures:\n"
+              "            f.cancel()\n"
+              "        raise\n"
               "    results = await asyncio.gather(*futures, return_exceptions=True)\n"
               "    counts = collections.Counter()\n"
               "    for i, r in enumerate(results):\n"
@@ -100,7 +132,36 @@ define() ->
               "            counts[type(r).__name__] += 1\n"
               "        else:\n"
               "            counts['ok' if r == i else 'wrong'] += 1\n"
-              "    return dict(counts)\n">>).
+              "    return dict(counts)\n"
+              "def soak_capture_stderr():\n"
+              "    global soak_stderr, soak_saved_fd\n"
+              "    sys.stderr.flush()\n"
+              "    soak_stderr = tempfile.TemporaryFile()\n"
+              "    soak_saved_fd = os.dup(2)\n"
+              "    os.dup2(soak_stderr.fileno(), 2)\n"
+              "def soak_release_stderr():\n"
+              "    gc.collect()\n"
+              "    sys.stderr.flush()\n"
+              "    os.dup2(soak_saved_fd, 2)\n"
+              "    os.close(soak_saved_fd)\n"
+              "    soak_stderr.seek(0)\n"
+              "    printed = soak_stderr.read()\n"
+              "    soak_stderr.close()\n"
+              "    return printed\n">>).
+
+%% While the load runs, file descriptor 2 of the VM is a temporary file:
+%% whatever Python (sys.stderr, its warnings and unraisable exceptions, its
+%% logging's last resort) or C code prints there is read back at the end.
+%% The Erlang side prints to standard output.
+capture_stderr() ->
+    {ok, none} = py:call('__main__', soak_capture_stderr, []),
+    ok.
+
+%% Collects what Python no longer refers to first, so that what its
+%% destructors would print is printed now.
+release_stderr() ->
+    {ok, Printed} = py:call('__main__', soak_release_stderr, []),
+    Printed.
 
 %% The registry is emptied when the application restarts (the coordinator
 %% dying too often restarts nothing, but stay safe): registered again by
@@ -124,7 +185,8 @@ unit(reenter, I) ->
 unit(threads, _I) ->
     python_counts(py:call('__main__', soak_threads, [4, 300], #{}, ?HANG_MS));
 unit(async, _I) ->
-    python_counts(py:eval(<<"asyncio.run(soak_async(200))">>, #{}, ?HANG_MS));
+    %% An async def called from Erlang runs in a loop of erlang._run_coroutine.
+    python_counts(py:call('__main__', soak_async, [200], #{}, ?HANG_MS));
 unit(timeout, I) ->
     Code = case I rem 2 of
                0 -> <<"time.sleep(5)">>;
@@ -339,11 +401,15 @@ leaks(Before, After) ->
                           maps:get(processes, R) - maps:get(handlers, R)} end,
     {FdsBefore, ProcessesBefore} = Unpooled(Before),
     {FdsAfter, ProcessesAfter} = Unpooled(After),
+    #{rss_mb := RssBefore} = Before,
+    #{rss_mb := RssAfter} = After,
     [{fds_not_of_workers_grew, FdsBefore, FdsAfter} || FdsAfter > FdsBefore + ?FD_SLACK] ++
     [{processes_not_handlers_grew, ProcessesBefore, ProcessesAfter}
-     || ProcessesAfter > ProcessesBefore + ?PROCESS_SLACK].
+     || ProcessesAfter > ProcessesBefore + ?PROCESS_SLACK] ++
+    [{rss_mb_above_bound, RssAfter, ?RSS_FACTOR * RssBefore}
+     || RssAfter > ?RSS_FACTOR * RssBefore].
 
-report(Outcomes, Faults, Before, After) ->
+report(Outcomes, Faults, Before, After, Printed) ->
     io:format("~noutcomes of calls (units of work counted by their calls):~n"),
     [io:format("  ~-24ts ~b~n", [format_key(K), N]) || {K, N} <- lists:sort(maps:to_list(Outcomes))],
     io:format("faults injected:~n"),
@@ -356,6 +422,16 @@ report(Outcomes, Faults, Before, After) ->
               ["", "before", "after", "", "", ""]),
     [io:format("  ~-12s ~10b ~10b~n", [atom_to_list(K), maps:get(K, Before), maps:get(K, After)])
      || K <- [rss_mb, fds, processes, handlers, workers]],
+    io:format("  (rss_mb may end at most ~b times what it was before)~n", [?RSS_FACTOR]),
+    case Printed of
+        <<>> ->
+            io:format("~nnothing printed to standard error~n");
+        <<Shown:?PRINTED_SHOWN/binary, _/binary>> ->
+            io:format("~nprinted to standard error (~b bytes, the first ~b):~n~s~n",
+                      [byte_size(Printed), ?PRINTED_SHOWN, Shown]);
+        _ ->
+            io:format("~nprinted to standard error:~n~s~n", [Printed])
+    end,
     ok.
 
 format_key(K) when is_atom(K) -> atom_to_list(K);
