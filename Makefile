@@ -109,7 +109,9 @@ tsan: build
 # would be wrong everywhere), and a stack pointer move of more than 128 KB
 # is taken for a switch of stacks, not a frame: see test/valgrind.supp.
 # Memcheck's errors fail the run (--error-exitcode); cases are given ten
-# times their time limits.
+# times their time limits. The suites are compiled before, outside
+# valgrind: the VM under memcheck crashed in its garbage collector while
+# Common Test compiled them (at the commit before this line too).
 VALGRIND_SUITES ?= py_call_SUITE py_convert_SUITE py_callback_SUITE
 VALGRIND_OUT := $(CURDIR)/_build/valgrind/py_nif.so
 VALGRIND_FLAGS ?= -q --error-exitcode=99 --suppressions=$(CURDIR)/test/valgrind.supp \
@@ -120,6 +122,7 @@ VALGRIND_FLAGS ?= -q --error-exitcode=99 --suppressions=$(CURDIR)/test/valgrind.
 valgrind: build
 	@scripts/ensure-deps.sh valgrind
 	$(MAKE) -C c_src OUT=$(VALGRIND_OUT) OBJDIR=$(CURDIR)/_build/valgrind/obj SANITIZE=-DPYERL_VALGRIND
+	erlc +debug_info -o test test/*.erl
 	@rm -f _build/valgrind/counts; status=0; \
 	for suite in $(VALGRIND_SUITES); do \
 		ERL_WRAPPER=valgrind VALGRIND_OPTS="$(VALGRIND_FLAGS)" PYTHONMALLOC=malloc \
