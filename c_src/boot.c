@@ -19,9 +19,10 @@
  * What Python may do to the process it shares with the VM (signals, fork,
  * os._exit) is set up by process.c.
  *
- * The main context (context.h) gathers what belongs to the main
- * interpreter: its __main__ namespace, its erlang module (imported into
- * __main__, with time.sleep replaced by erlang.sleep), the lookup tables of
+ * The main context (context.h) gathers what belongs to the main * interpreter: its __main__
+ * namespace, its erlang module (imported into
+ * __main__, with time.sleep and sys.unraisablehook replaced by the
+ * module's), the lookup tables of
  * py:call and the compiled-code cache.
  */
 #include "boot.h"
@@ -107,7 +108,7 @@ make_main_context(char *err, size_t err_size)
     ctx->module = module;
     ctx->state = PyModule_GetState(module);
     ctx->state->ctx = ctx;
-    if (pyerl_erlang_module_replace_sleep(module) < 0 || pyerl_install_exit_guard() < 0 ||
+    if (pyerl_erlang_module_replace_hooks(module) < 0 || pyerl_install_exit_guard() < 0 ||
         PyDict_SetItemString(ctx->globals, "erlang", module) < 0) {
         goto failed;
     }

@@ -2,10 +2,14 @@
  * erlang_module.c: the built-in Python module `erlang`: its functions and
  * its definition.
  *
- *   erlang.call, erlang.send and registered names   callback.c *   erlang.async_call async.c and
- * priv/erlang_async.py, the module's Python half, run in each new module erlang.sleep here:
- * time.sleep, cut short when the call from Erlang is interrupted erlang.Atom, Pid, Ref and the
- * exception classes   module_state.c
+ * - erlang.call, erlang.send and the registered names: callback.c;
+ * - erlang.async_call: async.c, and priv/erlang_async.py, the module's
+ *   Python half, run in each new module;
+ * - erlang.sleep, here: time.sleep, cut short when the call from Erlang is
+ *   interrupted;
+ * - erlang._unraisablehook, here: sys.unraisablehook, which raises again
+ *   an interruption that a callback swallowed;
+ * - erlang.Atom, Pid, Ref and the exception classes: module_state.c.
  *
  * The module uses multi-phase initialisation with a module state
  * (module_state.h), as CPython's own modules do: every interpreter that
@@ -68,6 +72,37 @@ erlang_sleep(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* erlang._unraisablehook(unraisable): sys.unraisablehook inside the VM.
+ *
+ * The watchdog raises CallInterrupted at whatever bytecode the call's
+ * thread runs, and that may be inside a weakref callback or a __del__
+ * method, where Python cannot let an exception out: it reports it through
+ * sys.unraisablehook ("Exception ignored in ...") and goes on, so the
+ * call runs on until the watchdog fires again, a second later (a loop of
+ * such callbacks took seconds, or never ended). An interruption of the
+ * thread's call that arrives here is raised again at once, and not
+ * printed; everything else goes to the hook this one replaced. */
+static PyObject *
+erlang_unraisablehook(PyObject *module, PyObject *unraisable)
+{
+    struct pyerl_module_state *st = PyModule_GetState(module);
+    struct pyerl_inflight *call = pyerl_inflight_current();
+    PyObject *exc;
+    int ours;
+
+    if (call) {
+        if (!(exc = PyObject_GetAttrString(unraisable, "exc_value"))) {
+            return NULL;
+        }
+        ours = PyErr_GivenExceptionMatches(exc, st->call_interrupted);
+        Py_DECREF(exc);
+        if (ours && pyerl_inflight_rearm(call)) {
+            Py_RETURN_NONE;
+        }
+    }
+    return PyObject_CallOneArg(st->original_unraisablehook, unraisable);
+}
+
 static PyMethodDef erlang_methods[] = {
     {"call", (PyCFunction)(void (*)(void))pyerl_erlang_call, METH_FASTCALL,
      "call(name, *args)\n--\n\nCalls the Erlang function registered as name with the "
@@ -86,6 +121,8 @@ static PyMethodDef erlang_methods[] = {
     {"_async_cancel", pyerl_async_cancel, METH_O, "Cancels an async call; used by async_call."},
     {"_async_fd", pyerl_async_fd, METH_NOARGS, "The fd async answers wake; used by async_call."},
     {"_async_take", pyerl_async_take, METH_NOARGS, "Takes async answers; used by async_call."},
+    {"_unraisablehook", erlang_unraisablehook, METH_O,
+     "sys.unraisablehook inside the VM: an interruption a callback swallowed is raised again."},
     {"sleep", erlang_sleep, METH_O,
      "sleep(seconds)\n--\n\nLike time.sleep (which is this function inside the VM), but "
      "a call from Erlang that times out or whose caller dies wakes it at once."},
@@ -106,13 +143,15 @@ erlang_exec(PyObject *module)
      * sys.modules['erlang']`) serves that context too. At boot the context
      * is not known yet: boot.c ties it. */
     st->ctx = pyerl_ctx_of_interp(PyInterpreterState_Get());
-    /* time.sleep as Python made it, for erlang.sleep outside calls. */
+    /* time.sleep and sys.unraisablehook as they were, for erlang.sleep outside
+     * calls and for what erlang._unraisablehook passes on. */
     if (!(time_module = PyImport_ImportModule("time"))) {
         return -1;
     }
     st->original_sleep = PyObject_GetAttrString(time_module, "sleep");
     Py_DECREF(time_module);
-    if (!st->original_sleep) {
+    st->original_unraisablehook = Py_XNewRef(PySys_GetObject("unraisablehook"));
+    if (!st->original_sleep || !st->original_unraisablehook) {
         return -1;
     }
     return pyerl_async_install(module, python_half);
@@ -164,13 +203,18 @@ pyerl_erlang_module_init(void)
 }
 
 int
-pyerl_erlang_module_replace_sleep(PyObject *module)
+pyerl_erlang_module_replace_hooks(PyObject *module)
 {
     PyObject *time_module = PyImport_ImportModule("time");
-    PyObject *replacement = time_module ? PyObject_GetAttrString(module, "sleep") : NULL;
-    int rc = replacement ? PyObject_SetAttrString(time_module, "sleep", replacement) : -1;
+    PyObject *sleep = time_module ? PyObject_GetAttrString(module, "sleep") : NULL;
+    PyObject *hook = sleep ? PyObject_GetAttrString(module, "_unraisablehook") : NULL;
+    int rc = hook && PyObject_SetAttrString(time_module, "sleep", sleep) == 0 &&
+                     PySys_SetObject("unraisablehook", hook) == 0
+                 ? 0
+                 : -1;
 
     Py_XDECREF(time_module);
-    Py_XDECREF(replacement);
+    Py_XDECREF(sleep);
+    Py_XDECREF(hook);
     return rc;
 }

@@ -16,8 +16,8 @@ int pyerl_erlang_module_set_python_half(const char *path, size_t size);
  * interpreter that imports it. */
 PyObject *pyerl_erlang_module_init(void);
 
-/* Makes time.sleep the module's sleep in the module's interpreter (whose
- * GIL is held). Returns 0 or -1 with an exception set. */
-int pyerl_erlang_module_replace_sleep(PyObject *module);
+/* Makes time.sleep and sys.unraisablehook the module's in the module's
+ * interpreter (whose GIL is held). Returns 0 or -1 with an exception set. */
+int pyerl_erlang_module_replace_hooks(PyObject *module);
 
 #endif

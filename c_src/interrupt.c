@@ -120,6 +120,20 @@ pyerl_inflight_claim_due(struct pyerl_inflight *call)
     return due;
 }
 
+int
+pyerl_inflight_rearm(struct pyerl_inflight *call)
+{
+    int interrupted;
+    pthread_mutex_lock(&lock);
+    interrupted = call->interrupted;
+    if (interrupted) {
+        call->delivered = 1;
+    }
+    pthread_mutex_unlock(&lock);
+    return interrupted &&
+           set_async_exc(call->ctx, call->thread_id, call->ctx->state->call_interrupted) == 0;
+}
+
 /* ---- registering calls ------------------------------------------------ */
 
 void
@@ -275,7 +289,9 @@ scan(int64_t now, struct target *due, int *n_due, struct target *check, int *n_c
     return next;
 }
 
-/* No lock held. Marks due the calls whose caller has died. */
+/* No lock held. Marks due the calls whose caller has died, unless they
+ * are interrupted already (their interruption then comes again on its own
+ * schedule, every REFIRE_NS). */
 static void
 check_callers(struct target *check, int n_check)
 {
@@ -287,7 +303,7 @@ check_callers(struct target *check, int n_check)
     }
     pthread_mutex_lock(&lock);
     for (i = 0; i < n_check; i++) {
-        if (check[i].serial && (c = find_listed(&check[i]))) {
+        if (check[i].serial && (c = find_listed(&check[i])) && !c->interrupted) {
             c->deadline_ns = 0;
         }
     }

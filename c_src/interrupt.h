@@ -72,6 +72,12 @@ void pyerl_inflight_disarm(struct pyerl_inflight *call);
  * get the GIL. The call's GIL held. */
 int pyerl_inflight_claim_due(struct pyerl_inflight *call);
 
+/* Raises the call's interruption again at once, on the call's thread (the
+ * first was swallowed where Python could not let it out). Returns 1, or 0
+ * if the call is not interrupted or the thread cannot be told apart (the
+ * watchdog then raises it again later). The call's GIL held. */
+int pyerl_inflight_rearm(struct pyerl_inflight *call);
+
 /* Sleeps seconds (>= 0) with the call's GIL released, unless the call is
  * interrupted first. Returns 1 if it was (disarmed: the caller raises
  * CallInterrupted), else 0. On the call's thread, GIL held. */

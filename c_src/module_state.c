@@ -299,6 +299,7 @@ pyerl_module_state_traverse(struct pyerl_module_state *st, visitproc visit, void
     Py_VISIT(st->unknown_function_error);
     Py_VISIT(st->partial);
     Py_VISIT(st->original_sleep);
+    Py_VISIT(st->original_unraisablehook);
     return 0;
 }
 
@@ -313,4 +314,5 @@ pyerl_module_state_clear(struct pyerl_module_state *st)
     Py_CLEAR(st->unknown_function_error);
     Py_CLEAR(st->partial);
     Py_CLEAR(st->original_sleep);
+    Py_CLEAR(st->original_unraisablehook);
 }

@@ -14,16 +14,17 @@ struct pyerl_ctx;
  * module's m_traverse and m_clear, and are used under that interpreter's
  * GIL. */
 struct pyerl_module_state {
-    PyTypeObject *atom_type;          /* erlang.Atom */
-    PyTypeObject *pid_type;           /* erlang.Pid */
-    PyTypeObject *ref_type;           /* erlang.Ref */
-    PyObject *call_interrupted;       /* erlang.CallInterrupted */
-    PyObject *erlang_error;           /* erlang.ErlangError */
-    PyObject *unknown_function_error; /* erlang.UnknownFunctionError */
-    PyObject *partial;                /* functools.partial */
-    PyObject *original_sleep;         /* time.sleep before erlang.sleep replaced it */
-    struct pyerl_ctx *ctx;            /* the context this interpreter is; NULL in an
-                                       * interpreter that Python code made itself */
+    PyTypeObject *atom_type;           /* erlang.Atom */
+    PyTypeObject *pid_type;            /* erlang.Pid */
+    PyTypeObject *ref_type;            /* erlang.Ref */
+    PyObject *call_interrupted;        /* erlang.CallInterrupted */
+    PyObject *erlang_error;            /* erlang.ErlangError */
+    PyObject *unknown_function_error;  /* erlang.UnknownFunctionError */
+    PyObject *partial;                 /* functools.partial */
+    PyObject *original_sleep;          /* time.sleep before erlang.sleep replaced it */
+    PyObject *original_unraisablehook; /* sys.unraisablehook before ours replaced it */
+    struct pyerl_ctx *ctx;             /* the context this interpreter is; NULL in an
+                                        * interpreter that Python code made itself */
 };
 
 /* Makes the types and exception classes of a new erlang module and adds the public ones to it.

@@ -1,6 +1,6 @@
 # What py_call_SUITE's cases call, run in __main__ by init_per_suite (and
 # by starvation_check in a peer VM). `erlang' is imported there already.
-import sys, threading, time, types
+import io, sys, threading, time, types, weakref
 
 # api
 
@@ -97,12 +97,49 @@ def orphan(pid):
 started_died = []
 
 def record_unraisable(u):
-    '''Keeps what was raised where nobody could catch it, and where.'''
-    started_died.append((type(u.exc_value).__name__, u.err_msg, repr(u.object)))
+    '''Keeps what a started thread raised at its start, where nobody could
+    catch it, and where. (An interruption that lands in one of threading's
+    weakref callbacks is reported here too, and raised again: see
+    interruption_swallowed_by_a_callback_is_raised_again.)'''
+    if u.err_msg and "thread started by" in u.err_msg:
+        started_died.append((type(u.exc_value).__name__, u.err_msg, repr(u.object)))
+
+def record_unraisables():
+    '''Puts record_unraisable in the place of sys.unraisablehook.'''
+    global saved_unraisablehook
+    saved_unraisablehook = sys.unraisablehook
+    sys.unraisablehook = record_unraisable
+
+def stop_recording_unraisables():
+    sys.unraisablehook = saved_unraisablehook
 
 def start_threads_forever():
     while True:
         threading.Thread(target=int).start()
+
+class CallbackTarget:
+    pass
+
+def callbacks_forever():
+    '''Spends most of its time in weakref callbacks, where an exception
+    cannot get out.'''
+    while True:
+        target = CallbackTarget()
+        ref = weakref.ref(target, lambda r: sum(range(50)))
+        del target
+
+captured_stderr = []
+
+def capture_stderr():
+    '''From now on, what is written to sys.stderr is kept.'''
+    captured_stderr.append(sys.stderr)
+    sys.stderr = io.StringIO()
+
+def release_stderr():
+    '''Puts sys.stderr back; returns what was written meanwhile.'''
+    printed = sys.stderr.getvalue()
+    sys.stderr = captured_stderr.pop()
+    return printed
 
 # concurrency
 
