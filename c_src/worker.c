@@ -6,9 +6,9 @@
  * thread takes one on its first erlang.call and keeps it, bound through a
  * thread-specific key whose destructor puts it back on a free list when the
  * thread exits; workers are reused, never freed while the VM runs.
- *
- * Each worker has an Erlang handler process (py_handler), spawned by the
- * coordinator on the worker's first request and then addressed directly.
+ * * Each worker has an Erlang handler process (py_handler), started under
+ * py_handler_sup by the coordinator on the worker's first request (sent
+ * as an unbound_request, protocol.h) and then addressed directly.
  * The worker monitors its handler (and, until it has one, the coordinator
  * holding its first request): if that process dies, the down callback
  * fails the waiting request, so a waiter always wakes. Erlang never sees the
