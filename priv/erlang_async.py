@@ -200,14 +200,13 @@ def _finish_executor(loop):
 def _shut_down(loop, coroutines):
     """What asyncio.run does once its coroutine has ended, carried through
     interruptions. An interruption is asynchronous (the watchdog raises it
-    at whatever line runs) and comes again while the call goes on: a second
-    after a timeout, every tick of the watchdog for a dead caller. asyncio
-    expects neither, as the tracebacks it printed showed: an interruption
-    inside loop.close() left its self-pipe half closed, and the loop's
-    __del__ then failed to close it again (ValueError: Invalid file
-    descriptor: -1); one in the coroutine's cleanup left its task to be
-    reported "destroyed but pending", or a shutdown coroutine "never
-    awaited".
+    at whatever line runs) and comes again every second while the call goes
+    on, after a timeout or its caller's death. asyncio expects neither, as
+    the tracebacks it printed showed: an interruption inside loop.close()
+    left its self-pipe half closed, and the loop's __del__ then failed to
+    close it again (ValueError: Invalid file descriptor: -1); one in the
+    coroutine's cleanup left its task to be reported "destroyed but
+    pending", or a shutdown coroutine "never awaited".
 
     So, much as asyncio.Runner treats a second Ctrl-C: after the
     interruption that ended the coroutine, the call's code runs its cleanup
@@ -224,9 +223,8 @@ def _shut_down(loop, coroutines):
                 interruption = e
                 cut_short = True
                 break
-    # Each step is tried until it has run to its end: these run no code of
-    # the call's, and an interruption caught here comes again only after a
-    # tick of the watchdog, far longer than any of them takes.
+    # Each step is tried until it has run to its end: these run no code of    # the call's, and an interruption caught here comes again only a second
+    # later, far longer than any of them takes.
     closing = []
     for step in (lambda: _let_go(loop, coroutines, cut_short),
                  lambda: _asyncio.set_event_loop(None),
