@@ -6,7 +6,8 @@
 # The counts are also appended to $SUMMARY_FILE when it is set. A VM that
 # dies before it can count (a crash, a sanitizer report), or exits non-zero
 # after all its cases passed (valgrind's --error-exitcode), counts as one
-# failure.
+# failure. Each failed case is named, with the start of its reason, before
+# the counts.
 #
 # ERL_WRAPPER, when set, is a command that runs the test VM's erl (make
 # valgrind sets it to valgrind), and CT_MULTIPLY_TIMETRAPS multiplies every
@@ -54,6 +55,18 @@ CT_COUNTS="$counts" CT_SUITES="$suites" CT_LOGDIR="$logdir" CT_MULTIPLY_TIMETRAP
                          io_lib:format("~b ~b ~b~n", [Passed, Failed, Skipped])),
     halt(case Failed of 0 -> 0; _ -> 1 end).'
 status=$?
+
+# Name every case that failed, so that a log with only the summary still
+# says where to look. The run's logs are the newest ct_run.* directory.
+run_dir=$(ls -td "$logdir"/ct_run.* 2>/dev/null | head -1)
+if [ -n "$run_dir" ]; then
+    find "$run_dir" -name suite.log -exec awk '
+        /^=case / { test = $2 }
+        /^=result +(failed|auto_skipped)/ {
+            sub(/^=result +/, "")
+            print "run-tests: " test ": " substr($0, 1, 400)
+        }' {} +
+fi
 
 read -r passed failed skipped < "$counts" || {
     echo "run-tests: the test VM died (exit status $status) before it could count"
