@@ -34,6 +34,7 @@
     X(py_coordinator)                                                                              \
     X(python_version)                                                                              \
     X(queued)                                                                                      \
+    X(ref)                                                                                         \
     X(sent)                                                                                        \
     X(stale)                                                                                       \
     X(timeout)                                                                                     \
@@ -41,6 +42,7 @@
     X(unbound_request)                                                                             \
     X(undefined)                                                                                   \
     X(unknown)                                                                                     \
+    X(value)                                                                                       \
     X(workers_live)                                                                                \
     X(workers_pooled)
 

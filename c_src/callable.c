@@ -15,7 +15,9 @@
  *    different object there, and the module is looked up afresh.
  *
  * The function is looked up on the module every time (a dict lookup with
- * the interned name), so rebinding `math.sqrt` is seen at once. Binary
+ * the interned name), so rebinding `math.sqrt` is seen at once. The
+ * attribute names of py:call_method and py:getattr share the function
+ * names' table. Binary
  * names are made into strings each time. A module caught in the middle of
  * its import (a module whose top level calls Erlang, which calls back into
  * it) is not kept: Python's own lookup, used instead, makes another thread
@@ -226,23 +228,32 @@ get_attribute_path(PyObject *obj, PyObject *path)
 }
 
 PyObject *
+pyerl_attribute(struct pyerl_names *names, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM name_term)
+{
+    struct name_entry *entry;
+    PyObject *name, *attribute;
+
+    if (enif_is_atom(env, name_term)) {
+        entry = entry_for(names->functions, env, name_term);
+        name = entry ? Py_NewRef(entry->name) : NULL;
+    } else {
+        name = name_from_text(env, name_term);
+    }
+    attribute = name ? get_attribute_path(obj, name) : NULL;
+    Py_XDECREF(name);
+    return attribute;
+}
+
+PyObject *
 pyerl_callable(struct pyerl_names *names, ErlNifEnv *env, ERL_NIF_TERM module_term,
                ERL_NIF_TERM function_term)
 {
-    struct name_entry *entry;
-    PyObject *module, *name, *function;
+    PyObject *module, *function;
 
     if (!(module = import_module(names, env, module_term))) {
         return NULL;
     }
-    if (enif_is_atom(env, function_term)) {
-        entry = entry_for(names->functions, env, function_term);
-        name = entry ? Py_NewRef(entry->name) : NULL;
-    } else {
-        name = name_from_text(env, function_term);
-    }
-    function = name ? get_attribute_path(module, name) : NULL;
-    Py_XDECREF(name);
+    function = pyerl_attribute(names, env, module, function_term);
     Py_DECREF(module);
     return function;
 }

@@ -9,17 +9,31 @@
  * the VM runs, and they forget their states first.
  *
  * Objects that Erlang drops (the owner of a binary made over a Python
- * buffer, see buffers.c) are released by the next thread that enters the
- * context, because the resource destructor that drops them runs on an ERTS
- * thread without the GIL and must neither take it nor block. They wait on
- * a lock-free list at most until the next call into that interpreter.
+ * buffer, see buffers.c; the object of a reference, objref.c) are released
+ * by the next thread that enters the context, because the resource
+ * destructor that drops them runs on an ERTS thread without the GIL and
+ * must neither take it nor block. They wait on a lock-free list. When the
+ * list goes from empty to not empty, the destructor also posts a semaphore
+ * (which never blocks), and the release thread enters the context after
+ * GATHER_NS unless a call has emptied the list meanwhile: a dropped model
+ * or connection is closed within milliseconds even when no call comes,
+ * and a burst of drops costs the GIL once.
  */
 #include "context.h"
 
+#include <errno.h>
+#include <semaphore.h>
 #include <string.h>
+#include <time.h>
+
+#define GATHER_NS (1000 * 1000L)
 
 /* Written once by boot.c at the first load, read-only afterwards. */
 static struct pyerl_ctx *main_ctx;
+
+/* Posted when a context's list of dropped objects stops being empty. */
+static sem_t dropped_signal;
+static atomic_int releaser_started; /* set once by pyerl_ctx_start_releaser, from load */
 
 struct pyerl_ctx *
 pyerl_ctx_new(PyInterpreterState *interp)
@@ -120,4 +134,58 @@ pyerl_ctx_drop_later(struct pyerl_ctx *ctx, struct pyerl_dropped *node)
         node->next = head;
     } while (!atomic_compare_exchange_weak_explicit(&ctx->dropped, &head, node,
                                                     memory_order_release, memory_order_relaxed));
+    if (!head && atomic_load_explicit(&releaser_started, memory_order_acquire)) {
+        sem_post(&dropped_signal);
+    }
+}
+
+/* The release thread: waits for the signal, lets more drops gather, and
+ * releases what no call has released meanwhile. */
+static void *
+releaser_main(void *arg)
+{
+    struct timespec gather = {.tv_sec = 0, .tv_nsec = GATHER_NS};
+    struct pyerl_ctx *ctx;
+
+    (void)arg;
+    for (;;) {
+        while (sem_wait(&dropped_signal) < 0 && errno == EINTR) {
+        }
+        nanosleep(&gather, NULL);
+        /* One pass answers every post made so far. */
+        while (sem_trywait(&dropped_signal) == 0) {
+        }
+        /* The main context is the only one yet. */
+        ctx = main_ctx;
+        if (ctx && atomic_load_explicit(&ctx->dropped, memory_order_relaxed) &&
+            pyerl_ctx_enter(ctx) == 0) {
+            pyerl_ctx_leave(ctx);
+        }
+    }
+    return NULL;
+}
+
+int
+pyerl_ctx_start_releaser(void)
+{
+    pthread_attr_t attr;
+    pthread_t thread;
+    int rc;
+
+    if (atomic_load(&releaser_started)) {
+        return 0;
+    }
+    if (sem_init(&dropped_signal, 0, 0) != 0) {
+        return -1;
+    }
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&thread, &attr, releaser_main, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        sem_destroy(&dropped_signal);
+        return -1;
+    }
+    atomic_store_explicit(&releaser_started, 1, memory_order_release);
+    return 0;
 }

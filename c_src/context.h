@@ -66,7 +66,12 @@ void pyerl_ctx_leave(struct pyerl_ctx *ctx);
 void pyerl_ctx_forget_thread(struct pyerl_ctx *ctx);
 
 /* Hands obj (a reference node) to the next thread that enters ctx, to be
- * released there. Any thread, no GIL; never blocks. */
+ * released there, or to the release thread within milliseconds. Any
+ * thread, no GIL; never blocks. */
 void pyerl_ctx_drop_later(struct pyerl_ctx *ctx, struct pyerl_dropped *node);
+
+/* Starts the thread that releases dropped objects when no call comes;
+ * from load, once (later loads find it running). Returns 0 or -1. */
+int pyerl_ctx_start_releaser(void);
 
 #endif

@@ -9,7 +9,13 @@
  *
  * Every function is given the conversion's struct pyerl_conv: the context
  * whose types (erlang.Atom, Pid, Ref) it makes and recognises, and the
- * call's large binaries (buffers.h).
+ * call's large binaries (buffers.h) and references (objref.h).
+ *
+ * A reference to a Python object (objref.c) becomes the object itself, if
+ * it is an object of the conversion's context and has not been released.
+ * The other way, erlang.ref(obj) becomes a new reference to obj, and an
+ * object with no Erlang form becomes the reference it came as in the
+ * call's arguments, if it came as one.
  *
  * Recursion is bounded by PYERL_MAX_DEPTH. Each level keeps a small `struct
  * path` on the stack pointing at its parent, so the place of an error can be
@@ -28,6 +34,7 @@
 #include "erts_access.h"
 #include "errors.h"
 #include "module_state.h"
+#include "objref.h"
 #include "utf8.h"
 
 #include <math.h>
@@ -544,6 +551,32 @@ map_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term, const 
     return dict;
 }
 
+/* A reference: the object of a reference, or an erlang.Ref. */
+static PyObject *
+reference_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term,
+                const struct path *p)
+{
+    struct pyerl_objref *ref = pyerl_objref_get(env, term);
+    PyObject *obj;
+
+    if (!ref) {
+        return pyerl_opaque_from_term(cv->ctx->state->ref_type, env, term);
+    }
+    if (pyerl_objref_ctx(ref) != cv->ctx) {
+        fail_at(PyExc_ValueError, p, "a reference to an object of another Python context");
+        return NULL;
+    }
+    if (!(obj = pyerl_objref_object(ref))) {
+        fail_at(PyExc_ValueError, p, "a reference whose object was released");
+        return NULL;
+    }
+    if (cv->refs && !pyerl_ref_args_note(cv->refs, term, obj)) {
+        Py_DECREF(obj);
+        return NULL;
+    }
+    return obj;
+}
+
 static PyObject *
 term_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p,
            int depth)
@@ -573,7 +606,7 @@ term_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term, const
     case ERL_NIF_TERM_TYPE_PID:
         return pyerl_opaque_from_term(cv->ctx->state->pid_type, env, term);
     case ERL_NIF_TERM_TYPE_REFERENCE:
-        return pyerl_opaque_from_term(cv->ctx->state->ref_type, env, term);
+        return reference_to_py(cv, env, term, p);
     case ERL_NIF_TERM_TYPE_FUN:
         fail_at(PyExc_TypeError, p, "an Erlang fun has no Python form");
         return NULL;
@@ -787,6 +820,20 @@ index_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out, const struct pat
     return ok;
 }
 
+/* erlang.ref(obj): a new reference to obj. */
+static int
+object_ref_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *wrapper,
+                   ERL_NIF_TERM *out, const struct path *p)
+{
+    PyObject *obj = pyerl_object_ref_target(wrapper);
+
+    if (!obj) {
+        fail_at(PyExc_ValueError, p, "an erlang.ref that was cleared");
+        return 0;
+    }
+    return pyerl_objref_make(cv->ctx, env, obj, out);
+}
+
 static int
 py_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out,
            const struct path *p, int depth)
@@ -845,11 +892,17 @@ py_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *obj, ERL_NIF_T
     if (pyerl_is_opaque(obj)) {
         return pyerl_opaque_to_term(env, obj, out);
     }
+    if (pyerl_is_object_ref(obj)) {
+        return object_ref_to_term(cv, env, obj, out, p);
+    }
     if (is_numpy(type)) {
         return numpy_to_term(cv, env, obj, out, p, depth);
     }
     if (PyIndex_Check(obj)) {
         return index_to_term(env, obj, out, p);
+    }
+    if (cv->refs && pyerl_ref_args_find(cv->refs, env, obj, out)) {
+        return 1;
     }
     fail_at(PyExc_TypeError, p, "Python value of type '%s' has no Erlang form", type->tp_name);
     return 0;

@@ -8,6 +8,7 @@
 
 struct pyerl_ctx;
 struct pyerl_large_args;
+struct pyerl_ref_args;
 
 /* Containers nested deeper than this are refused with a clear error. It
  * bounds the C stack used by conversion on every thread that converts. */
@@ -15,12 +16,13 @@ struct pyerl_large_args;
 
 /* What a conversion needs besides the value: the context whose objects it
  * makes or reads (its erlang module's types, its list of dropped objects),
- * and the large binaries of the call being run, noted on the way in and
- * looked up on the way out (NULL: none). The functions below that take
- * one run with the GIL of its context held. */
+ * and the large binaries and the references of the call being run, noted
+ * on the way in and looked up on the way out (NULL: none). The functions
+ * below that take one run with the GIL of its context held. */
 struct pyerl_conv {
     struct pyerl_ctx *ctx;
     struct pyerl_large_args *large;
+    struct pyerl_ref_args *refs;
 };
 
 /* Erlang term to a new Python reference, or NULL with an exception set. GIL

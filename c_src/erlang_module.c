@@ -9,7 +9,9 @@
  *   interrupted;
  * - erlang._unraisablehook, here: sys.unraisablehook, which raises again
  *   an interruption that a callback swallowed;
- * - erlang.Atom, Pid, Ref and the exception classes: module_state.c.
+ * - erlang.ref, here: wraps an object to be handed to Erlang by reference;
+ * - erlang.Atom, Pid, Ref, ObjectRef and the exception classes:
+ *   module_state.c.
  *
  * The module uses multi-phase initialisation with a module state
  * (module_state.h), as CPython's own modules do: every interpreter that
@@ -103,6 +105,13 @@ erlang_unraisablehook(PyObject *module, PyObject *unraisable)
     return PyObject_CallOneArg(st->original_unraisablehook, unraisable);
 }
 
+/* erlang.ref(obj). */
+static PyObject *
+erlang_ref(PyObject *module, PyObject *obj)
+{
+    return pyerl_object_ref_new(PyModule_GetState(module), obj);
+}
+
 static PyMethodDef erlang_methods[] = {
     {"call", (PyCFunction)(void (*)(void))pyerl_erlang_call, METH_FASTCALL,
      "call(name, *args)\n--\n\nCalls the Erlang function registered as name with the "
@@ -123,6 +132,10 @@ static PyMethodDef erlang_methods[] = {
     {"_async_take", pyerl_async_take, METH_NOARGS, "Takes async answers; used by async_call."},
     {"_unraisablehook", erlang_unraisablehook, METH_O,
      "sys.unraisablehook inside the VM: an interruption a callback swallowed is raised again."},
+    {"ref", erlang_ref, METH_O,
+     "ref(obj)\n--\n\nHands obj to Erlang by reference: as an argument of erlang.call, in "
+     "erlang.send or as a result, Erlang gets a reference to obj itself (what py:call's "
+     "return => ref gives), which comes back into Python as obj. Any object will do."},
     {"sleep", erlang_sleep, METH_O,
      "sleep(seconds)\n--\n\nLike time.sleep (which is this function inside the VM), but "
      "a call from Erlang that times out or whose caller dies wakes it at once."},

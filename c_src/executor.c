@@ -1,5 +1,6 @@
 /*
- * executor.c: py_nif:call/eval/exec, and where their Python work runs;
+ * executor.c: py_nif:call/eval/exec and the operations on references, and
+ * where their Python work runs;
  * also py_nif:stats/0, whose figures are mostly about where calls ran.
  *
  * The three NIFs are dirty I/O NIFs and run the Python work right there, on
@@ -12,6 +13,10 @@
  * schedulers; a call over the limit is handed to the pool (pool.c), whose
  * threads grow while all are busy. One dirty I/O scheduler is therefore
  * always free to admit new calls, and no call waits behind blocked ones.
+ *
+ * py_nif:call_method/getattr/to_term/release work on the object of a
+ * reference (objref.c) in the same way, in the object's context; is_ref
+ * only looks at its argument, on the normal scheduler.
  *
  * Arguments are checked before the GIL is taken; a caller's mistake gives
  * {error, {badarg, What}}. The work itself is run.c's; today every call
@@ -26,6 +31,7 @@
 #include "erts_access.h"
 #include "errors.h"
 #include "interrupt.h"
+#include "objref.h"
 #include "pool.h"
 #include "run.h"
 #include "stack.h"
@@ -126,39 +132,78 @@ get_limits(ErlNifEnv *env, const ERL_NIF_TERM *timeout_and_depth, struct pyerl_r
     return 1;
 }
 
-/* call(Module, Function, Args, Kwargs, Timeout, Depth) */
+/* Return: value (the result converted) or ref (a reference to it). */
+static int
+get_return(ErlNifEnv *env, ERL_NIF_TERM term, struct pyerl_request *req, ERL_NIF_TERM *error)
+{
+    if (term != ATOM(value) && term != ATOM(ref)) {
+        *error = pyerl_badarg(env, "return");
+        return 0;
+    }
+    req->return_ref = term == ATOM(ref);
+    return 1;
+}
+
+/* Name, Args and Kwargs of a call or method call: 0 with the term to
+ * return in *error if one is malformed. */
+static int
+get_call(ErlNifEnv *env, const ERL_NIF_TERM *name_args_kwargs, const char *name_is,
+         struct pyerl_request *req, ERL_NIF_TERM *error)
+{
+    char name[NAME_SIZE];
+    unsigned length;
+
+    if (pyerl_name_text(env, name_args_kwargs[0], name, sizeof name) <= 0) {
+        *error = pyerl_badarg(env, name_is);
+    } else if (!enif_get_list_length(env, name_args_kwargs[1], &length)) {
+        *error = pyerl_badarg(env, "args");
+    } else if (!enif_is_map(env, name_args_kwargs[2])) {
+        *error = pyerl_badarg(env, "kwargs");
+    } else {
+        req->function = name_args_kwargs[0];
+        req->args = name_args_kwargs[1];
+        req->kwargs = name_args_kwargs[2];
+        return 1;
+    }
+    return 0;
+}
+
+/* The reference the operation is on: it runs in the object's context. */
+static int
+get_target(ErlNifEnv *env, ERL_NIF_TERM term, struct pyerl_request *req, ERL_NIF_TERM *error)
+{
+    struct pyerl_objref *ref = pyerl_objref_get(env, term);
+
+    if (!ref) {
+        *error = pyerl_badarg(env, "ref");
+        return 0;
+    }
+    req->target = term;
+    req->ctx = pyerl_objref_ctx(ref);
+    return 1;
+}
+
+/* call(Module, Function, Args, Kwargs, Timeout, Depth, Return) */
 ERL_NIF_TERM
 pyerl_nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     struct pyerl_request req = {.op = PYERL_CALL, .ctx = pyerl_main_ctx()};
     char name[NAME_SIZE];
-    unsigned length;
     ERL_NIF_TERM error;
 
     (void)argc;
     if (pyerl_name_text(env, argv[0], name, sizeof name) <= 0) {
         return pyerl_badarg(env, "module");
     }
-    if (pyerl_name_text(env, argv[1], name, sizeof name) <= 0) {
-        return pyerl_badarg(env, "function");
-    }
-    if (!enif_get_list_length(env, argv[2], &length)) {
-        return pyerl_badarg(env, "args");
-    }
-    if (!enif_is_map(env, argv[3])) {
-        return pyerl_badarg(env, "kwargs");
-    }
-    if (!get_limits(env, argv + 4, &req, &error)) {
+    if (!get_call(env, argv + 1, "function", &req, &error) ||
+        !get_limits(env, argv + 4, &req, &error) || !get_return(env, argv[6], &req, &error)) {
         return error;
     }
     req.module = argv[0];
-    req.function = argv[1];
-    req.args = argv[2];
-    req.kwargs = argv[3];
     return dispatch(env, &req);
 }
 
-/* eval(Code, Locals, Timeout, Depth) */
+/* eval(Code, Locals, Timeout, Depth, Return) */
 ERL_NIF_TERM
 pyerl_nif_eval(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
@@ -172,12 +217,84 @@ pyerl_nif_eval(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     if (!enif_is_map(env, argv[1])) {
         return pyerl_badarg(env, "locals");
     }
-    if (!get_limits(env, argv + 2, &req, &error)) {
+    if (!get_limits(env, argv + 2, &req, &error) || !get_return(env, argv[4], &req, &error)) {
         return error;
     }
     req.code = argv[0];
     req.locals = argv[1];
     return dispatch(env, &req);
+}
+
+/* call_method(Ref, Name, Args, Kwargs, Timeout, Depth, Return) */
+ERL_NIF_TERM
+pyerl_nif_call_method(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    struct pyerl_request req = {.op = PYERL_METHOD};
+    ERL_NIF_TERM error;
+
+    (void)argc;
+    if (!get_target(env, argv[0], &req, &error) || !get_call(env, argv + 1, "name", &req, &error) ||
+        !get_limits(env, argv + 4, &req, &error) || !get_return(env, argv[6], &req, &error)) {
+        return error;
+    }
+    return dispatch(env, &req);
+}
+
+/* getattr(Ref, Name, Timeout, Depth, Return) */
+ERL_NIF_TERM
+pyerl_nif_getattr(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    struct pyerl_request req = {.op = PYERL_GETATTR};
+    char name[NAME_SIZE];
+    ERL_NIF_TERM error;
+
+    (void)argc;
+    if (!get_target(env, argv[0], &req, &error)) {
+        return error;
+    }
+    if (pyerl_name_text(env, argv[1], name, sizeof name) <= 0) {
+        return pyerl_badarg(env, "name");
+    }
+    if (!get_limits(env, argv + 2, &req, &error) || !get_return(env, argv[4], &req, &error)) {
+        return error;
+    }
+    req.function = argv[1];
+    return dispatch(env, &req);
+}
+
+/* to_term(Ref, Timeout, Depth) and release(Ref, Timeout, Depth). */
+static ERL_NIF_TERM
+on_target(ErlNifEnv *env, enum pyerl_op op, const ERL_NIF_TERM argv[])
+{
+    struct pyerl_request req = {.op = op};
+    ERL_NIF_TERM error;
+
+    if (!get_target(env, argv[0], &req, &error) || !get_limits(env, argv + 1, &req, &error)) {
+        return error;
+    }
+    return dispatch(env, &req);
+}
+
+ERL_NIF_TERM
+pyerl_nif_to_term(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    return on_target(env, PYERL_TO_TERM, argv);
+}
+
+ERL_NIF_TERM
+pyerl_nif_release(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    return on_target(env, PYERL_RELEASE, argv);
+}
+
+/* is_ref(Term): whether Term is a reference to a Python object. */
+ERL_NIF_TERM
+pyerl_nif_is_ref(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    return pyerl_objref_get(env, argv[0]) ? ATOM(true) : ATOM(false);
 }
 
 /* exec(Code, Timeout, Depth) */

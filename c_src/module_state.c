@@ -3,6 +3,8 @@
  *
  *   erlang.Atom            a str subclass; converts back to the same atom
  *   erlang.Pid, erlang.Ref opaque handles on a pid or reference
+ *   erlang.ObjectRef       what erlang.ref(obj) makes: obj, to be handed to
+ *                          Erlang by reference (objref.c) instead of converted
  *   erlang.CallInterrupted raised inside Python when the Erlang side gave up
  *                          on the call (timeout, caller died)
  *   erlang.ErlangError     an Erlang function called from Python raised
@@ -227,6 +229,107 @@ pyerl_opaque_to_term(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
     return 1;
 }
 
+/* ---- ObjectRef ------------------------------------------------------- */
+
+struct object_ref {
+    PyObject_HEAD PyObject *obj; /* owned */
+};
+
+static void
+object_ref_dealloc(PyObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(((struct object_ref *)self)->obj);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+static int
+object_ref_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(((struct object_ref *)self)->obj);
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static int
+object_ref_clear(PyObject *self)
+{
+    Py_CLEAR(((struct object_ref *)self)->obj);
+    return 0;
+}
+
+static PyObject *
+object_ref_repr(PyObject *self)
+{
+    PyObject *obj = ((struct object_ref *)self)->obj;
+
+    return obj ? PyUnicode_FromFormat("erlang.ref(%R)", obj) : PyUnicode_FromString("erlang.ref()");
+}
+
+static PyObject *
+object_ref_get_obj(PyObject *self, void *closure)
+{
+    PyObject *obj = ((struct object_ref *)self)->obj;
+
+    (void)closure;
+    return Py_NewRef(obj ? obj : Py_None);
+}
+
+static PyGetSetDef object_ref_getset[] = {
+    {"obj", object_ref_get_obj, NULL, "The object Erlang gets a reference to.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot object_ref_slots[] = {
+    {Py_tp_dealloc, object_ref_dealloc},
+    {Py_tp_traverse, object_ref_traverse},
+    {Py_tp_clear, object_ref_clear},
+    {Py_tp_repr, object_ref_repr},
+    {Py_tp_getset, object_ref_getset},
+    {Py_tp_doc, "A Python object handed to Erlang by reference, made by erlang.ref(obj).\n\n"
+                "Erlang receives a reference to obj itself, not a converted value."},
+    {0, NULL},
+};
+
+static PyType_Spec object_ref_spec = {
+    .name = "erlang.ObjectRef",
+    .basicsize = sizeof(struct object_ref),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = object_ref_slots,
+};
+
+PyObject *
+pyerl_object_ref_new(const struct pyerl_module_state *st, PyObject *obj)
+{
+    struct object_ref *wrapper;
+
+    if (pyerl_is_object_ref(obj)) {
+        return Py_NewRef(obj);
+    }
+    if (!(wrapper = PyObject_GC_New(struct object_ref, st->object_ref_type))) {
+        return NULL;
+    }
+    wrapper->obj = Py_NewRef(obj);
+    PyObject_GC_Track(wrapper);
+    return (PyObject *)wrapper;
+}
+
+int
+pyerl_is_object_ref(PyObject *obj)
+{
+    return Py_TYPE(obj)->tp_dealloc == object_ref_dealloc;
+}
+
+PyObject *
+pyerl_object_ref_target(PyObject *wrapper)
+{
+    return ((struct object_ref *)wrapper)->obj;
+}
+
 /* ---- the state -------------------------------------------------------- */
 
 struct pyerl_ctx *
@@ -252,6 +355,7 @@ pyerl_module_state_init(PyObject *module, struct pyerl_module_state *st)
         (PyTypeObject *)PyType_FromModuleAndSpec(module, &atom_spec, (PyObject *)&PyUnicode_Type);
     st->pid_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &pid_spec, NULL);
     st->ref_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &ref_spec, NULL);
+    st->object_ref_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &object_ref_spec, NULL);
     st->call_interrupted = PyErr_NewExceptionWithDoc(
         "erlang.CallInterrupted",
         "The Erlang side stopped waiting for this call: its timeout expired or\n"
@@ -273,13 +377,14 @@ pyerl_module_state_init(PyObject *module, struct pyerl_module_state *st)
     functools = PyImport_ImportModule("functools");
     st->partial = functools ? PyObject_GetAttrString(functools, "partial") : NULL;
     Py_XDECREF(functools);
-    if (!st->atom_type || !st->pid_type || !st->ref_type || !st->call_interrupted ||
-        !st->erlang_error || !st->unknown_function_error || !st->partial) {
+    if (!st->atom_type || !st->pid_type || !st->ref_type || !st->object_ref_type ||
+        !st->call_interrupted || !st->erlang_error || !st->unknown_function_error || !st->partial) {
         return -1;
     }
     if (PyModule_AddObjectRef(module, "Atom", (PyObject *)st->atom_type) < 0 ||
         PyModule_AddObjectRef(module, "Pid", (PyObject *)st->pid_type) < 0 ||
         PyModule_AddObjectRef(module, "Ref", (PyObject *)st->ref_type) < 0 ||
+        PyModule_AddObjectRef(module, "ObjectRef", (PyObject *)st->object_ref_type) < 0 ||
         PyModule_AddObjectRef(module, "CallInterrupted", st->call_interrupted) < 0 ||
         PyModule_AddObjectRef(module, "ErlangError", st->erlang_error) < 0 ||
         PyModule_AddObjectRef(module, "UnknownFunctionError", st->unknown_function_error) < 0) {
@@ -294,6 +399,7 @@ pyerl_module_state_traverse(struct pyerl_module_state *st, visitproc visit, void
     Py_VISIT(st->atom_type);
     Py_VISIT(st->pid_type);
     Py_VISIT(st->ref_type);
+    Py_VISIT(st->object_ref_type);
     Py_VISIT(st->call_interrupted);
     Py_VISIT(st->erlang_error);
     Py_VISIT(st->unknown_function_error);
@@ -309,6 +415,7 @@ pyerl_module_state_clear(struct pyerl_module_state *st)
     Py_CLEAR(st->atom_type);
     Py_CLEAR(st->pid_type);
     Py_CLEAR(st->ref_type);
+    Py_CLEAR(st->object_ref_type);
     Py_CLEAR(st->call_interrupted);
     Py_CLEAR(st->erlang_error);
     Py_CLEAR(st->unknown_function_error);

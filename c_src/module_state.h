@@ -1,6 +1,7 @@
 /*
- * module_state.h: the erlang module's state in one interpreter: its types * (Atom, Pid, Ref), its
- * exception classes, and the context it serves (module_state.c).
+ * module_state.h: the erlang module's state in one interpreter: its types
+ * (Atom, Pid, Ref, ObjectRef), its exception classes, and the context it
+ * serves (module_state.c).
  */
 #ifndef PYERL_MODULE_STATE_H
 #define PYERL_MODULE_STATE_H
@@ -17,6 +18,7 @@ struct pyerl_module_state {
     PyTypeObject *atom_type;           /* erlang.Atom */
     PyTypeObject *pid_type;            /* erlang.Pid */
     PyTypeObject *ref_type;            /* erlang.Ref */
+    PyTypeObject *object_ref_type;     /* erlang.ObjectRef */
     PyObject *call_interrupted;        /* erlang.CallInterrupted */
     PyObject *erlang_error;            /* erlang.ErlangError */
     PyObject *unknown_function_error;  /* erlang.UnknownFunctionError */
@@ -51,6 +53,15 @@ int pyerl_is_atom(PyObject *obj);
  * module), and whether it is a Pid. */
 int pyerl_is_opaque(PyObject *obj);
 int pyerl_is_pid(PyObject *obj);
+
+/* obj wrapped as an erlang.ObjectRef (obj itself if it is one): a new
+ * reference, or NULL with an exception set. */
+PyObject *pyerl_object_ref_new(const struct pyerl_module_state *st, PyObject *obj);
+
+/* Whether obj is an erlang.ObjectRef (of any instance of the module), and
+ * the object it wraps (borrowed). */
+int pyerl_is_object_ref(PyObject *obj);
+PyObject *pyerl_object_ref_target(PyObject *wrapper);
 
 /* Wraps a pid or reference term as an object of type (the state's Pid or
  * Ref type): a new reference, or NULL with an exception set. */

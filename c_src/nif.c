@@ -2,9 +2,10 @@
  * nif.c: the py_nif module's function table and its load callbacks.
  *
  * Loading starts what lives for the rest of the VM: the interpreter and
- * its main context (boot.c), the watchdog thread (interrupt.c), the pool
- * (pool.c) and the resource types of jobs (pool.c), thread workers
- * (worker.c) and binaries over Python buffers (buffers.c).
+ * its main context (boot.c), the watchdog thread (interrupt.c), the thread
+ * that releases dropped objects (context.c), the pool (pool.c) and the
+ * resource types of jobs (pool.c), thread workers (worker.c), binaries over
+ * Python buffers (buffers.c) and references to Python objects (objref.c).
  * Nothing is torn down on unload: Python cannot be restarted in a process,
  * so a reload (upgrade) picks up what is already running.
  *
@@ -16,10 +17,12 @@
 #include "boot.h"
 #include "buffers.h"
 #include "callback.h"
+#include "context.h"
 #include "erlang_module.h"
 #include "erts_access.h"
 #include "executor.h"
 #include "interrupt.h"
+#include "objref.h"
 #include "pool.h"
 #include "worker.h"
 
@@ -49,6 +52,10 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
         enif_fprintf(stderr, "py_nif: cannot set up binaries over Python buffers\r\n");
         return 2;
     }
+    if (pyerl_objref_init(env) < 0) {
+        enif_fprintf(stderr, "py_nif: cannot set up references to Python objects\r\n");
+        return 2;
+    }
     if (pyerl_pool_init(env) < 0) {
         enif_fprintf(stderr, "py_nif: cannot set up the call pool\r\n");
         return 2;
@@ -59,6 +66,10 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
     }
     if (pyerl_watchdog_start() < 0) {
         enif_fprintf(stderr, "py_nif: cannot start the watchdog thread\r\n");
+        return 4;
+    }
+    if (pyerl_ctx_start_releaser() < 0) {
+        enif_fprintf(stderr, "py_nif: cannot start the release thread\r\n");
         return 4;
     }
     pyerl_executor_init(dirty_io);
@@ -81,9 +92,14 @@ upgrade(ErlNifEnv *env, void **priv_data, void **old_priv_data, ERL_NIF_TERM loa
 }
 
 static ErlNifFunc nif_funcs[] = {
-    {"call", 6, pyerl_nif_call, ERL_NIF_DIRTY_JOB_IO_BOUND},
-    {"eval", 4, pyerl_nif_eval, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"call", 7, pyerl_nif_call, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"eval", 5, pyerl_nif_eval, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"exec", 3, pyerl_nif_exec, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"call_method", 7, pyerl_nif_call_method, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"getattr", 5, pyerl_nif_getattr, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"to_term", 3, pyerl_nif_to_term, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"release", 3, pyerl_nif_release, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"is_ref", 1, pyerl_nif_is_ref, 0},
     {"cancel", 1, pyerl_nif_cancel, 0},
     {"worker_bind", 2, pyerl_nif_worker_bind, 0},
     {"worker_handler", 1, pyerl_nif_worker_handler, 0},

@@ -167,6 +167,14 @@ grow_if_needed(void)
 
 /* ---- submitting and cancelling ---------------------------------------- */
 
+/* A request's term into the job's env; 0 (a term the request leaves
+ * unset) stays 0. */
+static ERL_NIF_TERM
+copy_term(ErlNifEnv *env, ERL_NIF_TERM term)
+{
+    return term ? enif_make_copy(env, term) : 0;
+}
+
 ERL_NIF_TERM
 pyerl_pool_submit(ErlNifEnv *env, const struct pyerl_request *req)
 {
@@ -184,15 +192,13 @@ pyerl_pool_submit(ErlNifEnv *env, const struct pyerl_request *req)
         return enif_make_tuple2(env, ATOM(error), enif_make_atom(env, "enomem"));
     }
     job->req = *req;
-    if (req->op == PYERL_CALL) {
-        job->req.module = enif_make_copy(job->env, req->module);
-        job->req.function = enif_make_copy(job->env, req->function);
-        job->req.args = enif_make_copy(job->env, req->args);
-        job->req.kwargs = enif_make_copy(job->env, req->kwargs);
-    } else {
-        job->req.code = enif_make_copy(job->env, req->code);
-        job->req.locals = req->op == PYERL_EVAL ? enif_make_copy(job->env, req->locals) : 0;
-    }
+    job->req.module = copy_term(job->env, req->module);
+    job->req.function = copy_term(job->env, req->function);
+    job->req.args = copy_term(job->env, req->args);
+    job->req.kwargs = copy_term(job->env, req->kwargs);
+    job->req.code = copy_term(job->env, req->code);
+    job->req.locals = copy_term(job->env, req->locals);
+    job->req.target = copy_term(job->env, req->target);
     job->ref = enif_make_ref(job->env);
     job->state = JOB_QUEUED;
     enif_self(env, &job->caller);

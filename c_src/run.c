@@ -1,9 +1,10 @@
 /*
- * run.c: one py:call, py:eval or py:exec, run on the calling thread in the
- * request's context: take the context's GIL, convert the arguments, find
- * or compile what to run, run it, convert the result, and tell the
- * watchdog (interrupt.c) when the call starts and ends so that a timeout or
- * the caller's death interrupts it.
+ * run.c: one py:call, py:eval, py:exec, or operation on a referenced object
+ * (py:call_method, getattr, to_term, release), run on the calling thread in
+ * the request's context: take the context's GIL, convert the arguments,
+ * find or compile what to run, run it, convert the result (or make a
+ * reference to it), and tell the watchdog (interrupt.c) when the call
+ * starts and ends so that a timeout or the caller's death interrupts it.
  *
  * executor.c calls it on dirty schedulers, pool.c on its threads.
  */
@@ -19,21 +20,20 @@
 #include "erts_access.h"
 #include "errors.h"
 #include "interrupt.h"
+#include "objref.h"
 #include "process.h"
 
 #include <string.h>
 
-/* The arguments' large binaries are noted in cv->large (buffers.c). GIL
- * held. */
+/* function(*args, **kwargs) with the request's arguments, whose large
+ * binaries and references are noted in cv (buffers.c, objref.c). GIL held. */
 static PyObject *
-run_call(const struct pyerl_conv *cv, ErlNifEnv *env, const struct pyerl_request *req)
+call_with_args(const struct pyerl_conv *cv, ErlNifEnv *env, const struct pyerl_request *req,
+               PyObject *function)
 {
-    PyObject *function = NULL, *args = NULL, *kwargs = NULL, *result = NULL;
+    PyObject *args = NULL, *kwargs = NULL, *result = NULL;
     size_t kwargs_size = 0;
 
-    if (!(function = pyerl_callable(req->ctx->names, env, req->module, req->function))) {
-        goto done;
-    }
     enif_get_map_size(env, req->kwargs, &kwargs_size);
     args = pyerl_args_to_py(cv, env, req->args, "args");
     if (args && kwargs_size > 0) {
@@ -44,10 +44,84 @@ run_call(const struct pyerl_conv *cv, ErlNifEnv *env, const struct pyerl_request
     }
     result = PyObject_Call(function, args, kwargs);
 done:
-    Py_XDECREF(function);
     Py_XDECREF(args);
     Py_XDECREF(kwargs);
     return result;
+}
+
+static PyObject *run_code(const struct pyerl_conv *cv, ErlNifEnv *env,
+                          const struct pyerl_request *req);
+
+static PyObject *
+run_call(const struct pyerl_conv *cv, ErlNifEnv *env, const struct pyerl_request *req)
+{
+    PyObject *function = pyerl_callable(req->ctx->names, env, req->module, req->function);
+    PyObject *result = function ? call_with_args(cv, env, req, function) : NULL;
+
+    Py_XDECREF(function);
+    return result;
+}
+
+/* METHOD, GETATTR, TO_TERM and RELEASE, on the object of the request's
+ * target. Sets *released, returning NULL with no exception, if the
+ * reference was released before. GIL held. */
+static PyObject *
+run_on_object(const struct pyerl_conv *cv, ErlNifEnv *env, const struct pyerl_request *req,
+              int *released)
+{
+    struct pyerl_objref *ref = pyerl_objref_get(env, req->target);
+    PyObject *obj = pyerl_objref_object(ref), *method, *result;
+
+    if (!obj) {
+        *released = 1;
+        return NULL;
+    }
+    switch (req->op) {
+    case PYERL_METHOD:
+        method = pyerl_attribute(req->ctx->names, env, obj, req->function);
+        result = method ? call_with_args(cv, env, req, method) : NULL;
+        Py_XDECREF(method);
+        break;
+    case PYERL_GETATTR:
+        result = pyerl_attribute(req->ctx->names, env, obj, req->function);
+        break;
+    case PYERL_TO_TERM:
+        result = Py_NewRef(obj);
+        break;
+    default:
+        /* RELEASE. The object goes, and its __del__ runs, with obj below. */
+        pyerl_objref_release(ref);
+        result = Py_NewRef(Py_None);
+        break;
+    }
+    Py_DECREF(obj);
+    return result;
+}
+
+static PyObject *
+run_request(const struct pyerl_conv *cv, ErlNifEnv *env, const struct pyerl_request *req,
+            int *released)
+{
+    switch (req->op) {
+    case PYERL_CALL:
+        return run_call(cv, env, req);
+    case PYERL_EVAL:
+    case PYERL_EXEC:
+        return run_code(cv, env, req);
+    default:
+        return run_on_object(cv, env, req, released);
+    }
+}
+
+/* The result as a term: a reference if asked for, else converted. */
+static int
+result_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, const struct pyerl_request *req,
+               PyObject *result, ERL_NIF_TERM *out)
+{
+    if (req->return_ref) {
+        return pyerl_objref_make(req->ctx, env, result, out);
+    }
+    return pyerl_py_to_term(cv, env, result, out, "result");
 }
 
 /* Compiles source (not NUL-terminated); new reference or NULL with an
@@ -137,17 +211,20 @@ pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env
           struct pyerl_inflight *call, const ErlNifPid *caller)
 {
     struct pyerl_large_args large = {.env = in_env};
-    struct pyerl_conv cv = {.ctx = req->ctx, .large = &large};
+    struct pyerl_ref_args refs = {.env = in_env};
+    struct pyerl_conv cv = {.ctx = req->ctx, .large = &large, .refs = &refs};
+    int returns_ok = req->op == PYERL_EXEC || req->op == PYERL_RELEASE;
     PyObject *result;
     ERL_NIF_TERM value = ATOM(ok), out;
-    int converted, interrupted;
+    int converted, interrupted, released = 0;
 
     if (pyerl_ctx_enter(req->ctx) < 0) {
         return enif_make_tuple2(out_env, ATOM(error), enif_make_atom(out_env, "no_thread_state"));
     }
     pyerl_inflight_begin(call, req->ctx, caller, req->process_env, req->deadline_ns, req->depth);
-    result = req->op == PYERL_CALL ? run_call(&cv, in_env, req) : run_code(&cv, in_env, req);
-    if (result && req->op != PYERL_EXEC && PyCoro_CheckExact(result)) {
+    result = run_request(&cv, in_env, req, &released);
+    if (result && (req->op == PYERL_CALL || req->op == PYERL_EVAL || req->op == PYERL_METHOD) &&
+        PyCoro_CheckExact(result)) {
         /* An async def function: its result is what the coroutine returns. */
         Py_SETREF(result, pyerl_run_coroutine(req->ctx, result));
     }
@@ -156,19 +233,21 @@ pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env
          * below cannot run here. */
         pyerl_end_forked_child(result == NULL);
     }
-    converted = result &&
-                (req->op == PYERL_EXEC || pyerl_py_to_term(&cv, out_env, result, &value, "result"));
+    converted = result && (returns_ok || result_to_term(&cv, out_env, req, result, &value));
     /* Dropping the result may run __del__ code: still inside the call. */
     Py_XDECREF(result);
     pyerl_large_args_release(&large);
+    pyerl_ref_args_release(&refs);
     interrupted = pyerl_inflight_end(call);
     if (interrupted) {
         PyErr_Clear();
         out = enif_make_tuple2(out_env, ATOM(error), ATOM(timeout));
+    } else if (released) {
+        out = pyerl_badarg(out_env, "ref");
     } else if (!converted) {
         out = pyerl_error_from_python(out_env);
     } else {
-        out = req->op == PYERL_EXEC ? ATOM(ok) : enif_make_tuple2(out_env, ATOM(ok), value);
+        out = returns_ok ? ATOM(ok) : enif_make_tuple2(out_env, ATOM(ok), value);
     }
     pyerl_ctx_leave(req->ctx);
     return out;

@@ -1,6 +1,7 @@
 /*
- * run.h: running one py:call, py:eval or py:exec on the calling thread
- * (run.c): the spine that executor.c and pool.c share.
+ * run.h: running one py:call, py:eval, py:exec or operation on a reference
+ * on the calling thread (run.c): the spine that executor.c and pool.c
+ * share.
  */
 #ifndef PYERL_RUN_H
 #define PYERL_RUN_H
@@ -10,15 +11,28 @@
 struct pyerl_ctx;
 struct pyerl_inflight;
 
-enum pyerl_op { PYERL_CALL, PYERL_EVAL, PYERL_EXEC };
+enum pyerl_op {
+    PYERL_CALL,
+    PYERL_EVAL,
+    PYERL_EXEC,
+    PYERL_METHOD,
+    PYERL_GETATTR,
+    PYERL_TO_TERM,
+    PYERL_RELEASE
+};
 
 /* What to run, as terms of one env: CALL uses module, function, args,
- * kwargs; EVAL uses code and locals; EXEC uses code. */
+ * kwargs; EVAL uses code and locals; EXEC uses code; the other four work
+ * on the object of target (a reference, objref.h), METHOD with function
+ * (the method's name), args and kwargs, GETATTR with function (the
+ * attribute's name). */
 struct pyerl_request {
     enum pyerl_op op;
-    struct pyerl_ctx *ctx; /* where it runs */
+    struct pyerl_ctx *ctx; /* where it runs; the target's context */
     ERL_NIF_TERM module, function, args, kwargs;
     ERL_NIF_TERM code, locals;
+    ERL_NIF_TERM target;
+    int return_ref;         /* the result as a reference, not converted */
     int64_t deadline_ns;    /* monotonic; INT64_MAX: no limit */
     int depth;              /* see struct pyerl_inflight */
     ErlNifEnv *process_env; /* the caller's env while run on its dirty
@@ -27,8 +41,8 @@ struct pyerl_request {
 
 /* Runs the request in its context on the calling thread (which must not be
  * a normal scheduler and must hold no GIL), watched as call, and returns
- * the result term made in out_env:
- * {ok, V} | ok | {error, timeout} | {error, {T, M}, Traceback}. */
+ * the result term made in out_env: {ok, V} | ok | {error, timeout} |
+ * {error, {T, M}, Traceback} | {error, {badarg, ref}} (a target released). */
 ERL_NIF_TERM pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env,
                        struct pyerl_inflight *call, const ErlNifPid *caller);
 

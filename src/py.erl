@@ -30,18 +30,28 @@
 
 -export([call/3, call/4, call/5]).
 -export([eval/1, eval/2, eval/3, exec/1, exec/2]).
+-export([call_method/3, call_method/4, call_method/5, getattr/2, getattr/3]).
+-export([to_term/1, release/1, is_ref/1]).
 -export([register_function/2, register_function/3, unregister_function/1]).
 -export([last_traceback/0, stats/0, thread_stats/0]).
 -export([configure/0]).
 
--export_type([name/0, code/0, py_error/0]).
+-export_type([name/0, code/0, py_error/0, ref/0, opts/0]).
 
 -type name() :: atom() | binary().
 -type code() :: iodata() | unicode:chardata().
 -type py_error() ::
     {error, {ExceptionType :: atom() | binary(), Message :: binary()}}
     | {error, timeout}
-    | {error, {badarg, atom()}}.
+    | {error, {badarg, atom()}}
+    | {error, {remote_ref, node()}}.
+%% A reference to a Python object (see docs/references.md): an Erlang
+%% reference term that keeps the object alive while any term refers to it.
+-type ref() :: reference().
+%% A timeout in milliseconds or `infinity', or a map of options:
+%% `timeout' (as before) and `return': `value' (the default) converts the
+%% result, `ref' returns a reference to the result instead.
+-type opts() :: timeout() | #{timeout => timeout(), return => value | ref}.
 
 -define(TRACEBACK_KEY, '$py_last_traceback').
 -define(DEPTH_KEY, '$py_depth').
@@ -59,11 +69,14 @@ call(Module, Function, Args, Kwargs) ->
     call(Module, Function, Args, Kwargs, default_timeout()).
 
 %% @doc Calls `Module.Function(*Args, **Kwargs)' and returns its result.
-%% Kwargs keys are atoms or binaries. Timeout is in milliseconds or
-%% `infinity'.
--spec call(name(), name(), list(), map(), timeout()) -> {ok, term()} | py_error().
-call(Module, Function, Args, Kwargs, Timeout) ->
-    finish(py_nif:call(Module, Function, Args, Kwargs, Timeout, depth()), Timeout).
+%% Kwargs keys are atoms or binaries. `Opts' is a timeout in milliseconds
+%% or `infinity', or a map `#{timeout => T, return => value | ref}'; with
+%% `return => ref' the result is a reference to the Python object.
+-spec call(name(), name(), list(), map(), opts()) -> {ok, term()} | py_error().
+call(Module, Function, Args, Kwargs, Opts) ->
+    with_opts(Opts, fun(Timeout, Return) ->
+        finish(py_nif:call(Module, Function, Args, Kwargs, Timeout, depth(), Return), Timeout)
+    end).
 
 %% @equiv eval(Code, #{})
 -spec eval(code()) -> {ok, term()} | py_error().
@@ -77,10 +90,14 @@ eval(Code, Locals) ->
 
 %% @doc Evaluates a Python expression. Globals are the interpreter's shared
 %% `__main__' namespace; `Locals' (keys atoms or binaries) are local names
-%% for this evaluation only.
--spec eval(code(), map(), timeout()) -> {ok, term()} | py_error().
-eval(Code, Locals, Timeout) ->
-    with_code(Code, fun(Source) -> finish(py_nif:eval(Source, Locals, Timeout, depth()), Timeout) end).
+%% for this evaluation only. `Opts' as for {@link call/5}.
+-spec eval(code(), map(), opts()) -> {ok, term()} | py_error().
+eval(Code, Locals, Opts) ->
+    with_opts(Opts, fun(Timeout, Return) ->
+        with_code(Code, fun(Source) ->
+            finish(py_nif:eval(Source, Locals, Timeout, depth(), Return), Timeout)
+        end)
+    end).
 
 %% @equiv exec(Code, DefaultTimeout)
 -spec exec(code()) -> ok | py_error().
@@ -92,6 +109,63 @@ exec(Code) ->
 -spec exec(code(), timeout()) -> ok | py_error().
 exec(Code, Timeout) ->
     with_code(Code, fun(Source) -> finish(py_nif:exec(Source, Timeout, depth()), Timeout) end).
+
+%% @equiv call_method(Ref, Name, Args, #{})
+-spec call_method(ref(), name(), list()) -> {ok, term()} | py_error().
+call_method(Ref, Name, Args) ->
+    call_method(Ref, Name, Args, #{}).
+
+%% @equiv call_method(Ref, Name, Args, Kwargs, DefaultTimeout)
+-spec call_method(ref(), name(), list(), map()) -> {ok, term()} | py_error().
+call_method(Ref, Name, Args, Kwargs) ->
+    call_method(Ref, Name, Args, Kwargs, default_timeout()).
+
+%% @doc Calls the method `Name' of the object `Ref' refers to:
+%% `obj.Name(*Args, **Kwargs)'. `Opts' as for {@link call/5}. A `Ref'
+%% that is no reference, or was released, gives `{error, {badarg, ref}}';
+%% a reference made on another node gives `{error, {remote_ref, Node}}'.
+-spec call_method(ref(), name(), list(), map(), opts()) -> {ok, term()} | py_error().
+call_method(Ref, Name, Args, Kwargs, Opts) ->
+    with_opts(Opts, fun(Timeout, Return) ->
+        on_ref(Ref, finish(py_nif:call_method(Ref, Name, Args, Kwargs, Timeout, depth(), Return),
+                           Timeout))
+    end).
+
+%% @equiv getattr(Ref, Name, DefaultTimeout)
+-spec getattr(ref(), name()) -> {ok, term()} | py_error().
+getattr(Ref, Name) ->
+    getattr(Ref, Name, default_timeout()).
+
+%% @doc The attribute `Name' of the object `Ref' refers to. `Opts' as for
+%% {@link call/5}; errors as for {@link call_method/5}.
+-spec getattr(ref(), name(), opts()) -> {ok, term()} | py_error().
+getattr(Ref, Name, Opts) ->
+    with_opts(Opts, fun(Timeout, Return) ->
+        on_ref(Ref, finish(py_nif:getattr(Ref, Name, Timeout, depth(), Return), Timeout))
+    end).
+
+%% @doc The value of the object `Ref' refers to, converted as a result is.
+-spec to_term(ref()) -> {ok, term()} | py_error().
+to_term(Ref) ->
+    Timeout = default_timeout(),
+    on_ref(Ref, finish(py_nif:to_term(Ref, Timeout, depth()), Timeout)).
+
+%% @doc Lets go of the object now, rather than when the last term referring
+%% to it is garbage-collected; every later use of `Ref' gives
+%% `{error, {badarg, ref}}'. Releasing a reference again is `ok'.
+-spec release(ref()) -> ok | py_error().
+release(Ref) ->
+    Timeout = default_timeout(),
+    case on_ref(Ref, finish(py_nif:release(Ref, Timeout, depth()), Timeout)) of
+        {error, {badarg, ref}} -> released_or_badarg(Ref);
+        Result -> Result
+    end.
+
+%% @doc Whether `Term' is a reference to a Python object made on this node
+%% (released or not).
+-spec is_ref(term()) -> boolean().
+is_ref(Term) ->
+    py_nif:is_ref(Term).
 
 %% @doc Makes `Fun' callable from Python as `erlang.call(Name, *Args)',
 %% `erlang.Name(*Args)' or `from erlang import Name'. `Fun' gets the
@@ -178,6 +252,28 @@ with_name(Name, Run) when is_binary(Name), Name =/= <<>> ->
     end;
 with_name(_Name, _Run) ->
     {error, {badarg, name}}.
+
+%% Opts: a timeout, or a map of options.
+with_opts(Opts, Run) when is_map(Opts) ->
+    case maps:size(maps:without([timeout, return], Opts)) of
+        0 -> Run(maps:get(timeout, Opts, default_timeout()), maps:get(return, Opts, value));
+        _ -> {error, {badarg, opts}}
+    end;
+with_opts(Timeout, Run) ->
+    Run(Timeout, value).
+
+%% A reference made on another node is a plain reference here: say so.
+on_ref(Ref, {error, {badarg, ref}}) when is_reference(Ref), node(Ref) =/= node() ->
+    {error, {remote_ref, node(Ref)}};
+on_ref(_Ref, Result) ->
+    Result.
+
+%% Releasing again is ok; anything that is no reference is not.
+released_or_badarg(Ref) ->
+    case is_ref(Ref) of
+        true -> ok;
+        false -> {error, {badarg, ref}}
+    end.
 
 default_timeout() ->
     persistent_term:get(?DEFAULT_TIMEOUT_KEY, ?DEFAULT_TIMEOUT).

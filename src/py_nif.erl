@@ -7,7 +7,8 @@
 %% is how the test matrix loads builds made for other Pythons.
 -module(py_nif).
 
--export([call/6, eval/4, exec/3, cancel/1, stats/0]).
+-export([call/7, eval/5, exec/3, cancel/1, stats/0]).
+-export([call_method/7, getattr/5, to_term/3, release/3, is_ref/1]).
 -export([worker_bind/2, worker_handler/1, worker_reply/3, worker_async_reply/3]).
 -export([set_dirty_limit/1, set_max_depth/1]).
 
@@ -34,11 +35,31 @@ priv_dir() ->
     end.
 
 %% Depth: how deep in Python -> Erlang -> Python nesting the caller is.
--spec call(py:name(), py:name(), list(), map(), timeout(), non_neg_integer()) -> term().
-call(_Module, _Function, _Args, _Kwargs, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
+%% Return: value (the result converted) or ref (a reference to it).
+-spec call(py:name(), py:name(), list(), map(), timeout(), non_neg_integer(), value | ref) ->
+          term().
+call(_Module, _Function, _Args, _Kwargs, _Timeout, _Depth, _Return) ->
+    erlang:nif_error(not_loaded).
 
--spec eval(binary(), map(), timeout(), non_neg_integer()) -> term().
-eval(_Code, _Locals, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
+-spec eval(binary(), map(), timeout(), non_neg_integer(), value | ref) -> term().
+eval(_Code, _Locals, _Timeout, _Depth, _Return) -> erlang:nif_error(not_loaded).
+
+-spec call_method(py:ref(), py:name(), list(), map(), timeout(), non_neg_integer(),
+                  value | ref) -> term().
+call_method(_Ref, _Name, _Args, _Kwargs, _Timeout, _Depth, _Return) ->
+    erlang:nif_error(not_loaded).
+
+-spec getattr(py:ref(), py:name(), timeout(), non_neg_integer(), value | ref) -> term().
+getattr(_Ref, _Name, _Timeout, _Depth, _Return) -> erlang:nif_error(not_loaded).
+
+-spec to_term(py:ref(), timeout(), non_neg_integer()) -> term().
+to_term(_Ref, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
+
+-spec release(py:ref(), timeout(), non_neg_integer()) -> term().
+release(_Ref, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
+
+-spec is_ref(term()) -> boolean().
+is_ref(_Term) -> erlang:nif_error(not_loaded).
 
 -spec exec(binary(), timeout(), non_neg_integer()) -> term().
 exec(_Code, _Timeout, _Depth) -> erlang:nif_error(not_loaded).

@@ -42,12 +42,30 @@ end_per_suite(_Config) ->
 nif_entry_points_reject_wrong_types(_Config) ->
     Bad = [foo, 1.5, -1, [1 | 2], <<1:3>>, self(), make_ref(), #{}, {}],
     [begin
-         {error, {badarg, _}} = py_nif:call(B, sqrt, [4], #{}, 1000, 0),
-         {error, {badarg, _}} = py_nif:eval(B, #{}, 1000, 0),
+         {error, {badarg, _}} = py_nif:call(B, sqrt, [4], #{}, 1000, 0, value),
+         {error, {badarg, _}} = py_nif:eval(B, #{}, 1000, 0, value),
          {error, {badarg, _}} = py_nif:exec(B, 1000, 0)
      end || B <- Bad, not is_binary(B), not is_atom(B)],
-    {'EXIT', {badarg, _}} = catch py_nif:call(math, sqrt, [4], #{}, 1000, -1),
-    {'EXIT', {badarg, _}} = catch py_nif:eval(<<"1">>, #{}, 1000, foo),
+    [begin
+         {error, {badarg, ref}} = py_nif:call_method(B, real, [], #{}, 1000, 0, value),
+         {error, {badarg, ref}} = py_nif:getattr(B, real, 1000, 0, value),
+         {error, {badarg, ref}} = py_nif:to_term(B, 1000, 0),
+         {error, {badarg, ref}} = py_nif:release(B, 1000, 0),
+         false = py_nif:is_ref(B)
+     end || B <- [bar, <<"x">> | Bad]],
+    {ok, Ref} = py:eval(<<"3 + 4j">>, #{}, #{return => ref}),
+    [begin
+         {error, {badarg, _}} = py_nif:call(math, sqrt, [4], #{}, 1000, 0, B),
+         {error, {badarg, _}} = py_nif:eval(<<"1">>, #{}, 1000, 0, B),
+         {error, {badarg, _}} = py_nif:call_method(Ref, conjugate, [], #{}, 1000, 0, B),
+         {error, {badarg, _}} = py_nif:call_method(Ref, conjugate, B, #{}, 1000, 0, value),
+         {error, {badarg, _}} = py_nif:getattr(Ref, real, B, 0, value)
+     end || B <- Bad],
+    [{error, {badarg, name}} = py_nif:getattr(Ref, B, 1000, 0, value)
+     || B <- Bad, not is_atom(B), not is_binary(B)],
+    {'EXIT', {badarg, _}} = catch py_nif:call(math, sqrt, [4], #{}, 1000, -1, value),
+    {'EXIT', {badarg, _}} = catch py_nif:eval(<<"1">>, #{}, 1000, foo, value),
+    {'EXIT', {badarg, _}} = catch py_nif:to_term(Ref, 1000, -1),
     {'EXIT', {badarg, _}} = catch py_nif:cancel(make_ref()),
     {'EXIT', {badarg, _}} = catch py_nif:worker_bind(make_ref(), self()),
     {'EXIT', {badarg, _}} = catch py_nif:worker_reply(foo, 1, ok),

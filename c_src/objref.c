@@ -1,0 +1,185 @@
+/*
+ * objref.c: Python objects that Erlang holds by reference.
+ *
+ * A reference is a NIF resource, so its term is what enif_make_resource
+ * makes: an Erlang reference, unique, cheap to copy between processes and
+ * to keep in ETS, printed #Ref<...>, and naming the node that made it
+ * (node/1), which is how a reference that travelled to another node is
+ * recognised there (src/py.erl). The resource holds a strong reference to
+ * its object and the context (interpreter) the object belongs to; the
+ * object is only touched under that context's GIL.
+ *
+ * The object lives while any term refers to the resource. The resource's
+ * destructor runs on whichever ERTS thread drops the last term, without
+ * the GIL, and must neither take it nor block: it hands the object to its
+ * context's list of dropped objects (context.c), in a node allocated with
+ * the resource so that the destructor allocates nothing. py:release drops
+ * the object at once, under the GIL; the resource then stays, empty, and
+ * every later use finds it released.
+ *
+ * The resource type is taken over by a reload of py_nif, and the library
+ * and the interpreter outlive any reload (boot.c), so references made
+ * before a reload keep working after it.
+ *
+ * The references among a call's arguments are noted (struct
+ * pyerl_ref_args) so that an object with no Erlang form that the call
+ * hands back goes back as the reference it came as: an identity function
+ * over an opaque object is lossless. The notes hold strong references, so
+ * that no other object can take a noted object's address while the call
+ * runs, even if the reference is released meanwhile.
+ */
+#include "objref.h"
+
+#include "context.h"
+
+#include <string.h>
+
+#define NOTES_FIRST 8
+
+struct pyerl_objref {
+    struct pyerl_ctx *ctx;      /* set when made, read-only afterwards */
+    struct pyerl_dropped *node; /* node->obj: the object, strong, or NULL once
+                                 * released; read and written under the GIL of
+                                 * ctx, or by the destructor */
+};
+
+/* Set by load and upgrade while calls may be reading it. */
+static ErlNifResourceType *_Atomic objref_type;
+
+static void
+objref_dtor(ErlNifEnv *env, void *arg)
+{
+    struct pyerl_objref *ref = arg;
+
+    (void)env;
+    if (ref->node->obj) {
+        pyerl_ctx_drop_later(ref->ctx, ref->node);
+    } else {
+        enif_free(ref->node);
+    }
+}
+
+int
+pyerl_objref_init(ErlNifEnv *env)
+{
+    ErlNifResourceType *type = enif_open_resource_type(
+        env, NULL, "pyerl_objref", objref_dtor, ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, NULL);
+
+    if (!type) {
+        return -1;
+    }
+    objref_type = type;
+    return 0;
+}
+
+int
+pyerl_objref_make(struct pyerl_ctx *ctx, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
+{
+    struct pyerl_dropped *node = enif_alloc(sizeof *node);
+    struct pyerl_objref *ref;
+
+    if (!node) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    if (!(ref = enif_alloc_resource(objref_type, sizeof *ref))) {
+        enif_free(node);
+        PyErr_NoMemory();
+        return 0;
+    }
+    node->obj = Py_NewRef(obj);
+    node->next = NULL;
+    ref->ctx = ctx;
+    ref->node = node;
+    *out = enif_make_resource(env, ref);
+    enif_release_resource(ref);
+    return 1;
+}
+
+struct pyerl_objref *
+pyerl_objref_get(ErlNifEnv *env, ERL_NIF_TERM term)
+{
+    void *ref;
+
+    return enif_get_resource(env, term, objref_type, &ref) ? ref : NULL;
+}
+
+struct pyerl_ctx *
+pyerl_objref_ctx(const struct pyerl_objref *ref)
+{
+    return ref->ctx;
+}
+
+PyObject *
+pyerl_objref_object(const struct pyerl_objref *ref)
+{
+    return Py_XNewRef(ref->node->obj);
+}
+
+void
+pyerl_objref_release(struct pyerl_objref *ref)
+{
+    /* Cleared first: the object's __del__ may use the reference again. */
+    PyObject *obj = ref->node->obj;
+
+    ref->node->obj = NULL;
+    Py_XDECREF(obj);
+}
+
+/* ---- the references among a call's arguments ------------------------- */
+
+static int
+grow_notes(struct pyerl_ref_args *refs)
+{
+    int capacity = refs->capacity ? 2 * refs->capacity : NOTES_FIRST;
+    ERL_NIF_TERM *terms = enif_realloc(refs->terms, capacity * sizeof *terms);
+    PyObject **objects;
+
+    if (!terms) {
+        return 0;
+    }
+    refs->terms = terms;
+    if (!(objects = enif_realloc(refs->objects, capacity * sizeof *objects))) {
+        return 0;
+    }
+    refs->objects = objects;
+    refs->capacity = capacity;
+    return 1;
+}
+
+int
+pyerl_ref_args_note(struct pyerl_ref_args *refs, ERL_NIF_TERM term, PyObject *obj)
+{
+    if (refs->count == refs->capacity && !grow_notes(refs)) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    refs->terms[refs->count] = term;
+    refs->objects[refs->count] = Py_NewRef(obj);
+    refs->count++;
+    return 1;
+}
+
+int
+pyerl_ref_args_find(const struct pyerl_ref_args *refs, ErlNifEnv *env, PyObject *obj,
+                    ERL_NIF_TERM *out)
+{
+    for (int i = 0; i < refs->count; i++) {
+        if (refs->objects[i] == obj) {
+            *out = env == refs->env ? refs->terms[i] : enif_make_copy(env, refs->terms[i]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void
+pyerl_ref_args_release(struct pyerl_ref_args *refs)
+{
+    for (int i = 0; i < refs->count; i++) {
+        Py_DECREF(refs->objects[i]);
+    }
+    enif_free(refs->terms);
+    enif_free(refs->objects);
+    memset(refs, 0, sizeof *refs);
+}
