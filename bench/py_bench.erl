@@ -44,13 +44,13 @@
 -define(WORKER_SPIN_NS, 20000).
 -define(RESULTS_DIR, "bench/results").
 
--type baseline() :: dirty_nif | round_trip | memcpy.
+-type baseline() :: dirty_nif | round_trip | memcpy | py_call | value_call.
 -type sampler() :: fun((non_neg_integer()) -> [number()]).
 -type shape() :: latency | slow | runs.
 -type stats() :: #{median := float(), p90 => float(), p99 := float() | undefined,
                    rate => float(), unit => us | kib | fd, vs => baseline() | absolute,
                    base => float()}.
--type row() :: #{group := 1..9, name := binary(), unit := us | kib | fd,
+-type row() :: #{group := 1..10, name := binary(), unit := us | kib | fd,
                  median := float(), p90 => float(), p99 := float() | undefined, rate := float() | undefined,
                  vs := baseline() | absolute | undefined, base := float() | undefined,
                  limit := number() | undefined,
@@ -95,7 +95,7 @@ run(Formats) ->
                                                fun erlang_calls/1, fun live_threads/1,
                                                fun python_threads/1, fun fresh_threads/1,
                                                fun async_calls/1, fun conversions/1,
-                                               fun on_pool_threads/1]]),
+                                               fun references/1, fun on_pool_threads/1]]),
     Rows = judge(lists:sort(fun(A, B) -> maps:get(group, A) =< maps:get(group, B) end,
                             Measured)),
     Wall = (now_ns() - Start) / 1.0e9,
@@ -203,6 +203,33 @@ live_threads(_Bases) ->
          #{median => Delta(<<"rss_kib">>), p99 => undefined, unit => kib}),
      row(8, "open file descriptors",
          #{median => Delta(<<"fds">>), p99 => undefined, unit => fd, vs => absolute}, 1)].
+
+%% 10. References: a method called through a reference against py:call of
+%% a module function doing the same work; and references made and dropped
+%% against the same calls taking the value. A run of the latter is a
+%% process making ?RUN_CALLS calls, its exit (which drops its references)
+%% and one more call, which releases what the release thread has not.
+references(Bases) ->
+    {ok, Doubler} = py:call(pybench, 'Doubler', [], #{}, #{return => ref}),
+    {ok, 6} = py:call_method(Doubler, double, [3]),
+    {ok, {1, 2}} = py:call(pybench, pair, []),
+    Method = erl(fun() -> {ok, 6} = py:call_method(Doubler, double, [3]) end),
+    Made = fun(Return) -> runs(fun() -> pair_calls(Return) end) end,
+    RefBases = Bases#{py_call => erl(fun() -> {ok, 6} = py:call(pybench, double, [3]) end),
+                      value_call => Made(value)},
+    [row(10, "py:call_method(Ref, double, [3])", measure(latency, Method, py_call, RefBases), 1.2),
+     row(10, "return => ref, then dropped, per call", measure(runs, Made(ref), value_call, RefBases),
+         1.5)].
+
+pair_calls(Return) ->
+    Start = now_ns(),
+    {Pid, Monitor} = spawn_monitor(fun() ->
+        repeat(fun() -> {ok, _} = py:call(pybench, pair, [], #{}, #{return => Return}) end,
+               ?RUN_CALLS)
+    end),
+    receive {'DOWN', Monitor, process, Pid, normal} -> ok end,
+    {ok, _} = py:call(pybench, pair, []),
+    (now_ns() - Start) / ?RUN_CALLS.
 
 %% 9. The baselines on their own, each given against the no-op dirty NIF.
 baselines(Bases) ->
@@ -353,7 +380,7 @@ row(Group, Name, Stats) -> row(Group, Name, Stats, undefined).
 
 %% A row of the table from a measurement's stats; Limit is its target, a
 %% ratio to its baseline (or, for vs `absolute', a bound on the value).
--spec row(1..9, unicode:chardata(), stats(), number() | undefined) -> row().
+-spec row(1..10, unicode:chardata(), stats(), number() | undefined) -> row().
 row(Group, Name, Stats, Limit) ->
     maps:merge(#{rate => undefined, unit => us, vs => undefined, base => undefined},
                Stats#{group => Group, name => unicode:characters_to_binary(Name),
@@ -380,7 +407,9 @@ judge(Rows) ->
 
 baseline_name(dirty_nif) -> "dirty NIF";
 baseline_name(round_trip) -> "C round trip";
-baseline_name(memcpy) -> "1 MB memcpy".
+baseline_name(memcpy) -> "1 MB memcpy";
+baseline_name(py_call) -> "py:call(pybench, double, [3])";
+baseline_name(value_call) -> "the same, return => value".
 
 group_title(1) -> "1. py:call(math, sqrt, [16])";
 group_title(2) -> "2. py:eval(<<\"1+1\">>) repeated";
@@ -391,7 +420,8 @@ group_title(5) -> io_lib:format("5. a fresh threading.Thread making one erlang.c
 group_title(6) -> "6. erlang.async_call";
 group_title(7) -> "7. large terms into Python and back (py:call of an identity function)";
 group_title(8) -> io_lib:format("8. per live calling thread (~b threads)", [?LIVE_THREADS]);
-group_title(9) -> "9. baselines".
+group_title(9) -> "9. baselines";
+group_title(10) -> "10. references to Python objects".
 
 %% ---- output --------------------------------------------------------------
 

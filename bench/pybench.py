@@ -53,6 +53,24 @@ async def nothing():
     return None
 
 
+def double(x):
+    return x * 2
+
+
+class Doubler:
+    """What py:call_method calls in row 10; double() above is its py:call
+    twin."""
+
+    def double(self, x):
+        return x * 2
+
+
+def pair():
+    """A small object with an Erlang form: row 10 takes it by value and by
+    reference."""
+    return (1, 2)
+
+
 def calls(n):
     """erlang.call from the thread this runs on."""
     return collect(timed(erlang.call, 'bench_identity', 1), n)
