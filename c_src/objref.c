@@ -128,58 +128,68 @@ pyerl_objref_release(struct pyerl_objref *ref)
 
 /* ---- the references among a call's arguments ------------------------- */
 
-static int
-grow_notes(struct pyerl_ref_args *refs)
-{
-    int capacity = refs->capacity ? 2 * refs->capacity : NOTES_FIRST;
-    ERL_NIF_TERM *terms = enif_realloc(refs->terms, capacity * sizeof *terms);
-    PyObject **objects;
-
-    if (!terms) {
-        return 0;
-    }
-    refs->terms = terms;
-    if (!(objects = enif_realloc(refs->objects, capacity * sizeof *objects))) {
-        return 0;
-    }
-    refs->objects = objects;
-    refs->capacity = capacity;
-    return 1;
-}
+struct pyerl_ref_note {
+    PyObject *obj; /* strong */
+    ERL_NIF_TERM term;
+};
 
 int
 pyerl_ref_args_note(struct pyerl_ref_args *refs, ERL_NIF_TERM term, PyObject *obj)
 {
-    if (refs->count == refs->capacity && !grow_notes(refs)) {
-        PyErr_NoMemory();
-        return 0;
+    size_t capacity = refs->capacity ? 2 * refs->capacity : NOTES_FIRST;
+    struct pyerl_ref_note *notes;
+
+    if (refs->count == refs->capacity) {
+        if (!(notes = enif_realloc(refs->notes, capacity * sizeof *notes))) {
+            PyErr_NoMemory();
+            return 0;
+        }
+        refs->notes = notes;
+        refs->capacity = capacity;
     }
-    refs->terms[refs->count] = term;
-    refs->objects[refs->count] = Py_NewRef(obj);
+    refs->notes[refs->count].obj = Py_NewRef(obj);
+    refs->notes[refs->count].term = term;
     refs->count++;
     return 1;
 }
 
-int
-pyerl_ref_args_find(const struct pyerl_ref_args *refs, ErlNifEnv *env, PyObject *obj,
-                    ERL_NIF_TERM *out)
+static int
+by_address(const void *a, const void *b)
 {
-    for (int i = 0; i < refs->count; i++) {
-        if (refs->objects[i] == obj) {
-            *out = env == refs->env ? refs->terms[i] : enif_make_copy(env, refs->terms[i]);
-            return 1;
-        }
+    uintptr_t x = (uintptr_t)((const struct pyerl_ref_note *)a)->obj;
+    uintptr_t y = (uintptr_t)((const struct pyerl_ref_note *)b)->obj;
+
+    return (x > y) - (x < y);
+}
+
+int
+pyerl_ref_args_find(struct pyerl_ref_args *refs, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
+{
+    struct pyerl_ref_note key = {.obj = obj}, *found;
+
+    if (refs->count == 0) {
+        return 0;
     }
-    return 0;
+    /* Sorted at the first lookup, so that a result of many objects costs
+     * a binary search each. */
+    if (refs->sorted != refs->count) {
+        qsort(refs->notes, refs->count, sizeof *refs->notes, by_address);
+        refs->sorted = refs->count;
+    }
+    if (!(found = bsearch(&key, refs->notes, refs->count, sizeof *refs->notes, by_address))) {
+        return 0;
+    }
+    *out = env == refs->env ? found->term : enif_make_copy(env, found->term);
+    return 1;
 }
 
 void
 pyerl_ref_args_release(struct pyerl_ref_args *refs)
 {
-    for (int i = 0; i < refs->count; i++) {
-        Py_DECREF(refs->objects[i]);
+    for (size_t i = 0; i < refs->count; i++) {
+        Py_DECREF(refs->notes[i].obj);
     }
-    enif_free(refs->terms);
-    enif_free(refs->objects);
-    memset(refs, 0, sizeof *refs);
+    enif_free(refs->notes);
+    refs->notes = NULL;
+    refs->count = refs->capacity = refs->sorted = 0;
 }

@@ -34,12 +34,12 @@ void pyerl_objref_release(struct pyerl_objref *ref);
 
 /* The references among one call's arguments and the objects they became,
  * so that an object with no Erlang form in the result goes back as the
- * reference it came from. Owned by the call (run.c); objects are strong. */
+ * reference it came from. Owned by the call (run.c), zeroed but for env;
+ * the notes hold strong references. */
 struct pyerl_ref_args {
     ErlNifEnv *env;
-    int count, capacity;
-    ERL_NIF_TERM *terms;
-    PyObject **objects;
+    size_t count, capacity, sorted; /* notes[0..sorted) are in address order */
+    struct pyerl_ref_note *notes;
 };
 
 /* Notes that term (a reference of env) became obj. Returns 1, or 0 with
@@ -47,7 +47,7 @@ struct pyerl_ref_args {
 int pyerl_ref_args_note(struct pyerl_ref_args *refs, ERL_NIF_TERM term, PyObject *obj);
 
 /* The reference obj came from, made in env, if refs notes it. GIL held. */
-int pyerl_ref_args_find(const struct pyerl_ref_args *refs, ErlNifEnv *env, PyObject *obj,
+int pyerl_ref_args_find(struct pyerl_ref_args *refs, ErlNifEnv *env, PyObject *obj,
                         ERL_NIF_TERM *out);
 
 /* Drops the noted objects and the notes. GIL held. */
