@@ -52,10 +52,6 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
         enif_fprintf(stderr, "py_nif: cannot set up binaries over Python buffers\r\n");
         return 2;
     }
-    if (pyerl_objref_init(env) < 0) {
-        enif_fprintf(stderr, "py_nif: cannot set up references to Python objects\r\n");
-        return 2;
-    }
     if (pyerl_pool_init(env) < 0) {
         enif_fprintf(stderr, "py_nif: cannot set up the call pool\r\n");
         return 2;
@@ -73,6 +69,12 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
         return 4;
     }
     pyerl_executor_init(dirty_io);
+    /* Last: a load that fails after it would leave a generation behind
+     * (objref.c). */
+    if (pyerl_objref_init(env) < 0) {
+        enif_fprintf(stderr, "py_nif: cannot set up references to Python objects\r\n");
+        return 2;
+    }
     return 0;
 }
 

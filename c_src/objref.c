@@ -17,9 +17,16 @@
  * the object at once, under the GIL; the resource then stays, empty, and
  * every later use finds it released.
  *
- * The resource type is taken over by a reload of py_nif, and the library
- * and the interpreter outlive any reload (boot.c), so references made
- * before a reload keep working after it.
+ * The library and the interpreter outlive any reload of py_nif (boot.c),
+ * and so do the objects. A reload (upgrade) takes the resource type over.
+ * But when py_nif is deleted and purged, ERTS orphans the type, and a
+ * later load must make a new one, which ERTS does not link to the old:
+ * references of the old type would no longer be recognised, and one
+ * passed to Python would silently become an erlang.Ref. So each type made
+ * is a generation, kept here with a count of its live references, and a
+ * reference is looked for in every generation that still has some. A
+ * generation's slot is reused once its references are all gone (ERTS then
+ * frees its type; only its address was ever compared).
  *
  * The references among a call's arguments are noted (struct
  * pyerl_ref_args) so that an object with no Erlang form that the call
@@ -32,30 +39,47 @@
 
 #include "context.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #define NOTES_FIRST 8
+#define GENERATIONS 8
 
 struct pyerl_objref {
     struct pyerl_ctx *ctx;      /* set when made, read-only afterwards */
     struct pyerl_dropped *node; /* node->obj: the object, strong, or NULL once
                                  * released; read and written under the GIL of
                                  * ctx, or by the destructor */
+    int generation;             /* its type's slot in generations[] */
 };
 
-/* Set by load and upgrade while calls may be reading it. */
-static ErlNifResourceType *_Atomic objref_type;
+/* The resource types made by loads of the library (see the top). A slot
+ * is set by a load, while calls may read it, and emptied by the
+ * destructor of its last reference unless it is the current one; a load
+ * takes a slot that is empty or has no reference left. */
+static struct generation {
+    ErlNifResourceType *_Atomic type;
+    atomic_long live; /* references of this type not yet destroyed */
+} generations[GENERATIONS];
+static atomic_int current; /* the slot new references are made in */
 
 static void
 objref_dtor(ErlNifEnv *env, void *arg)
 {
     struct pyerl_objref *ref = arg;
+    struct generation *gen = &generations[ref->generation];
+    ErlNifResourceType *type = atomic_load(&gen->type); /* ours while we live */
 
     (void)env;
     if (ref->node->obj) {
         pyerl_ctx_drop_later(ref->ctx, ref->node);
     } else {
         enif_free(ref->node);
+    }
+    /* The last of an old generation: its slot is free. A load may have
+     * taken the slot meanwhile, hence the exchange only if unchanged. */
+    if (atomic_fetch_sub(&gen->live, 1) == 1 && ref->generation != atomic_load(&current)) {
+        atomic_compare_exchange_strong(&gen->type, &type, NULL);
     }
 }
 
@@ -64,11 +88,26 @@ pyerl_objref_init(ErlNifEnv *env)
 {
     ErlNifResourceType *type = enif_open_resource_type(
         env, NULL, "pyerl_objref", objref_dtor, ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, NULL);
+    int now = atomic_load(&current), slot;
 
     if (!type) {
         return -1;
     }
-    objref_type = type;
+    if (atomic_load(&generations[now].type) == type) {
+        return 0; /* taken over: the same type */
+    }
+    for (slot = 0; slot < GENERATIONS; slot++) {
+        if (slot != now && atomic_load(&generations[slot].live) == 0) {
+            break;
+        }
+    }
+    if (!atomic_load(&generations[now].type)) {
+        slot = now; /* the first load */
+    } else if (slot == GENERATIONS) {
+        return -1; /* as many unloads as slots, each with references alive */
+    }
+    atomic_store(&generations[slot].type, type);
+    atomic_store(&current, slot);
     return 0;
 }
 
@@ -77,20 +116,24 @@ pyerl_objref_make(struct pyerl_ctx *ctx, ErlNifEnv *env, PyObject *obj, ERL_NIF_
 {
     struct pyerl_dropped *node = enif_alloc(sizeof *node);
     struct pyerl_objref *ref;
+    int generation;
 
     if (!node) {
         PyErr_NoMemory();
         return 0;
     }
-    if (!(ref = enif_alloc_resource(objref_type, sizeof *ref))) {
+    generation = atomic_load(&current);
+    if (!(ref = enif_alloc_resource(atomic_load(&generations[generation].type), sizeof *ref))) {
         enif_free(node);
         PyErr_NoMemory();
         return 0;
     }
+    atomic_fetch_add(&generations[generation].live, 1);
     node->obj = Py_NewRef(obj);
     node->next = NULL;
     ref->ctx = ctx;
     ref->node = node;
+    ref->generation = generation;
     *out = enif_make_resource(env, ref);
     enif_release_resource(ref);
     return 1;
@@ -99,9 +142,20 @@ pyerl_objref_make(struct pyerl_ctx *ctx, ErlNifEnv *env, PyObject *obj, ERL_NIF_
 struct pyerl_objref *
 pyerl_objref_get(ErlNifEnv *env, ERL_NIF_TERM term)
 {
+    int now = atomic_load(&current);
+    ErlNifResourceType *type;
     void *ref;
 
-    return enif_get_resource(env, term, objref_type, &ref) ? ref : NULL;
+    if (enif_get_resource(env, term, atomic_load(&generations[now].type), &ref)) {
+        return ref;
+    }
+    for (int slot = 0; slot < GENERATIONS && enif_is_ref(env, term); slot++) {
+        type = atomic_load(&generations[slot].type);
+        if (slot != now && type && enif_get_resource(env, term, type, &ref)) {
+            return ref;
+        }
+    }
+    return NULL;
 }
 
 struct pyerl_ctx *
