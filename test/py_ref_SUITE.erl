@@ -38,7 +38,7 @@
 -export([released_ref_cannot_be_used/1, released_ref_in_arguments_is_a_value_error/1,
          releasing_twice_is_ok/1, release_runs_the_finalizer_before_it_returns/1,
          release_leaves_an_object_python_still_holds_alive/1,
-         releasing_what_is_no_ref_is_badarg/1]).
+         releasing_what_is_no_ref_is_badarg/1, release_during_a_running_method_lets_it_finish/1]).
 -export([what_is_no_ref_is_badarg_everywhere/1,
          raising_method_gives_its_exception_and_the_object_lives_on/1,
          missing_attribute_or_method_is_an_attribute_error/1,
@@ -50,7 +50,7 @@
          release_during_calls_gives_results_or_badarg/1]).
 -export([million_refs_dropped_leave_no_objects_and_no_memory/1]).
 -export([ref_on_another_node_is_a_remote_ref_there/1]).
--export([refs_survive_a_reload_of_py_nif/1]).
+-export([refs_survive_a_reload_of_py_nif/1, refs_survive_an_unload_and_load_of_py_nif/1]).
 
 %% A hang fails the case instead of stalling the run.
 suite() ->
@@ -86,7 +86,8 @@ groups() ->
      {release, [parallel],
       [released_ref_cannot_be_used, released_ref_in_arguments_is_a_value_error,
        releasing_twice_is_ok, release_runs_the_finalizer_before_it_returns,
-       release_leaves_an_object_python_still_holds_alive, releasing_what_is_no_ref_is_badarg]},
+       release_leaves_an_object_python_still_holds_alive, releasing_what_is_no_ref_is_badarg,
+       release_during_a_running_method_lets_it_finish]},
      {errors, [parallel],
       [what_is_no_ref_is_badarg_everywhere,
        raising_method_gives_its_exception_and_the_object_lives_on,
@@ -104,7 +105,7 @@ groups() ->
      {churn, [], [million_refs_dropped_leave_no_objects_and_no_memory]},
      {distribution, [], [ref_on_another_node_is_a_remote_ref_there]},
      %% Sequential: it reloads the NIF module under everyone.
-     {module, [], [refs_survive_a_reload_of_py_nif]}].
+     {module, [], [refs_survive_a_reload_of_py_nif, refs_survive_an_unload_and_load_of_py_nif]}].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start_with_fixtures(Config),
@@ -391,6 +392,23 @@ release_leaves_an_object_python_still_holds_alive(_Config) ->
     ok = py:release(P),
     {ok, none} = py:eval(<<"ref_registry.pop('kept') and None">>),
     {ok, true} = py:call('__main__', ref_finalized, [kept]).
+
+%% The running call holds the object: it finishes, and the object dies
+%% once it has.
+release_during_a_running_method_lets_it_finish(_Config) ->
+    {ok, O} = py:call('__main__', ref_watched, [running], #{}, #{return => ref}),
+    Self = self(),
+    Caller = spawn_link(fun() ->
+                                Self ! {result, py:call_method(O, signal_then_sleep, [Self, 2])}
+                        end),
+    receive running -> ok after scaled(10000) -> ct:fail(not_running) end,
+    ok = py:release(O),
+    {ok, false} = py:call('__main__', ref_finalized, [running]),
+    {error, {badarg, ref}} = py:getattr(O, key),
+    receive {result, Result} -> {ok, running} = Result
+    after scaled(10000) -> ct:fail({no_result, Caller})
+    end,
+    wait_until(fun() -> finalized(running) end, 5000).
 
 releasing_what_is_no_ref_is_badarg(_Config) ->
     [{error, {badarg, ref}} = py:release(B)
@@ -748,6 +766,28 @@ refs_survive_a_reload_of_py_nif(_Config) ->
     wait_until(fun() -> finalized(reload_watched) end, 5000),
     ok = py:release(C),
     {error, {badarg, ref}} = py:to_term(C),
+    vm_and_objects_intact().
+
+%% py_nif deleted and purged (the library's unload), then loaded again (its
+%% load callback, not upgrade), as in py_fault_SUITE: the interpreter and
+%% its objects live on, and so must the references to them.
+refs_survive_an_unload_and_load_of_py_nif(_Config) ->
+    O = new_opaque(unload),
+    ok = application:stop(erlang_python),
+    true = code:delete(py_nif),
+    true = code:soft_purge(py_nif),
+    false = code:is_loaded(py_nif),
+    {module, py_nif} = code:load_file(py_nif),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = register_functions(),
+    {ok, unload} = py:eval(<<"ref_registry['unload'].key">>),
+    Seen = #{is_ref => py:is_ref(O),
+             call_method => py:call_method(O, get_key, []),
+             as_argument => py:call('__main__', ref_is, [unload, O]),
+             in_python => py:eval(<<"type(o).__name__">>, #{o => O})},
+    ct:log("a reference made before the unload, after the load: ~p", [Seen]),
+    ?assertEqual(#{is_ref => true, call_method => {ok, unload}, as_argument => {ok, true},
+                   in_python => {ok, <<"Opaque">>}}, Seen),
     vm_and_objects_intact().
 
 %%% helpers

@@ -32,6 +32,10 @@ class Opaque:
     def slow(self, seconds):
         time.sleep(seconds)
         return self.key
+    def signal_then_sleep(self, pid, seconds):
+        erlang.send(pid, erlang.Atom('running'))
+        time.sleep(seconds)
+        return self.key
     def __repr__(self):
         return 'Opaque(%r)' % (self.key,)
 
