@@ -126,14 +126,15 @@ prop_refs_roundtrip() ->
             begin
                 Call = via_call(Term),
                 Eval = via_eval(Term),
-                Keys = py:call('__main__', prop_opaque_keys, [Term]),
-                Expected = {ok, opaque_keys(Term, maps:from_list([{R, K} || {K, R} <- opaque_pool()]))},
+                InPython = py:call('__main__', prop_opaque_keys, [Term]),
+                Keys = maps:from_list([{R, K} || {K, R} <- opaque_pool()]),
+                Expected = {ok, opaque_keys(Term, Keys)},
                 ?WHENFAIL(io:format(user, "~nsent:     ~p~ncall:     ~p~neval:     ~p~n"
                                     "keys:     ~p~nexpected: ~p~n",
-                                    [Term, Call, Eval, Keys, Expected]),
+                                    [Term, Call, Eval, InPython, Expected]),
                           conjunction([{call, ok_same({ok, Term}, Call)},
                                        {eval, ok_same({ok, Term}, Eval)},
-                                       {each_ref_is_its_object, ok_same(Expected, Keys)}]))
+                                       {each_ref_is_its_object, ok_same(Expected, InPython)}]))
             end).
 
 ok_same({ok, A}, {ok, B}) -> same(A, B);

@@ -235,7 +235,9 @@ refs_can_be_sent_stored_in_ets_and_used_as_map_keys(_Config) ->
     O = new_opaque(terms),
     Self = self(),
     Pid = spawn_link(fun() ->
-                             receive {ref, R} -> Self ! {used, py:call_method(R, get_key, []), R} end
+                             receive
+                                 {ref, R} -> Self ! {used, py:call_method(R, get_key, []), R}
+                             end
                      end),
     Pid ! {ref, O},
     receive {used, Result, Back} -> {ok, terms} = Result, O = Back
@@ -721,7 +723,11 @@ remote_ref_checks() ->
                        end, []]),
         %% Held on the peer, then sent back: the origin's reference again.
         Self = self(),
-        Keeper = erlang:spawn(Node, fun() -> receive {keep, R} -> receive back -> Self ! {back, R} end end end),
+        Keeper = erlang:spawn(Node, fun() ->
+                                            receive
+                                                {keep, R} -> receive back -> Self ! {back, R} end
+                                            end
+                                    end),
         Keeper ! {keep, O},
         Keeper ! back,
         Back = receive {back, B} -> B after scaled(10000) -> ct:fail(not_sent_back) end,
