@@ -25,6 +25,12 @@
 %%   Erlang's own unicode module), bytes otherwise, also for binaries that
 %%   nearly are: one byte changed, cut short, overlong forms, surrogates,
 %%   code points past U+10FFFF.
+%% - Terms of the first kind with references to Python objects that have
+%%   no Erlang form (py:call with return => ref) put at random places, map
+%%   keys included, come back from a Python identity function (and as
+%%   py:eval locals) exactly as they went in: each object goes back as its
+%%   reference. Each reference arrives in Python as its very object, which
+%%   a fixture checks place by place against a registry.
 %%
 %% Map keys are generated so that no two keys are equal in Python (and dict
 %% keys so that no two become one Erlang term): those maps are errors by
@@ -42,13 +48,18 @@
 -export([erlang_terms_survive_a_trip_through_python/1,
          python_values_survive_a_trip_through_erlang/1,
          erlang_terms_survive_as_python_eval_locals/1,
-         binaries_become_str_exactly_when_they_are_utf8/1]).
+         binaries_become_str_exactly_when_they_are_utf8/1,
+         terms_with_refs_survive_a_trip_through_python/1]).
 
 -define(NUMTESTS, 10000).
 -define(EVAL_NUMTESTS, 1000).
+-define(REF_NUMTESTS, 3000).
+%% How many Python objects the terms of the reference property refer to.
+-define(OPAQUE_POOL, 16).
 %% Containers nest at most this deep, plus two levels of tuples in map
 %% keys (the limit is 512).
 -define(MAX_DEPTH, 6).
+-define(OPAQUE_POOL_KEY, {?MODULE, opaque_pool}).
 
 suite() ->
     [{timetrap, {minutes, 10}}].
@@ -57,7 +68,8 @@ all() ->
     [erlang_terms_survive_a_trip_through_python,
      python_values_survive_a_trip_through_erlang,
      erlang_terms_survive_as_python_eval_locals,
-     binaries_become_str_exactly_when_they_are_utf8].
+     binaries_become_str_exactly_when_they_are_utf8,
+     terms_with_refs_survive_a_trip_through_python].
 
 init_per_suite(Config) ->
     ?assertNotEqual(non_existing, code:which(proper)),
@@ -88,7 +100,61 @@ erlang_terms_survive_as_python_eval_locals(_Config) ->
     check(prop_erlang_roundtrip(fun via_eval/1), ?EVAL_NUMTESTS,
           fun([Term]) -> {sent, Term, received, via_eval(Term)} end).
 
+%% One reference to each of ?OPAQUE_POOL objects, kept in a persistent
+%% term for the generator (and by the registry in Python) while the case
+%% runs.
+terms_with_refs_survive_a_trip_through_python(_Config) ->
+    Pool = [begin
+                {ok, Ref} = py:call('__main__', prop_opaque_new, [Key], #{}, #{return => ref}),
+                true = py:is_ref(Ref),
+                {Key, Ref}
+            end || Key <- lists:seq(0, ?OPAQUE_POOL - 1)],
+    persistent_term:put(?OPAQUE_POOL_KEY, Pool),
+    try
+        check(prop_refs_roundtrip(), ?REF_NUMTESTS,
+              fun([Term]) -> {sent, Term, received, via_call(Term), via_eval(Term),
+                              opaque_keys_in_python, py:call('__main__', prop_opaque_keys, [Term])}
+              end)
+    after
+        persistent_term:erase(?OPAQUE_POOL_KEY)
+    end.
+
 %% Properties
+
+prop_refs_roundtrip() ->
+    ?FORALL(Term, term_with_refs(),
+            begin
+                Call = via_call(Term),
+                Eval = via_eval(Term),
+                InPython = py:call('__main__', prop_opaque_keys, [Term]),
+                Keys = maps:from_list([{R, K} || {K, R} <- opaque_pool()]),
+                Expected = {ok, opaque_keys(Term, Keys)},
+                ?WHENFAIL(io:format(user, "~nsent:     ~p~ncall:     ~p~neval:     ~p~n"
+                                    "keys:     ~p~nexpected: ~p~n",
+                                    [Term, Call, Eval, InPython, Expected]),
+                          conjunction([{call, ok_same({ok, Term}, Call)},
+                                       {eval, ok_same({ok, Term}, Eval)},
+                                       {each_ref_is_its_object, ok_same(Expected, InPython)}]))
+            end).
+
+ok_same({ok, A}, {ok, B}) -> same(A, B);
+ok_same(_, _) -> false.
+
+%% What prop_opaque_keys in Python makes of Term: every reference of the
+%% pool replaced by {opaque, Key}.
+opaque_keys(Ref, Keys) when is_reference(Ref) ->
+    case Keys of
+        #{Ref := Key} -> {opaque, Key};
+        #{} -> Ref
+    end;
+opaque_keys(List, Keys) when is_list(List) ->
+    [opaque_keys(E, Keys) || E <- List];
+opaque_keys(Tuple, Keys) when is_tuple(Tuple) ->
+    list_to_tuple(opaque_keys(tuple_to_list(Tuple), Keys));
+opaque_keys(Map, Keys) when is_map(Map) ->
+    maps:from_list([{opaque_keys(K, Keys), opaque_keys(V, Keys)} || {K, V} <- maps:to_list(Map)]);
+opaque_keys(Other, _Keys) ->
+    Other.
 
 prop_erlang_roundtrip(Trip) ->
     ?FORALL(Term, crossing_term(),
@@ -162,6 +228,35 @@ check(Prop, NumTests, Describe) ->
     end.
 
 %% Generators of Erlang terms
+
+opaque_pool() ->
+    persistent_term:get(?OPAQUE_POOL_KEY).
+
+%% A crossing term in which some leaves (map keys included), picked by a
+%% list of numbers taken one per leaf in a walk of the term, became
+%% references of the pool; a list too short leaves the rest as they are.
+term_with_refs() ->
+    ?LET({Term, Picks}, {crossing_term(), list(integer(0, 3 * ?OPAQUE_POOL))},
+         begin
+             {WithRefs, _} = embed_refs(Term, Picks, [R || {_, R} <- opaque_pool()]),
+             WithRefs
+         end).
+
+embed_refs(List, Picks, Pool) when is_list(List) ->
+    lists:mapfoldl(fun(E, P) -> embed_refs(E, P, Pool) end, Picks, List);
+embed_refs(Tuple, Picks, Pool) when is_tuple(Tuple) ->
+    {List, Rest} = embed_refs(tuple_to_list(Tuple), Picks, Pool),
+    {list_to_tuple(List), Rest};
+embed_refs(Map, Picks, Pool) when is_map(Map) ->
+    {Pairs, Rest} = embed_refs(lists:sort(maps:to_list(Map)), Picks, Pool),
+    {maps:from_list(Pairs), Rest};
+embed_refs(_Leaf, [Pick | Rest], Pool) when Pick < length(Pool) ->
+    {lists:nth(Pick + 1, Pool), Rest};
+embed_refs(Leaf, [_ | Rest], _Pool) ->
+    {Leaf, Rest};
+embed_refs(Leaf, [], _Pool) ->
+    {Leaf, []}.
+
 
 crossing_term() ->
     ?SIZED(Size, crossing_term(?MAX_DEPTH, Size)).

@@ -211,3 +211,36 @@ def prop_roundtrip(seed, size, pool):
     culprit = _prop_trip(_prop_culprit(value))
     return (result[0], ascii(value), ascii(result[2]),
             ascii(culprit if culprit is True else culprit[1:]))
+
+# References: objects with no Erlang form, kept in a registry by key, that
+# Erlang holds by reference (py:call with return => ref) and embeds in
+# random terms.
+
+class PropOpaque:
+    __slots__ = ('key',)
+    def __init__(self, key):
+        self.key = key
+    def __repr__(self):
+        return 'PropOpaque(%r)' % (self.key,)
+
+prop_opaque_registry = {}
+
+def prop_opaque_new(key):
+    o = prop_opaque_registry[key] = PropOpaque(key)
+    return o
+
+def prop_opaque_keys(x):
+    '''x with every PropOpaque in it (map keys included) replaced by
+    (opaque, key) when it is the registry's object of that key, by
+    (impostor, key) when it is not.'''
+    t = type(x)
+    if t is PropOpaque:
+        ok = prop_opaque_registry.get(x.key) is x
+        return (erlang.Atom('opaque' if ok else 'impostor'), x.key)
+    if t is list:
+        return [prop_opaque_keys(v) for v in x]
+    if t is tuple:
+        return tuple(prop_opaque_keys(v) for v in x)
+    if t is dict:
+        return {prop_opaque_keys(k): prop_opaque_keys(v) for k, v in x.items()}
+    return x
