@@ -51,7 +51,7 @@
 -export([million_refs_dropped_leave_no_objects_and_no_memory/1]).
 -export([ref_on_another_node_is_a_remote_ref_there/1]).
 -export([refs_survive_a_reload_of_py_nif/1,
-         refs_made_before_an_unload_and_load_of_py_nif_are_plain_refs_after_it/1]).
+         refs_made_before_an_unload_and_load_of_py_nif_keep_working/1]).
 
 %% A hang fails the case instead of stalling the run.
 suite() ->
@@ -108,7 +108,7 @@ groups() ->
      %% Sequential: it reloads the NIF module under everyone.
      {module, [],
      [refs_survive_a_reload_of_py_nif,
-      refs_made_before_an_unload_and_load_of_py_nif_are_plain_refs_after_it]}].
+      refs_made_before_an_unload_and_load_of_py_nif_keep_working]}].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start_with_fixtures(Config),
@@ -777,13 +777,10 @@ refs_survive_a_reload_of_py_nif(_Config) ->
     {error, {badarg, ref}} = py:to_term(C),
     vm_and_objects_intact().
 
-%% py_nif deleted and purged (the library's unload), then loaded again (its
-%% load callback, not upgrade), as in py_fault_SUITE. The interpreter and
-%% its objects live on, but ERTS drops a purged library's resource types,
-%% so the new library cannot take them over: a reference made before is a
-%% plain reference afterwards (no longer is_ref, badarg in every use), and
-%% its object is still let go once no term refers to it.
-refs_made_before_an_unload_and_load_of_py_nif_are_plain_refs_after_it(_Config) ->
+%% py_nif deleted and purged (ERTS orphans the library's resource type),
+%% then loaded again, twice: references of every earlier load still work,
+%% as arguments too, next to new ones, and still let go of their objects.
+refs_made_before_an_unload_and_load_of_py_nif_keep_working(_Config) ->
     O = new_opaque(unload),
     Self = self(),
     Holder = spawn_link(fun() ->
@@ -793,26 +790,36 @@ refs_made_before_an_unload_and_load_of_py_nif_are_plain_refs_after_it(_Config) -
                                 hold(W)
                         end),
     receive {made, Holder} -> ok after scaled(10000) -> ct:fail(not_made) end,
-    ok = application:stop(erlang_python),
-    true = code:delete(py_nif),
-    true = code:soft_purge(py_nif),
-    false = code:is_loaded(py_nif),
-    {module, py_nif} = code:load_file(py_nif),
-    {ok, _} = application:ensure_all_started(erlang_python),
-    ok = register_functions(),
-    {ok, unload} = py:eval(<<"ref_registry['unload'].key">>),
-    false = py:is_ref(O),
-    {error, {badarg, ref}} = py:call_method(O, get_key, []),
-    {error, {badarg, ref}} = py:getattr(O, key),
-    {error, {badarg, ref}} = py:to_term(O),
-    {error, {badarg, ref}} = py:release(O),
-    ct:log("as an argument it arrives as: ~p", [py:eval(<<"type(o).__name__">>, #{o => O})]),
-    Holder ! {use, self()},
-    receive {used, {error, {badarg, ref}}} -> ok after scaled(10000) -> ct:fail(not_used) end,
+    Refs = lists:foldl(
+             fun(Round, Earlier) ->
+                     ok = application:stop(erlang_python),
+                     true = code:delete(py_nif),
+                     true = code:soft_purge(py_nif),
+                     false = code:is_loaded(py_nif),
+                     {module, py_nif} = code:load_file(py_nif),
+                     {ok, _} = application:ensure_all_started(erlang_python),
+                     ok = register_functions(),
+                     [begin
+                          true = py:is_ref(R),
+                          {ok, unload} = py:call_method(R, get_key, []),
+                          {ok, true} = py:call('__main__', ref_is, [unload, R]),
+                          {ok, R} = py:call('__main__', ref_ident, [R])
+                      end || R <- Earlier],
+                     Holder ! {use, self()},
+                     receive
+                         {used, {ok, unload_watched}} -> ok
+                     after scaled(10000) -> ct:fail({not_used, Round})
+                     end,
+                     {ok, New} = py:eval(<<"ref_registry['unload']">>, #{}, #{return => ref}),
+                     [New | Earlier]
+             end, [O], [first, second]),
+    3 = length(Refs),
     {ok, false} = py:call('__main__', ref_finalized, [unload_watched]),
     unlink(Holder),
     Holder ! stop,
     wait_until(fun() -> finalized(unload_watched) end, 5000),
+    [ok = py:release(R) || R <- Refs],
+    [{error, {badarg, ref}} = py:call_method(R, get_key, []) || R <- Refs],
     vm_and_objects_intact().
 
 %%% helpers
