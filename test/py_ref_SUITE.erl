@@ -623,10 +623,18 @@ million_refs_dropped_leave_no_objects_and_no_memory(_Config) ->
     Made = Workers * (Batch * BatchesPerWorker + Singles),
     ?assert(Made >= 1000000),
     SlackKb = 50 * 1024,
-    Settled = py_test_lib:wait_for(fun() ->
-                                           Rss = rss_kb(),
-                                           Rss =< Rss0 + SlackKb andalso Rss
-                                   end, 20000),
+    Settled = case py_test_lib:memory_tool() of
+                  none ->
+                      py_test_lib:wait_for(fun() ->
+                                                   Rss = rss_kb(),
+                                                   Rss =< Rss0 + SlackKb andalso Rss
+                                           end, 20000);
+                  Tool ->
+                      %% Its allocator keeps what is freed; the live count
+                      %% above is what counts here.
+                      ct:log("resident memory not judged under ~p", [Tool]),
+                      rss_kb()
+              end,
     ct:log("~b refs made and dropped in ~b ms; live back to ~b after ~b ms more~n"
            "VmRSS: start ~b kB, after churn ~b kB, settled ~b kB (growth ~b kB, slack ~b kB)",
            [Made, T1 - T0, Start, T2 - T1, Rss0, Peak, Settled, Settled - Rss0, SlackKb]),

@@ -9,6 +9,8 @@
 
 %% Waiting.
 -export([wait_until/2, wait_for/2, settled/3, await_down/2, wait_calls_done/1, scaled/1]).
+%% The run.
+-export([memory_tool/0]).
 %% Setting a suite up: Python fixtures kept in the suites' data
 %% directories, Erlang functions registered for Python.
 -export([start_with_fixtures/1, exec_file/2, register_functions/1]).
@@ -113,6 +115,18 @@ time_multiplier() ->
     case string:to_integer(os:getenv("CT_MULTIPLY_TIMETRAPS", "1")) of
         {N, ""} when N > 0 -> N;
         _ -> 1
+    end.
+
+%% @doc The memory checker the VM runs under (make asan, tsan, valgrind),
+%% or `none'. Their allocators keep freed memory (quarantines, shadow
+%% memory), so resident-memory figures mean nothing under them.
+-spec memory_tool() -> none | asan | tsan | valgrind.
+memory_tool() ->
+    case {os:getenv("ASAN_OPTIONS"), os:getenv("TSAN_OPTIONS"), os:getenv("ERL_WRAPPER")} of
+        {Asan, _, _} when Asan =/= false -> asan;
+        {_, Tsan, _} when Tsan =/= false -> tsan;
+        {_, _, "valgrind"} -> valgrind;
+        _ -> none
     end.
 
 %%% Setting a suite up
