@@ -27,8 +27,10 @@
     X(nil)                                                                                         \
     X(none)                                                                                        \
     X(ok)                                                                                          \
+    X(overloaded)                                                                                  \
     X(pool_calls)                                                                                  \
     X(pool_idle)                                                                                   \
+    X(pool_limit)                                                                                  \
     X(pool_queued)                                                                                 \
     X(pool_threads)                                                                                \
     X(py_coordinator)                                                                              \

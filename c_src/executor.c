@@ -333,14 +333,14 @@ pyerl_nif_set_dirty_limit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 ERL_NIF_TERM
 pyerl_nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
-    long threads, idle, queued, served, bound, pooled, erlang_calls;
-    ERL_NIF_TERM keys[11], values[11], map;
+    long threads, idle, queued, served, limit, bound, pooled, erlang_calls;
+    ERL_NIF_TERM keys[12], values[12], map;
     const char *version = Py_GetVersion();
     unsigned char *text;
 
     (void)argc;
     (void)argv;
-    pyerl_pool_counts(&threads, &idle, &queued, &served);
+    pyerl_pool_counts(&threads, &idle, &queued, &served, &limit);
     pyerl_worker_counts(&bound, &pooled, &erlang_calls);
     keys[0] = ATOM(dirty_limit);
     values[0] = enif_make_int(env, atomic_load(&dirty_limit));
@@ -367,6 +367,8 @@ pyerl_nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     values[9] = enif_make_long(env, pooled);
     keys[10] = ATOM(erlang_calls);
     values[10] = enif_make_long(env, erlang_calls);
-    enif_make_map_from_arrays(env, keys, values, 11, &map);
+    keys[11] = ATOM(pool_limit);
+    values[11] = enif_make_long(env, limit);
+    enif_make_map_from_arrays(env, keys, values, 12, &map);
     return map;
 }

@@ -108,6 +108,7 @@ static ErlNifFunc nif_funcs[] = {
     {"worker_reply", 3, pyerl_nif_worker_reply, 0},
     {"worker_async_reply", 3, pyerl_nif_worker_async_reply, 0},
     {"set_dirty_limit", 1, pyerl_nif_set_dirty_limit, 0},
+    {"set_pool_limit", 1, pyerl_nif_set_pool_limit, 0},
     {"set_max_depth", 1, pyerl_nif_set_max_depth, 0},
     {"stats", 0, pyerl_nif_stats, 0},
 };

@@ -4,9 +4,13 @@
  *
  * A job is a NIF resource holding a copy of the request in its own env, the
  * caller's pid and a fresh reference. Threads take jobs from one FIFO queue.
- * When a job is queued and no thread is free to take it, a new thread starts
- * (up to MAX_THREADS), so a job does not wait behind blocked ones; a thread
- * idle for IDLE_EXIT_NS exits. Threads have PYERL_STACK_SIZE stacks.
+ * When a job comes and no thread is free to take it, a new thread starts,
+ * so a job never waits behind blocked ones; a thread idle for IDLE_EXIT_NS
+ * exits. Threads have PYERL_STACK_SIZE stacks (address space; what they
+ * touch is what they cost). With max_threads threads all busy, or when no
+ * thread can be started, a job is refused at once with {error,
+ * overloaded}: waiting behind calls that may block for ever would be an
+ * unbounded wait.
  *
  * The result reaches the caller as {Ref, Result}. The caller may give up
  * first (its timeout): py_nif:cancel/1 then answers `sent` if the result has
@@ -30,7 +34,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#define MAX_THREADS 1024
+#define DEFAULT_MAX_THREADS 4096
 #define IDLE_EXIT_NS (30 * 1000 * 1000 * 1000LL)
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_SENT, JOB_CANCELLED };
@@ -55,6 +59,8 @@ static pthread_cond_t work_ready;
 static struct job *queue_head, *queue_tail;
 static long queued, threads, idle, starting;
 static atomic_long served;
+/* py_nif:set_pool_limit/1; a reload keeps what the application set. */
+static atomic_long max_threads = DEFAULT_MAX_THREADS;
 
 static void
 job_dtor(ErlNifEnv *env, void *obj)
@@ -70,7 +76,8 @@ job_dtor(ErlNifEnv *env, void *obj)
 
 /* ---- the threads ------------------------------------------------------ */
 
-/* Waits for a job; NULL when the thread has idled long enough to exit. */
+/* Waits for a job; NULL when the thread has idled long enough to exit, or
+ * is one more than the limit (lowered meanwhile). */
 static struct job *
 take_job(void)
 {
@@ -79,7 +86,7 @@ take_job(void)
 
     pthread_mutex_lock(&pool_lock);
     idle++;
-    while (!queue_head) {
+    while (!queue_head && threads <= atomic_load(&max_threads)) {
         if (pthread_cond_timedwait(&work_ready, &pool_lock, &until) != 0 && !queue_head) {
             break;
         }
@@ -144,25 +151,30 @@ pool_thread_main(void *arg)
     return NULL;
 }
 
-/* Pool lock held. Starts a thread if the queued jobs outnumber the threads
- * free to take them. A failed start leaves the job queued for the threads
- * there are. */
-static void
-grow_if_needed(void)
+/* Pool lock held. Whether a thread is free, or starting, to take one more
+ * job; else starts one, within max_threads. */
+static int
+thread_for_one_more(void)
 {
     pthread_attr_t attr;
     pthread_t thread;
+    int started;
 
-    if (queued <= idle + starting || threads >= MAX_THREADS || pthread_attr_init(&attr) != 0) {
-        return;
+    if (queued < idle + starting) {
+        return 1;
+    }
+    if (threads >= atomic_load(&max_threads) || pthread_attr_init(&attr) != 0) {
+        return 0;
     }
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, PYERL_STACK_SIZE);
-    if (pthread_create(&thread, &attr, pool_thread_main, NULL) == 0) {
+    started = pthread_create(&thread, &attr, pool_thread_main, NULL) == 0;
+    if (started) {
         threads++;
         starting++;
     }
     pthread_attr_destroy(&attr);
+    return started;
 }
 
 /* ---- submitting and cancelling ---------------------------------------- */
@@ -203,8 +215,13 @@ pyerl_pool_submit(ErlNifEnv *env, const struct pyerl_request *req)
     job->state = JOB_QUEUED;
     enif_self(env, &job->caller);
 
-    handle = enif_make_resource(env, job); /* the caller's reference */
     pthread_mutex_lock(&pool_lock);
+    if (!thread_for_one_more()) {
+        pthread_mutex_unlock(&pool_lock);
+        enif_release_resource(job);
+        return enif_make_tuple2(env, ATOM(error), ATOM(overloaded));
+    }
+    handle = enif_make_resource(env, job); /* the caller's reference */
     if (queue_tail) {
         queue_tail->next = job;
     } else {
@@ -212,7 +229,6 @@ pyerl_pool_submit(ErlNifEnv *env, const struct pyerl_request *req)
     }
     queue_tail = job;
     queued++;
-    grow_if_needed();
     pthread_cond_signal(&work_ready);
     pthread_mutex_unlock(&pool_lock);
     /* The queue's reference is the one enif_alloc_resource gave us. */
@@ -245,8 +261,27 @@ pyerl_nif_cancel(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     return answer;
 }
 
+/* set_pool_limit(N): how many threads the pool may have. Idle threads over
+ * it exit at once, busy ones when their job is done. */
+ERL_NIF_TERM
+pyerl_nif_set_pool_limit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    long limit;
+
+    (void)argc;
+    if (!enif_get_long(env, argv[0], &limit) || limit < 1) {
+        return enif_make_badarg(env);
+    }
+    atomic_store(&max_threads, limit);
+    /* Idle threads over the new limit exit now. */
+    pthread_mutex_lock(&pool_lock);
+    pthread_cond_broadcast(&work_ready);
+    pthread_mutex_unlock(&pool_lock);
+    return ATOM(ok);
+}
+
 void
-pyerl_pool_counts(long *n_threads, long *n_idle, long *n_queued, long *n_served)
+pyerl_pool_counts(long *n_threads, long *n_idle, long *n_queued, long *n_served, long *limit)
 {
     pthread_mutex_lock(&pool_lock);
     *n_threads = threads;
@@ -254,6 +289,7 @@ pyerl_pool_counts(long *n_threads, long *n_idle, long *n_queued, long *n_served)
     *n_queued = queued;
     pthread_mutex_unlock(&pool_lock);
     *n_served = atomic_load(&served);
+    *limit = atomic_load(&max_threads);
 }
 
 int

@@ -44,7 +44,8 @@
     {error, {ExceptionType :: atom() | binary(), Message :: binary()}}
     | {error, timeout}
     | {error, {badarg, atom()}}
-    | {error, {remote_ref, node()}}.
+    | {error, {remote_ref, node()}}
+    | {error, overloaded}.
 %% A reference to a Python object (see docs/references.md): an Erlang
 %% reference term that keeps the object alive while any term refers to it.
 -type ref() :: reference().
@@ -57,6 +58,8 @@
 -define(DEPTH_KEY, '$py_depth').
 -define(DEFAULT_TIMEOUT_KEY, {?MODULE, default_timeout}).
 -define(DEFAULT_TIMEOUT, 30000).
+%% As DEFAULT_MAX_THREADS in c_src/pool.c.
+-define(MAX_POOL_THREADS, 4096).
 
 %% @equiv call(Module, Function, Args, #{})
 -spec call(name(), name(), list()) -> {ok, term()} | py_error().
@@ -230,6 +233,15 @@ configure() ->
             Max
     end,
     ok = py_nif:set_dirty_limit(Limit),
+    PoolLimit = case application:get_env(erlang_python, max_pool_threads, ?MAX_POOL_THREADS) of
+        P when is_integer(P), P >= 1 ->
+            P;
+        OtherPool ->
+            logger:warning("erlang_python: max_pool_threads ~p is not a positive integer; "
+                           "using ~b", [OtherPool, ?MAX_POOL_THREADS]),
+            ?MAX_POOL_THREADS
+    end,
+    ok = py_nif:set_pool_limit(PoolLimit),
     Depth = application:get_env(erlang_python, max_callback_depth, 64),
     py_nif:set_max_depth(Depth).
 

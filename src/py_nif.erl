@@ -10,7 +10,7 @@
 -export([call/7, eval/5, exec/3, cancel/1, stats/0]).
 -export([call_method/7, getattr/5, to_term/3, release/3, is_ref/1]).
 -export([worker_bind/2, worker_handler/1, worker_reply/3, worker_async_reply/3]).
--export([set_dirty_limit/1, set_max_depth/1]).
+-export([set_dirty_limit/1, set_pool_limit/1, set_max_depth/1]).
 
 -on_load(load/0).
 
@@ -84,6 +84,9 @@ set_max_depth(_Depth) -> erlang:nif_error(not_loaded).
 
 -spec set_dirty_limit(non_neg_integer()) -> ok.
 set_dirty_limit(_Limit) -> erlang:nif_error(not_loaded).
+
+-spec set_pool_limit(pos_integer()) -> ok.
+set_pool_limit(_Limit) -> erlang:nif_error(not_loaded).
 
 -spec stats() -> map().
 stats() -> erlang:nif_error(not_loaded).

@@ -37,9 +37,11 @@
 -export([long_call_does_not_block_other_callers/1, hundred_processes_call_at_once/1,
          blocked_calls_do_not_starve_a_quick_call/1,
          single_dirty_scheduler_still_makes_progress/1]).
--export([pool_runs_calls/1, pool_grows_for_blocked_calls/1]).
+-export([pool_runs_calls/1, pool_grows_for_blocked_calls/1,
+         quick_call_answers_while_three_thousand_calls_wait/1,
+         pool_at_its_limit_refuses_at_once/1]).
 -export([application_restart_keeps_the_interpreter/1, stats_count_calls/1,
-         dirty_call_limit_out_of_range_is_clamped/1]).
+         dirty_call_limit_out_of_range_is_clamped/1, bad_max_pool_threads_is_the_default/1]).
 -export([repeated_source_reuses_its_compiled_code/1, cached_code_sees_each_calls_locals/1,
          eval_and_exec_of_one_source_stay_apart/1, syntax_error_is_reported_every_time/1,
          many_distinct_sources_each_give_their_own_value/1, kept_code_stays_bounded/1,
@@ -86,10 +88,11 @@ groups() ->
      %% The timeouts group again, with every call on a pool thread.
      {pool, [],
       [pool_runs_calls, pool_grows_for_blocked_calls, large_binary_handed_back_is_not_copied,
+       quick_call_answers_while_three_thousand_calls_wait, pool_at_its_limit_refuses_at_once,
        {group, timeouts}]},
      {lifecycle, [],
       [application_restart_keeps_the_interpreter, stats_count_calls,
-       dirty_call_limit_out_of_range_is_clamped]}].
+       dirty_call_limit_out_of_range_is_clamped, bad_max_pool_threads_is_the_default]}].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start_with_fixtures(Config),
@@ -459,6 +462,60 @@ pool_grows_for_blocked_calls(Config) ->
     #{pool_threads := Threads} = py:stats(),
     ?assert(Threads >= 20, {pool_threads, Threads}).
 
+%% 3 000 calls wait on an event that is set only once the quick call has
+%% answered: a quick call queued behind them would never answer.
+quick_call_answers_while_three_thousand_calls_wait(_Config) ->
+    N = 3000,
+    ok = py:exec(<<"import threading\nthree_thousand = threading.Event()">>),
+    Waiters = fan_out_start(fun(_) -> py:eval(<<"three_thousand.wait(120)">>, #{}, 180000) end,
+                            lists:seq(1, N)),
+    try
+        wait_until(fun() ->
+                           #{pool_threads := T, pool_queued := Q, pool_idle := I} = py:stats(),
+                           T >= N andalso Q =:= 0 andalso I =:= 0
+                   end, 60000),
+        {ok, 4.0} = py:call(math, sqrt, [16]),
+        {ok, false} = py:eval(<<"three_thousand.is_set()">>)
+    after
+        {ok, none} = py:eval(<<"three_thousand.set()">>)
+    end,
+    Results = fan_out_results(Waiters),
+    N = length([R || {ok, true} = R <- Results]).
+
+%% With every pool thread blocked and the limit reached, a call is refused
+%% at once rather than queued behind calls that may never end; the pool
+%% serves again once they do. What ends them is a thread of Python's own
+%% (it needs no pool thread), let go by the case through an Erlang
+%% function it waits in.
+pool_at_its_limit_refuses_at_once(_Config) ->
+    Self = self(),
+    restart_with(max_pool_threads, 4),
+    try
+        #{pool_limit := 4} = py:stats(),
+        ok = py:register_function(pool_limit_gate,
+                                  fun([]) -> Self ! {gate, self()}, receive go -> ok end end),
+        ok = py:exec(<<"import threading\nfour_blocked = threading.Event()\n"
+                       "threading.Thread(target=lambda: (erlang.call('pool_limit_gate'),"
+                       " four_blocked.set())).start()">>),
+        Gate = receive {gate, G} -> G after scaled(10000) -> ct:fail(no_gate) end,
+        %% The threads of earlier cases over the limit go.
+        wait_until(fun() -> #{pool_threads := T} = py:stats(), T =< 4 end, 10000),
+        Waiters = fan_out_start(fun(_) -> py:eval(<<"four_blocked.wait(60)">>, #{}, 90000) end,
+                                lists:seq(1, 4)),
+        wait_until(fun() ->
+                           #{pool_threads := T, pool_idle := I} = py:stats(),
+                           T =:= 4 andalso I =:= 0
+                   end, 10000),
+        {error, overloaded} = py:call(math, sqrt, [16]),
+        {error, overloaded} = py:eval(<<"1">>),
+        Gate ! go,
+        [{ok, true} = R || R <- fan_out_results(Waiters)],
+        {ok, 4.0} = py:call(math, sqrt, [16])
+    after
+        restart_without(max_pool_threads),
+        py:unregister_function(pool_limit_gate)
+    end.
+
 %%% lifecycle
 
 application_restart_keeps_the_interpreter(_Config) ->
@@ -490,6 +547,19 @@ dirty_call_limit_out_of_range_is_clamped(_Config) ->
     after
         restart_without(dirty_call_limit)
     end.
+
+bad_max_pool_threads_is_the_default(_Config) ->
+    try
+        restart_with(max_pool_threads, 0),
+        #{pool_limit := 4096} = py:stats(),
+        restart_with(max_pool_threads, lots),
+        #{pool_limit := 4096} = py:stats(),
+        restart_with(max_pool_threads, 10000),
+        #{pool_limit := 10000} = py:stats()
+    after
+        restart_without(max_pool_threads)
+    end,
+    #{pool_limit := 4096} = py:stats().
 
 %%% code_cache
 
