@@ -354,15 +354,21 @@ warm(Sampler, Shape) ->
 measure(Shape, Sampler, Vs, Bases) ->
     {Warmup, Blocks, PerBlock} = shape(Shape),
     Base = maps:get(Vs, Bases),
+    BaseBlock = base_block(Vs),
     _ = Sampler(Warmup),
-    _ = Base(?BASE_BLOCK),
-    Parts = [{Sampler(PerBlock), Base(?BASE_BLOCK)} || _ <- lists:seq(1, Blocks)],
+    _ = Base(BaseBlock),
+    Parts = [{Sampler(PerBlock), Base(BaseBlock)} || _ <- lists:seq(1, Blocks)],
     Stats = latency(lists:append([S || {S, _} <- Parts])),
     #{median := BaseMedian} = latency(lists:append([B || {_, B} <- Parts])),
     case Shape of
         runs -> Stats#{vs => Vs, base => BaseMedian, rate => 1.0e6 / maps:get(median, Stats)};
         _ -> Stats#{vs => Vs, base => BaseMedian}
     end.
+
+%% Samples of a baseline per block: a baseline measured in whole runs (row
+%% 10's) gives one run per block, as its row does.
+base_block(value_call) -> 1;
+base_block(_) -> ?BASE_BLOCK.
 
 %% Median, p90 and p99 of durations in ns, in us.
 -spec latency([number()]) -> stats().
