@@ -156,12 +156,7 @@ reload_of_py_nif_keeps_the_configuration(_Config) ->
 unload_and_load_of_py_nif_keeps_the_interpreter(_Config) ->
     ok = py:exec(<<"fault_kept = 'defined before the unload'">>),
     {ok, _} = py:eval(<<"fault_load(2, 1, 0.2)">>, #{}, 10000),
-    ok = application:stop(erlang_python),
-    true = code:delete(py_nif),
-    true = code:soft_purge(py_nif),
-    false = code:is_loaded(py_nif),
-    {module, py_nif} = code:load_file(py_nif),
-    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = py_test_lib:unload_and_load_py_nif(),
     ok = register_functions(),
     {ok, <<"defined before the unload">>} = py:eval(<<"fault_kept">>),
     works_afterwards().

@@ -490,14 +490,7 @@ object_dies_within_bounded_time_after_its_holder_exits(_Config) ->
     wait_until(fun() -> finalized(holder_exits) end, 5000).
 
 object_lives_while_a_live_process_holds_its_ref(_Config) ->
-    Self = self(),
-    Holder = spawn_link(fun() ->
-                                {ok, O} = py:call('__main__', ref_watched, [holder_lives], #{},
-                                                  #{return => ref}),
-                                Self ! {made, self()},
-                                hold(O)
-                        end),
-    receive {made, Holder} -> ok after scaled(10000) -> ct:fail(not_made) end,
+    Holder = start_holder(holder_lives),
     true = erlang:garbage_collect(),
     true = erlang:garbage_collect(Holder),
     [{ok, _} = py:call(math, sqrt, [N]) || N <- lists:seq(1, 20)],
@@ -510,6 +503,18 @@ object_lives_while_a_live_process_holds_its_ref(_Config) ->
     unlink(Holder),
     Holder ! stop,
     wait_until(fun() -> finalized(holder_lives) end, 5000).
+
+%% A linked process holding a reference to a new watched object (Key), which
+%% answers {use, From} with a call of its method and ends on stop.
+start_holder(Key) ->
+    Self = self(),
+    Holder = spawn_link(fun() ->
+                                {ok, O} = py:call('__main__', ref_watched, [Key], #{},
+                                                  #{return => ref}),
+                                Self ! {made, self()},
+                                hold(O)
+                        end),
+    receive {made, Holder} -> Holder after scaled(10000) -> ct:fail({not_made, Key}) end.
 
 hold(O) ->
     receive
@@ -753,14 +758,7 @@ remote_ref_checks() ->
 refs_survive_a_reload_of_py_nif(_Config) ->
     O = new_opaque(reload),
     {ok, C} = py:call(collections, 'Counter', [[a, a]], #{}, #{return => ref}),
-    Self = self(),
-    Holder = spawn_link(fun() ->
-                                {ok, W} = py:call('__main__', ref_watched, [reload_watched], #{},
-                                                  #{return => ref}),
-                                Self ! {made, self()},
-                                hold(W)
-                        end),
-    receive {made, Holder} -> ok after scaled(10000) -> ct:fail(not_made) end,
+    Holder = start_holder(reload_watched),
     [begin
          {module, py_nif} = code:load_file(py_nif),
          true = code:soft_purge(py_nif),
@@ -790,22 +788,10 @@ refs_survive_a_reload_of_py_nif(_Config) ->
 %% as arguments too, next to new ones, and still let go of their objects.
 refs_made_before_an_unload_and_load_of_py_nif_keep_working(_Config) ->
     O = new_opaque(unload),
-    Self = self(),
-    Holder = spawn_link(fun() ->
-                                {ok, W} = py:call('__main__', ref_watched, [unload_watched], #{},
-                                                  #{return => ref}),
-                                Self ! {made, self()},
-                                hold(W)
-                        end),
-    receive {made, Holder} -> ok after scaled(10000) -> ct:fail(not_made) end,
+    Holder = start_holder(unload_watched),
     Refs = lists:foldl(
              fun(Round, Earlier) ->
-                     ok = application:stop(erlang_python),
-                     true = code:delete(py_nif),
-                     true = code:soft_purge(py_nif),
-                     false = code:is_loaded(py_nif),
-                     {module, py_nif} = code:load_file(py_nif),
-                     {ok, _} = application:ensure_all_started(erlang_python),
+                     ok = py_test_lib:unload_and_load_py_nif(),
                      ok = register_functions(),
                      [begin
                           true = py:is_ref(R),

@@ -15,7 +15,8 @@
 %% directories, Erlang functions registered for Python.
 -export([start_with_fixtures/1, exec_file/2, register_functions/1]).
 %% The application and other VMs.
--export([restart_app/0, restart_with/2, restart_without/1, in_peer/2]).
+-export([restart_app/0, restart_with/2, restart_without/1, unload_and_load_py_nif/0,
+         in_peer/2]).
 %% Many processes at once.
 -export([fan_out/2, fan_out_start/2, fan_out_results/1]).
 
@@ -171,6 +172,19 @@ restart_app() ->
 restart_with(Key, Value) ->
     ok = application:stop(erlang_python),
     ok = application:set_env(erlang_python, Key, Value),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok.
+
+%% @doc Stops the application, deletes and purges py_nif (the library's
+%% unload, which orphans its resource types), loads it again (its load
+%% callback, not upgrade) and starts the application.
+-spec unload_and_load_py_nif() -> ok.
+unload_and_load_py_nif() ->
+    ok = application:stop(erlang_python),
+    true = code:delete(py_nif),
+    true = code:soft_purge(py_nif),
+    false = code:is_loaded(py_nif),
+    {module, py_nif} = code:load_file(py_nif),
     {ok, _} = application:ensure_all_started(erlang_python),
     ok.
 
