@@ -65,6 +65,16 @@ class Doubler:
         return x * 2
 
 
+def ints(n):
+    """Row 12's list."""
+    return list(range(n))
+
+
+def ints_gen(n):
+    """Row 12's stream."""
+    yield from range(n)
+
+
 def pair():
     """A small object with an Erlang form: row 10 takes it by value and by
     reference."""

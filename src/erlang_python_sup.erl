@@ -10,6 +10,8 @@
 %% <li>py_coordinator, which starts a handler for a worker's first request
 %%     and binds the worker to it.</li>
 %% </ul>
+%% and py_stream_sup supervises the streams of py:stream_start/4, found by
+%% their references in a table this supervisor owns too.
 %%
 %% The strategy is one_for_one because the three do not depend on each
 %% other's processes: handlers read the table, not the registry; the
@@ -40,8 +42,11 @@ start_link() ->
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
     ok = py_registry:create_table(),
+    ok = py_stream:create_table(),
     Children = [#{id => py_registry, start => {py_registry, start_link, []}},
                 #{id => py_handler_sup, start => {py_handler_sup, start_link, []},
                   type => supervisor, shutdown => infinity},
-                #{id => py_coordinator, start => {py_coordinator, start_link, []}}],
+                #{id => py_coordinator, start => {py_coordinator, start_link, []}},
+                #{id => py_stream_sup, start => {py_stream_sup, start_link, []},
+                  type => supervisor, shutdown => infinity}],
     {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, Children}}.

@@ -32,6 +32,8 @@
 -export([eval/1, eval/2, eval/3, exec/1, exec/2]).
 -export([call_method/3, call_method/4, call_method/5, getattr/2, getattr/3]).
 -export([to_term/1, release/1, is_ref/1]).
+-export([stream_start/3, stream_start/4, stream_ack/1, stream_ack/2, stream_cancel/1,
+         stream/3, stream/4, stream_eval/1]).
 -export([register_function/2, register_function/3, unregister_function/1]).
 -export([last_traceback/0, stats/0, thread_stats/0]).
 -export([configure/0]).
@@ -170,6 +172,97 @@ release(Ref) ->
 is_ref(Term) ->
     py_nif:is_ref(Term).
 
+%% @equiv stream_start(Module, Function, Args, #{})
+-spec stream_start(name(), name(), list()) -> {ok, reference()} | {error, term()}.
+stream_start(Module, Function, Args) ->
+    stream_start(Module, Function, Args, #{}).
+
+%% @doc Streams the items of `Module.Function(*Args, **Kwargs)', any
+%% iterable, sync or async (a generator, an async generator), to the
+%% owner as messages:
+%% <ul>
+%% <li>`{py_stream, Ref, {data, Item}}' for each item, in order;</li>
+%% <li>then `{py_stream, Ref, done}', or `{py_stream, Ref, {error, Reason}}'
+%%     with the `Reason' of a failed {@link call/5} (the iterable raised).</li>
+%% </ul>
+%% `Opts': `owner' (the receiving process, default the caller), `kwargs'
+%% (default `#{}'), `window' (default `infinity'): with a window of N, at
+%% most N items are sent and not yet acknowledged by {@link stream_ack/2};
+%% the iterable is not asked for more until they are, and meanwhile no
+%% thread or scheduler is held. The stream ends early when the owner dies
+%% or {@link stream_cancel/1} is called; the iterable is closed then (its
+%% `finally' blocks run).
+-spec stream_start(name(), name(), list(),
+                   #{owner => pid(), kwargs => map(), window => pos_integer() | infinity}) ->
+          {ok, reference()} | {error, term()}.
+stream_start(Module, Function, Args, Opts) when is_map(Opts) ->
+    Defaults = #{owner => self(), kwargs => #{}, window => infinity},
+    case maps:merge(Defaults, Opts) of
+        #{owner := Owner, kwargs := Kwargs, window := Window} = All
+          when map_size(All) =:= 3, is_pid(Owner), is_map(Kwargs), is_list(Args),
+               Window =:= infinity orelse (is_integer(Window) andalso Window > 0) ->
+            py_stream:start(Module, Function, Args, Kwargs, #{owner => Owner, window => Window});
+        _ ->
+            {error, {badarg, opts}}
+    end;
+stream_start(_Module, _Function, _Args, _Opts) ->
+    {error, {badarg, opts}}.
+
+%% @equiv stream_ack(Ref, 1)
+-spec stream_ack(reference()) -> ok | {error, {badarg, atom()}}.
+stream_ack(Ref) ->
+    stream_ack(Ref, 1).
+
+%% @doc Acknowledges `Count' more items of the stream `Ref', making room in
+%% its window. Acknowledging more items than are unacknowledged counts as
+%% acknowledging those there are; a stream that has ended ignores it.
+-spec stream_ack(reference(), pos_integer()) -> ok | {error, {badarg, atom()}}.
+stream_ack(Ref, Count) when is_reference(Ref), is_integer(Count), Count > 0 ->
+    py_stream:ack(Ref, Count);
+stream_ack(Ref, _Count) when is_reference(Ref) ->
+    {error, {badarg, count}};
+stream_ack(_Ref, _Count) ->
+    {error, {badarg, ref}}.
+
+%% @doc Ends the stream `Ref' now: its iterable is closed (its `finally'
+%% blocks run) before this returns, and the caller's mailbox is left with
+%% no message of the stream. Ending a stream that has ended is `ok'.
+-spec stream_cancel(reference()) -> ok | {error, {badarg, ref}}.
+stream_cancel(Ref) when is_reference(Ref) ->
+    ok = py_stream:cancel(Ref),
+    flush_stream(Ref);
+stream_cancel(_Ref) ->
+    {error, {badarg, ref}}.
+
+flush_stream(Ref) ->
+    receive {py_stream, Ref, _} -> flush_stream(Ref)
+    after 0 -> ok
+    end.
+
+%% @equiv stream(Module, Function, Args, #{})
+-spec stream(name(), name(), list()) -> {ok, list()} | py_error().
+stream(Module, Function, Args) ->
+    stream(Module, Function, Args, #{}).
+
+%% @doc Every item of `Module.Function(*Args, **Kwargs)', an iterable, sync
+%% or async, as one list.
+-spec stream(name(), name(), list(), map()) -> {ok, list()} | py_error().
+stream(Module, Function, Args, Kwargs) ->
+    call('erlang_python.streams', collect, [Module, Function, Args, Kwargs]).
+
+%% @doc Every item of the iterable that the Python expression `Code'
+%% evaluates to, as one list.
+-spec stream_eval(code()) -> {ok, list()} | py_error().
+stream_eval(Code) ->
+    case eval(Code, #{}, #{return => ref}) of
+        {ok, Iterable} ->
+            try call('erlang_python.streams', collect_value, [Iterable])
+            after release(Iterable)
+            end;
+        Error ->
+            Error
+    end.
+
 %% @doc Makes `Fun' callable from Python as `erlang.call(Name, *Args)',
 %% `erlang.Name(*Args)' or `from erlang import Name'. `Fun' gets the
 %% argument list. Registering a name again replaces its function. Needs the
@@ -243,7 +336,16 @@ configure() ->
     end,
     ok = py_nif:set_pool_limit(PoolLimit),
     Depth = application:get_env(erlang_python, max_callback_depth, 64),
-    py_nif:set_max_depth(Depth).
+    ok = py_nif:set_max_depth(Depth),
+    add_own_python_path().
+
+%% priv/python, where the Python code of the application's own features
+%% lives (erlang_python.streams), on sys.path once.
+add_own_python_path() ->
+    Dir = unicode:characters_to_binary(filename:join(py_nif:priv_dir(), "python")),
+    {ok, _} = eval(<<"__import__('sys').path.insert(0, d) "
+                     "if d not in __import__('sys').path else None">>, #{d => Dir}),
+    ok.
 
 %% Internals
 

@@ -11,6 +11,7 @@
 -export([call_method/7, getattr/5, to_term/3, release/3, is_ref/1]).
 -export([worker_bind/2, worker_handler/1, worker_reply/3, worker_async_reply/3]).
 -export([set_dirty_limit/1, set_pool_limit/1, set_max_depth/1]).
+-export([priv_dir/0]).
 
 -on_load(load/0).
 
@@ -25,6 +26,9 @@ library_path() ->
         Path -> filename:rootname(Path, ".so")
     end.
 
+%% @doc The application's priv directory, also when it is not loaded as an
+%% application (a bare code path).
+-spec priv_dir() -> file:filename().
 priv_dir() ->
     case code:priv_dir(erlang_python) of
         {error, bad_name} ->

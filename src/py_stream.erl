@@ -1,0 +1,203 @@
+%% @private
+%% @doc One stream of py:stream_start/4: the process that hands the items
+%% of a Python iterable to its owner as messages, no faster than the owner
+%% acknowledges them when the stream has a window.
+%%
+%% The iterable is held by reference (a Source of priv/python/
+%% erlang_python/streams.py), and its items are taken a batch at a time, at
+%% most as many as the window has room for. Each batch is taken by a
+%% short-lived puller process, which sends the items to the owner itself
+%% and then reports to this one; so between batches nothing holds a dirty
+%% scheduler or a thread, and this process stays free to take acks, a
+%% cancel or the owner's death while a batch is being made. Stopping a
+%% stream kills the puller first (the Python work of a dead caller is
+%% interrupted), waits until it is gone, then closes the Source, so that
+%% the generator's `finally' blocks run.
+%%
+%% Streams are found by their reference in a public table that the
+%% application's supervisor owns; each stream removes its own row when it
+%% ends.
+-module(py_stream).
+-behaviour(gen_server).
+
+-export([create_table/0, start/5, ack/2, cancel/1]).
+-export([start_link/1]).
+-export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2,
+         terminate/2]).
+
+-define(TABLE, py_streams).
+%% Items asked of Python at a time, at most.
+-define(BATCH, 1024).
+-define(STREAMS, 'erlang_python.streams').
+
+-record(stream, {ref :: reference(),
+                 owner :: pid(),
+                 target :: {py:name(), py:name(), list(), map()},
+                 window :: pos_integer() | infinity,
+                 source :: py:ref() | undefined,
+                 unacked = 0 :: non_neg_integer(),
+                 puller :: {pid(), reference()} | undefined}).
+
+%% @doc Makes the table of streams; from the supervisor's init.
+-spec create_table() -> ok.
+create_table() ->
+    ?TABLE = ets:new(?TABLE, [set, public, named_table, {read_concurrency, true}]),
+    ok.
+
+%% @doc Starts a stream of Module.Function(*Args, **Kwargs) for Owner.
+-spec start(py:name(), py:name(), list(), map(), #{owner := pid(),
+                                                   window := pos_integer() | infinity}) ->
+          {ok, reference()} | {error, term()}.
+start(Module, Function, Args, Kwargs, #{owner := Owner, window := Window}) ->
+    Ref = make_ref(),
+    Spec = #stream{ref = Ref, owner = Owner, target = {Module, Function, Args, Kwargs},
+                   window = Window},
+    case supervisor:start_child(py_stream_sup, [Spec]) of
+        {ok, _} -> {ok, Ref};
+        {error, _} = Error -> Error
+    end.
+
+%% @doc Acknowledges Count items of the stream Ref.
+-spec ack(reference(), pos_integer()) -> ok.
+ack(Ref, Count) ->
+    case whereis_stream(Ref) of
+        {ok, Pid} -> gen_server:cast(Pid, {ack, Count});
+        error -> ok
+    end.
+
+%% @doc Ends the stream Ref; returns once it has ended.
+-spec cancel(reference()) -> ok.
+cancel(Ref) ->
+    case whereis_stream(Ref) of
+        {ok, Pid} ->
+            try gen_server:call(Pid, cancel, infinity)
+            catch exit:{Reason, _} when Reason =:= noproc; Reason =:= normal -> ok
+            end;
+        error ->
+            ok
+    end.
+
+whereis_stream(Ref) ->
+    case ets:lookup(?TABLE, Ref) of
+        [{Ref, Pid}] -> {ok, Pid};
+        [] -> error
+    end.
+
+%% @private
+-spec start_link(#stream{}) -> {ok, pid()}.
+start_link(Stream) ->
+    gen_server:start_link(?MODULE, Stream, []).
+
+%%% gen_server callbacks
+
+%% @private
+init(#stream{ref = Ref, owner = Owner} = S) ->
+    process_flag(trap_exit, true),
+    true = ets:insert(?TABLE, {Ref, self()}),
+    erlang:monitor(process, Owner),
+    {ok, S, {continue, pull}}.
+
+%% @private
+handle_continue(pull, S) ->
+    {noreply, maybe_pull(S)}.
+
+%% @private
+handle_call(cancel, _From, S) ->
+    {stop, normal, ok, stop_python(S)};
+handle_call(_Request, _From, S) ->
+    {reply, {error, unknown_request}, S}.
+
+%% @private
+handle_cast({ack, Count}, #stream{unacked = Unacked} = S) ->
+    {noreply, maybe_pull(S#stream{unacked = Unacked - min(Count, Unacked)})};
+handle_cast(_Request, S) ->
+    {noreply, S}.
+
+%% @private
+handle_info({pulled, Pid, Source, Count, Done}, #stream{puller = {Pid, Mon}} = S) ->
+    erlang:demonitor(Mon, [flush]),
+    Pulled = S#stream{source = Source, puller = undefined, unacked = S#stream.unacked + Count},
+    case Done of
+        true ->
+            S#stream.owner ! {py_stream, S#stream.ref, done},
+            {stop, normal, close(Pulled)};
+        false ->
+            {noreply, maybe_pull(Pulled)}
+    end;
+handle_info({pull_failed, Pid, Source, Reason}, #stream{puller = {Pid, Mon}} = S) ->
+    erlang:demonitor(Mon, [flush]),
+    S#stream.owner ! {py_stream, S#stream.ref, {error, Reason}},
+    {stop, normal, close(S#stream{source = Source, puller = undefined})};
+handle_info({'DOWN', _, process, Owner, _}, #stream{owner = Owner} = S) ->
+    {stop, normal, stop_python(S)};
+handle_info({'DOWN', Mon, process, Pid, Reason}, #stream{puller = {Pid, Mon}} = S) ->
+    %% A puller that died without reporting (it never should).
+    S#stream.owner ! {py_stream, S#stream.ref, {error, {puller_died, Reason}}},
+    {stop, normal, close(S#stream{puller = undefined})};
+handle_info({'EXIT', _, Reason}, S) ->
+    {stop, Reason, stop_python(S)};
+handle_info(_Message, S) ->
+    {noreply, S}.
+
+%% @private
+terminate(_Reason, #stream{ref = Ref} = S) ->
+    _ = stop_python(S),
+    ets:delete(?TABLE, Ref),
+    ok.
+
+%%% Internals
+
+%% Starts a puller if none runs and the window has room.
+maybe_pull(#stream{puller = undefined, window = Window, unacked = Unacked} = S)
+  when Window =:= infinity; Unacked < Window ->
+    Count = case Window of
+                infinity -> ?BATCH;
+                _ -> min(?BATCH, Window - Unacked)
+            end,
+    Self = self(),
+    #stream{ref = Ref, owner = Owner, source = Source, target = Target} = S,
+    S#stream{puller = spawn_monitor(fun() -> pull(Self, Ref, Owner, Source, Target, Count) end)};
+maybe_pull(S) ->
+    S.
+
+%% The puller: opens the Source on the first batch, takes Count items,
+%% sends them to the owner and reports.
+pull(Stream, Ref, Owner, Source0, {Module, Function, Args, Kwargs}, Count) ->
+    Opened = case Source0 of
+                 undefined ->
+                     py:call(?STREAMS, open_source, [Module, Function, Args, Kwargs],
+                             #{}, #{return => ref, timeout => infinity});
+                 _ ->
+                     {ok, Source0}
+             end,
+    case Opened of
+        {ok, Source} ->
+            case py:call_method(Source, take, [Count], #{}, infinity) of
+                {ok, {Items, Done}} ->
+                    _ = [Owner ! {py_stream, Ref, {data, Item}} || Item <- Items],
+                    Stream ! {pulled, self(), Source, length(Items), Done};
+                {error, Reason} ->
+                    Stream ! {pull_failed, self(), Source, Reason}
+            end;
+        {error, Reason} ->
+            Stream ! {pull_failed, self(), undefined, Reason}
+    end.
+
+%% Kills a running puller (which interrupts its Python work), waits until
+%% it is gone, and closes the Source.
+stop_python(#stream{puller = {Pid, Mon}} = S) ->
+    exit(Pid, kill),
+    receive {'DOWN', Mon, process, Pid, _} -> ok end,
+    stop_python(S#stream{puller = undefined});
+stop_python(S) ->
+    close(S).
+
+close(#stream{source = undefined} = S) ->
+    S;
+close(#stream{source = Source} = S) ->
+    case py:call_method(Source, close, [], #{}, infinity) of
+        {ok, _} -> ok;
+        {error, Reason} -> logger:notice("erlang_python: closing a stream failed: ~0p", [Reason])
+    end,
+    _ = py:release(Source),
+    S#stream{source = undefined}.
