@@ -10,6 +10,11 @@
 %% <li>py_coordinator, which starts a handler for a worker's first request
 %%     and binds the worker to it.</li>
 %% </ul>
+%% It also owns two tables that no process serves: the shared state
+%% (py_state), read and written by callers directly, and the calls started
+%% by py:spawn_call (py_calls), whose entries of killed workers the
+%% py_calls process sweeps away. Owned here, both outlive a crash of any
+%% child, and end with the application.
 %%
 %% The strategy is one_for_one because the three do not depend on each
 %% other's processes: handlers read the table, not the registry; the
@@ -17,7 +22,8 @@
 %% monitors its own handler (or the coordinator, until it has one), so the
 %% death of any of them fails exactly the calls that depended on it. Under
 %% rest_for_one, a crash of the registry would kill every handler and fail
-%% every call in flight for nothing.
+%% every call in flight for nothing. The sweeper, py_calls, depends on
+%% nothing.
 %%
 %% The order is the order of need. The registry starts first, so that
 %% Python's set of names is in step with the table before any function
@@ -35,13 +41,15 @@
 start_link() ->
     supervisor:start_link({local, ?MODULE}, ?MODULE, []).
 
-%% @doc Makes the registry's table and gives the children (supervisor
-%% callback).
+%% @doc Makes the tables and gives the children (supervisor callback).
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
     ok = py_registry:create_table(),
+    ok = py_state:create_table(),
+    ok = py_calls:create_table(),
     Children = [#{id => py_registry, start => {py_registry, start_link, []}},
                 #{id => py_handler_sup, start => {py_handler_sup, start_link, []},
                   type => supervisor, shutdown => infinity},
-                #{id => py_coordinator, start => {py_coordinator, start_link, []}}],
+                #{id => py_coordinator, start => {py_coordinator, start_link, []}},
+                #{id => py_calls, start => {py_calls, start_link, []}}],
     {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, Children}}.

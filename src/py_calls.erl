@@ -1,0 +1,251 @@
+%% @private
+%% @doc Calls that return at once: the machinery behind py:spawn_call/5,
+%% py:await/2, py:cancel/1 and py:cast/4 (their contract is written in
+%% py.erl), and the process that sweeps the table of calls in flight.
+%%
+%% A spawned call runs py:call in a worker process of its own, linked to
+%% the caller: the caller's death kills the worker, and the NIF then
+%% interrupts the worker's Python work as it does for any caller that
+%% dies. The worker unlinks the caller before it answers with
+%% `{py_response, Ref, Result}' and ends, so a caller that traps exits
+%% never sees an `'EXIT'' message from it.
+%%
+%% The table of calls in flight, `{Ref, Caller, Worker, running |
+%% answered | cancelled}', is made by the application's top supervisor (so
+%% that it outlives this process) and written by callers and workers
+%% directly. It decides who answers: when its call is done, the worker
+%% turns the entry from `running' to `answered', then sends the result and
+%% deletes the entry; a cancel (or an await whose time is up) turns it from
+%% `running' to `cancelled' and kills the worker. Only one of them finds it
+%% `running', so exactly one `py_response' is sent. A worker that finds no
+%% entry at all (the application was restarted during its call) answers.
+%%
+%% What stays in the table is the entries of workers that were killed: by
+%% their caller's death, or by a cancel (the `cancelled' mark keeps the
+%% dying worker from answering). This process deletes the entries whose
+%% worker is dead every ?SWEEP_MS, so a long-lived process making calls
+%% leaks nothing, whether or not it awaits them.
+%%
+%% Workers are plain processes, not supervised: each lives for one call
+%% and belongs to its caller (as the handler's async call processes do).
+-module(py_calls).
+-behaviour(gen_server).
+
+%% The calls.
+-export([spawn_call/5, await/2, cancel/1, cast/4]).
+%% The sweeper.
+-export([create_table/0, start_link/0, sweep/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+
+-define(TABLE, py_calls).
+-define(SWEEP_MS, 5000).
+
+%%% The calls
+
+%% @doc Starts Module.Function(*Args, **Kwargs) in a worker linked to the
+%% caller; its result comes as `{py_response, Ref, Result}'.
+-spec spawn_call(py:name(), py:name(), list(), map(), py:opts()) -> reference().
+spawn_call(Module, Function, Args, Kwargs, Opts) ->
+    Caller = self(),
+    Ref = make_ref(),
+    %% The entry is there before the worker can finish: a worker that
+    %% finds none takes it that the table was made again, and answers.
+    Tracked = track(Ref, Caller),
+    Worker = spawn_link(fun() ->
+                                Result = py:call(Module, Function, Args, Kwargs, Opts),
+                                answer(Caller, Ref, Result)
+                        end),
+    _ = Tracked andalso ets:update_element(?TABLE, Ref, {3, Worker}),
+    Ref.
+
+%% @doc The result of the call Ref, once it comes; on timeout the call is
+%% cancelled without a message and `{error, timeout}' is returned.
+-spec await(reference(), timeout()) -> term().
+await(Ref, Timeout) ->
+    receive
+        {py_response, Ref, Result} -> Result
+    after Timeout ->
+        case stop(Ref) of
+            stopped -> {error, timeout};
+            {answering, Worker} -> late_answer(Ref, Worker);
+            %% Unknown, or answered since the time ran out: then the
+            %% answer is in the mailbox already (sent before the entry
+            %% was deleted).
+            not_found -> receive {py_response, Ref, Result} -> Result after 0 -> {error, timeout} end
+        end
+    end.
+
+%% @doc Cancels the caller's call Ref, which then answers
+%% `{error, cancelled}'.
+-spec cancel(reference()) -> ok | {error, not_found}.
+cancel(Ref) ->
+    case stop(Ref) of
+        stopped ->
+            self() ! {py_response, Ref, {error, cancelled}},
+            ok;
+        _ ->
+            {error, not_found}
+    end.
+
+%% @doc Runs the call in a process of its own, not linked to the caller;
+%% an error is logged.
+-spec cast(py:name(), py:name(), list(), map()) -> ok.
+cast(Module, Function, Args, Kwargs) ->
+    _ = spawn(fun() ->
+                      case py:call(Module, Function, Args, Kwargs) of
+                          {ok, _} -> ok;
+                          {error, Reason} -> log_cast_error(Module, Function, Reason)
+                      end
+              end),
+    ok.
+
+%%% The sweeper
+
+%% @doc Makes the table of calls in flight, owned by the calling process
+%% (the top supervisor), unless it exists (a release upgrade runs the
+%% supervisor's init/1 again).
+-spec create_table() -> ok.
+create_table() ->
+    case ets:whereis(?TABLE) of
+        undefined ->
+            ?TABLE = ets:new(?TABLE, [named_table, public, set, {write_concurrency, true}]),
+            ok;
+        _Table ->
+            ok
+    end.
+
+%% @doc Starts the sweeper, registered as py_calls.
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% @doc Sweeps now; returns how many entries were deleted.
+-spec sweep() -> non_neg_integer().
+sweep() ->
+    gen_server:call(?MODULE, sweep, infinity).
+
+%% @doc Arms the first sweep (gen_server callback).
+-spec init([]) -> {ok, reference()}.
+init([]) ->
+    {ok, erlang:send_after(?SWEEP_MS, self(), sweep)}.
+
+%% @doc Sweeps on request; answers `{error, unknown_call}' to anything else
+%% (gen_server callback).
+-spec handle_call(term(), gen_server:from(), reference()) ->
+          {reply, non_neg_integer() | {error, unknown_call}, reference()}.
+handle_call(sweep, _From, Timer) ->
+    {reply, sweep_table(), Timer};
+handle_call(_Request, _From, Timer) ->
+    {reply, {error, unknown_call}, Timer}.
+
+%% @doc Drops the cast (gen_server callback).
+-spec handle_cast(term(), reference()) -> {noreply, reference()}.
+handle_cast(_Request, Timer) ->
+    {noreply, Timer}.
+
+%% @doc Sweeps every ?SWEEP_MS; drops other messages (gen_server
+%% callback).
+-spec handle_info(term(), reference()) -> {noreply, reference()}.
+handle_info(sweep, _Timer) ->
+    _ = sweep_table(),
+    {noreply, erlang:send_after(?SWEEP_MS, self(), sweep)};
+handle_info(_Message, Timer) ->
+    {noreply, Timer}.
+
+%%% Internals
+
+%% Enters the call in the table; false when the application is not
+%% running (the call then cannot be cancelled).
+track(Ref, Caller) ->
+    try
+        ets:insert(?TABLE, {Ref, Caller, undefined, running})
+    catch
+        error:badarg -> false
+    end.
+
+%% In the worker, its call done: answer unless a cancel came first (the
+%% entry is then marked `cancelled'; a missing entry means the table was
+%% made again since the call started).
+answer(Caller, Ref, Result) ->
+    Answered = [{{Ref, Caller, '$1', running}, [], [{{{const, Ref}, Caller, '$1', answered}}]}],
+    Won = select_replace(Answered),
+    Cancelled = Won =:= 0 andalso lookup(Ref) =/= [],
+    unlink(Caller),
+    case Cancelled of
+        true ->
+            ok;
+        false ->
+            Caller ! {py_response, Ref, Result},
+            _ = Won =:= 1 andalso delete(Ref),
+            ok
+    end.
+
+%% Stops the caller's call Ref, if it is still running and no answer is on
+%% its way: then no message comes for it. `{answering, Worker}': the
+%% worker has its result and is sending it.
+stop(Ref) ->
+    Self = self(),
+    case lookup(Ref) of
+        [{_, Self, Worker, State}] when is_pid(Worker), State =/= cancelled ->
+            Cancelled = [{{Ref, Self, Worker, running}, [],
+                          [{{{const, Ref}, Self, Worker, cancelled}}]}],
+            case select_replace(Cancelled) of
+                1 ->
+                    %% Unlinked first: the kill must not reach the caller.
+                    unlink(Worker),
+                    exit(Worker, kill),
+                    stopped;
+                _ ->
+                    {answering, Worker}
+            end;
+        _ ->
+            not_found
+    end.
+
+select_replace(MatchSpec) ->
+    try ets:select_replace(?TABLE, MatchSpec) catch error:badarg -> no_table end.
+
+lookup(Ref) ->
+    try ets:lookup(?TABLE, Ref) catch error:badarg -> [] end.
+
+delete(Ref) ->
+    try ets:delete(?TABLE, Ref) catch error:badarg -> false end.
+
+%% The worker marked its entry answered just as the time ran out: its
+%% answer comes (unless something else killed it).
+late_answer(Ref, Worker) ->
+    Monitor = monitor(process, Worker),
+    receive
+        {py_response, Ref, Result} ->
+            demonitor(Monitor, [flush]),
+            Result;
+        {'DOWN', Monitor, process, Worker, _} ->
+            receive {py_response, Ref, Result} -> Result after 0 -> {error, timeout} end
+    end.
+
+%% An entry is dead once its worker is; an entry without a worker yet,
+%% once its caller is (it died inside spawn_call).
+sweep_table() ->
+    Dead = ets:foldl(fun({_, Caller, undefined, _} = Entry, Acc) ->
+                             dead_if(not is_process_alive(Caller), Entry, Acc);
+                        ({_, _, Worker, _} = Entry, Acc) ->
+                             dead_if(not is_process_alive(Worker), Entry, Acc)
+                     end, [], ?TABLE),
+    %% delete_object: an entry that changed meanwhile is not touched.
+    lists:foreach(fun(Entry) -> ets:delete_object(?TABLE, Entry) end, Dead),
+    length(Dead).
+
+dead_if(true, Entry, Acc) -> [Entry | Acc];
+dead_if(false, _Entry, Acc) -> Acc.
+
+log_cast_error(Module, Function, Reason) ->
+    logger:error("erlang_python: py:cast(~0p, ~0p, ...) failed: ~0p~ts",
+                 [Module, Function, Reason, traceback()],
+                 #{domain => [erlang_python], py_cast => {Module, Function},
+                   py_error => Reason}).
+
+traceback() ->
+    case py:last_traceback() of
+        undefined -> "";
+        Traceback -> ["\n", Traceback]
+    end.
