@@ -466,24 +466,28 @@ to_name(_Name) ->
 
 %% async_gather's calls as Python's erlang._gather takes them:
 %% [Module, Function, Args, Kwargs], names as binaries.
-gather_items(Calls) when is_list(Calls) ->
-    try
-        {ok, [gather_item(Call) || Call <- Calls]}
-    catch
-        throw:bad_call -> error
+gather_items(Calls) ->
+    gather_items(Calls, []).
+
+gather_items([Call | Calls], Items) ->
+    case gather_item(Call) of
+        {ok, Item} -> gather_items(Calls, [Item | Items]);
+        error -> error
     end;
-gather_items(_Calls) ->
+gather_items([], Items) ->
+    {ok, lists:reverse(Items)};
+gather_items(_NotAList, _Items) ->
     error.
 
 gather_item({Module, Function, Args}) ->
     gather_item({Module, Function, Args, #{}});
 gather_item({Module, Function, Args, Kwargs}) when is_list(Args), is_map(Kwargs) ->
     case {to_name(Module), to_name(Function)} of
-        {{ok, M}, {ok, F}} -> [M, F, Args, Kwargs];
-        _ -> throw(bad_call)
+        {{ok, M}, {ok, F}} -> {ok, [M, F, Args, Kwargs]};
+        _ -> error
     end;
 gather_item(_Call) ->
-    throw(bad_call).
+    error.
 
 %% Opts: a timeout, or a map of options.
 with_opts(Opts, Run) when is_map(Opts) ->
