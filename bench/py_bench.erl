@@ -44,13 +44,13 @@
 -define(WORKER_SPIN_NS, 20000).
 -define(RESULTS_DIR, "bench/results").
 
--type baseline() :: dirty_nif | round_trip | memcpy | py_call | value_call.
+-type baseline() :: dirty_nif | round_trip | memcpy | py_call | value_call | sqrt_call.
 -type sampler() :: fun((non_neg_integer()) -> [number()]).
 -type shape() :: latency | slow | runs.
 -type stats() :: #{median := float(), p90 => float(), p99 := float() | undefined,
                    rate => float(), unit => us | kib | fd, vs => baseline() | absolute,
                    base => float()}.
--type row() :: #{group := 1..10, name := binary(), unit := us | kib | fd,
+-type row() :: #{group := 1..11, name := binary(), unit := us | kib | fd,
                  median := float(), p90 => float(), p99 := float() | undefined, rate := float() | undefined,
                  vs := baseline() | absolute | undefined, base := float() | undefined,
                  limit := number() | undefined,
@@ -95,7 +95,8 @@ run(Formats) ->
                                                fun erlang_calls/1, fun live_threads/1,
                                                fun python_threads/1, fun fresh_threads/1,
                                                fun async_calls/1, fun conversions/1,
-                                               fun references/1, fun on_pool_threads/1]]),
+                                               fun references/1, fun spawned_calls/1,
+                                               fun on_pool_threads/1]]),
     Rows = judge(lists:sort(fun(A, B) -> maps:get(group, A) =< maps:get(group, B) end,
                             Measured)),
     Wall = (now_ns() - Start) / 1.0e9,
@@ -220,6 +221,13 @@ references(Bases) ->
     [row(10, "py:call_method(Ref, double, [3])", measure(latency, Method, py_call, RefBases), 1.2),
      row(10, "return => ref, then dropped, per call", measure(runs, Made(ref), value_call, RefBases),
          1.5)].
+
+%% 11. A call that returns at once, and its result awaited, against the
+%% same py:call made directly, measured in alternating blocks.
+spawned_calls(Bases) ->
+    Spawned = erl(fun() -> {ok, 4.0} = py:await(py:spawn_call(math, sqrt, [16])) end),
+    [row(11, "py:spawn_call(math, sqrt, [16]) + py:await",
+         measure(latency, Spawned, sqrt_call, Bases#{sqrt_call => erl(fun sqrt/0)}), 2)].
 
 pair_calls(Return) ->
     Start = now_ns(),
@@ -380,7 +388,7 @@ row(Group, Name, Stats) -> row(Group, Name, Stats, undefined).
 
 %% A row of the table from a measurement's stats; Limit is its target, a
 %% ratio to its baseline (or, for vs `absolute', a bound on the value).
--spec row(1..10, unicode:chardata(), stats(), number() | undefined) -> row().
+-spec row(1..11, unicode:chardata(), stats(), number() | undefined) -> row().
 row(Group, Name, Stats, Limit) ->
     maps:merge(#{rate => undefined, unit => us, vs => undefined, base => undefined},
                Stats#{group => Group, name => unicode:characters_to_binary(Name),
@@ -409,7 +417,8 @@ baseline_name(dirty_nif) -> "dirty NIF";
 baseline_name(round_trip) -> "C round trip";
 baseline_name(memcpy) -> "1 MB memcpy";
 baseline_name(py_call) -> "py:call(pybench, double, [3])";
-baseline_name(value_call) -> "the same, return => value".
+baseline_name(value_call) -> "the same, return => value";
+baseline_name(sqrt_call) -> "py:call(math, sqrt, [16])".
 
 group_title(1) -> "1. py:call(math, sqrt, [16])";
 group_title(2) -> "2. py:eval(<<\"1+1\">>) repeated";
@@ -421,7 +430,8 @@ group_title(6) -> "6. erlang.async_call";
 group_title(7) -> "7. large terms into Python and back (py:call of an identity function)";
 group_title(8) -> io_lib:format("8. per live calling thread (~b threads)", [?LIVE_THREADS]);
 group_title(9) -> "9. baselines";
-group_title(10) -> "10. references to Python objects".
+group_title(10) -> "10. references to Python objects";
+group_title(11) -> "11. calls that return at once".
 
 %% ---- output --------------------------------------------------------------
 

@@ -10,19 +10,22 @@
 %% `{py_response, Ref, Result}' and ends, so a caller that traps exits
 %% never sees an `'EXIT'' message from it.
 %%
-%% The table of calls in flight, `{Ref, Caller, Worker, running |
-%% answered | cancelled}', is made by the application's top supervisor (so
-%% that it outlives this process) and written by callers and workers
-%% directly. It decides who answers: when its call is done, the worker
-%% turns the entry from `running' to `answered', then sends the result and
-%% deletes the entry; a cancel (or an await whose time is up) turns it from
-%% `running' to `cancelled' and kills the worker. Only one of them finds it
-%% `running', so exactly one `py_response' is sent. A worker that finds no
-%% entry at all (the application was restarted during its call) answers.
+%% The table of calls in flight, `{Ref, Caller, Worker, Claims}', is made
+%% by the application's top supervisor (so that it outlives this process)
+%% and written by callers and workers directly. It decides who answers:
+%% when its call is done, the worker adds ?ANSWERED to Claims; a cancel
+%% (or an await whose time is up) adds ?CANCELLED. Each reads the value
+%% before its own addition in the same atomic ets:update_counter, and only
+%% the one that finds 0 goes on: the worker to send the result and delete
+%% the entry, the cancel to kill the worker. So exactly one `py_response'
+%% is sent. A worker that finds no entry at all (the application was
+%% restarted during its call) answers. (A counter rather than a state
+%% atom changed by ets:select_replace: that compiles a match spec each
+%% time, which cost more than the rest of the bookkeeping together.)
 %%
 %% What stays in the table is the entries of workers that were killed: by
-%% their caller's death, or by a cancel (the `cancelled' mark keeps the
-%% dying worker from answering). This process deletes the entries whose
+%% their caller's death, or by a cancel (the cancel's claim keeps the dying
+%% worker from answering). This process deletes the entries whose
 %% worker is dead every ?SWEEP_MS, so a long-lived process making calls
 %% leaks nothing, whether or not it awaits them.
 %%
@@ -39,6 +42,9 @@
 
 -define(TABLE, py_calls).
 -define(SWEEP_MS, 5000).
+%% What the worker and a cancel add to an entry's claims.
+-define(ANSWERED, 1).
+-define(CANCELLED, 2).
 
 %%% The calls
 
@@ -158,25 +164,22 @@ handle_info(_Message, Timer) ->
 %% running (the call then cannot be cancelled).
 track(Ref, Caller) ->
     try
-        ets:insert(?TABLE, {Ref, Caller, undefined, running})
+        ets:insert(?TABLE, {Ref, Caller, undefined, 0})
     catch
         error:badarg -> false
     end.
 
-%% In the worker, its call done: answer unless a cancel came first (the
-%% entry is then marked `cancelled'; a missing entry means the table was
-%% made again since the call started).
+%% In the worker, its call done: answer unless a cancel came first (a
+%% missing entry means the table was made again since the call started).
 answer(Caller, Ref, Result) ->
-    Answered = [{{Ref, Caller, '$1', running}, [], [{{{const, Ref}, Caller, '$1', answered}}]}],
-    Won = select_replace(Answered),
-    Cancelled = Won =:= 0 andalso lookup(Ref) =/= [],
+    Claim = claim(Ref, ?ANSWERED),
     unlink(Caller),
-    case Cancelled of
-        true ->
+    case Claim of
+        lost ->
             ok;
-        false ->
+        _ ->
             Caller ! {py_response, Ref, Result},
-            _ = Won =:= 1 andalso delete(Ref),
+            _ = Claim =:= won andalso delete(Ref),
             ok
     end.
 
@@ -186,11 +189,9 @@ answer(Caller, Ref, Result) ->
 stop(Ref) ->
     Self = self(),
     case lookup(Ref) of
-        [{_, Self, Worker, State}] when is_pid(Worker), State =/= cancelled ->
-            Cancelled = [{{Ref, Self, Worker, running}, [],
-                          [{{{const, Ref}, Self, Worker, cancelled}}]}],
-            case select_replace(Cancelled) of
-                1 ->
+        [{_, Self, Worker, Claims}] when is_pid(Worker), Claims < ?CANCELLED ->
+            case claim(Ref, ?CANCELLED) of
+                won ->
                     %% Unlinked first: the kill must not reach the caller.
                     unlink(Worker),
                     exit(Worker, kill),
@@ -202,8 +203,15 @@ stop(Ref) ->
             not_found
     end.
 
-select_replace(MatchSpec) ->
-    try ets:select_replace(?TABLE, MatchSpec) catch error:badarg -> no_table end.
+%% Adds Claim to Ref's claims: `won' if nobody had claimed it, `lost' if
+%% somebody had, `no_entry' if there is none.
+claim(Ref, Claim) ->
+    try ets:update_counter(?TABLE, Ref, [{4, 0}, {4, Claim}]) of
+        [0, _] -> won;
+        [_, _] -> lost
+    catch
+        error:badarg -> no_entry
+    end.
 
 lookup(Ref) ->
     try ets:lookup(?TABLE, Ref) catch error:badarg -> [] end.
@@ -211,7 +219,7 @@ lookup(Ref) ->
 delete(Ref) ->
     try ets:delete(?TABLE, Ref) catch error:badarg -> false end.
 
-%% The worker marked its entry answered just as the time ran out: its
+%% The worker claimed its entry just as the time ran out: its
 %% answer comes (unless something else killed it).
 late_answer(Ref, Worker) ->
     Monitor = monitor(process, Worker),
