@@ -39,8 +39,8 @@ def _load_asyncio():
 
 
 class _Channel:
-    def __init__(self):
-        self.fd = _async_fd()
+    def __init__(self, fd):
+        self.fd = fd
         self.pending = {}  # call id -> future
         self.watching = []  # loops with a reader on fd
         self.pinned = 0  # _run_coroutine runs that keep the reader
@@ -93,12 +93,33 @@ class _Channel:
         self.unwatch_if_idle()
 
 
+    def abandon(self):
+        """The thread's worker was replaced: its fd is closed, and the
+        answers of the calls still pending can never come."""
+        for loop in self.watching:
+            if not loop.is_closed():
+                loop.remove_reader(self.fd)
+        self.watching.clear()
+        for future in self.pending.values():
+            if not future.done() and not future.get_loop().is_closed():
+                future.set_exception(ErlangError("the thread's worker was replaced "
+                                                 "(py_nif loaded again) before Erlang answered"))
+        self.pending.clear()
+
+
 def _channel():
-    try:
-        return _local.channel
-    except AttributeError:
-        channel = _local.channel = _Channel()
-        return channel
+    """The thread's channel, made anew when the thread's worker (and so its
+    fd) is no longer the one the channel was made for: a load of a new
+    py_nif replaces the workers of every thread (c_src/worker.c), and a
+    channel kept with the old, closed fd made every later coroutine run on
+    that thread fail with EBADF."""
+    fd = _async_fd()
+    channel = getattr(_local, "channel", None)
+    if channel is None or channel.fd != fd:
+        if channel is not None:
+            channel.abandon()
+        channel = _local.channel = _Channel(fd)
+    return channel
 
 
 def async_call(name, *args):
@@ -124,8 +145,7 @@ def async_call(name, *args):
 
 
 async def _watched(coroutine):
-    channel = _channel()
-    _async_fd()  # an interruption of this call now wakes the loop
+    channel = _channel()  # its _async_fd(): an interruption of this call now wakes the loop
     channel.pinned += 1
     try:
         # add_reader releases the GIL (epoll_ctl), where an interruption is

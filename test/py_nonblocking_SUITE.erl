@@ -31,7 +31,7 @@
 -export([cast_runs_the_call/1, cast_failure_is_logged/1, cast_timeout_is_logged/1]).
 -export([async_call_runs_a_coroutine/1, async_gather_runs_coroutines_concurrently/1,
          async_gather_gives_plain_values_too/1, async_gather_fails_with_the_first_error/1,
-         async_gather_rejects_bad_calls/1]).
+         async_gather_rejects_bad_calls/1, coroutines_run_after_py_nif_is_loaded_again/1]).
 %% The gen_server.
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 %% The logger handler.
@@ -57,7 +57,7 @@ groups() ->
      {coroutines, [],
       [async_call_runs_a_coroutine, async_gather_runs_coroutines_concurrently,
        async_gather_gives_plain_values_too, async_gather_fails_with_the_first_error,
-       async_gather_rejects_bad_calls]}].
+       async_gather_rejects_bad_calls, coroutines_run_after_py_nif_is_loaded_again]}].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start_with_fixtures(Config),
@@ -296,6 +296,30 @@ async_gather_rejects_bad_calls(_Config) ->
      || Calls <- [not_a_list, [not_a_tuple], [{math, sqrt}], [{math, sqrt, not_a_list}],
                   [{1, sqrt, []}], [{math, 2, []}], [{math, sqrt, [], not_a_map}],
                   [{math, sqrt, [16]} | improper]]].
+
+%% A load of a new py_nif gives every thread a new worker, whose fd is
+%% another: the Python half once kept the old, closed one for the thread's
+%% coroutines, and every coroutine run on such a thread failed with
+%% OSError EBADF. Coroutines are run from many processes at once before
+%% and after, to reach many threads.
+coroutines_run_after_py_nif_is_loaded_again(_Config) ->
+    Naps = fun() -> py_test_lib:fan_out(fun(I) -> py:call('__main__', nap, [0.01, I]) end,
+                                        lists:seq(1, 40))
+           end,
+    Expected = [{ok, I} || I <- lists:seq(1, 40)],
+    Expected = Naps(),
+    %% Loaded again as py_fault_SUITE does it: unloaded first, and loaded
+    %% again; then again with the old code still loaded (an upgrade).
+    ok = application:stop(erlang_python),
+    true = code:delete(py_nif),
+    true = code:soft_purge(py_nif),
+    {module, py_nif} = code:load_file(py_nif),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    Expected = Naps(),
+    {module, py_nif} = code:load_file(py_nif),
+    true = code:soft_purge(py_nif),
+    Expected = Naps(),
+    {ok, [1, 2]} = py:async_gather([{'__main__', nap, [0.01, I]} || I <- [1, 2]]).
 
 %%% Helpers
 
