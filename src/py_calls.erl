@@ -18,8 +18,10 @@
 %% before its own addition in the same atomic ets:update_counter, and only
 %% the one that finds 0 goes on: the worker to send the result and delete
 %% the entry, the cancel to kill the worker. So exactly one `py_response'
-%% is sent. A worker that finds no entry at all (the application was
-%% restarted during its call) answers. (A counter rather than a state
+%% is sent. The caller enters the call after spawning the worker; a worker
+%% that finishes first enters it itself, already answered, and the caller
+%% then finds it there and deletes it. A worker that finds no table (the
+%% application is not running) answers. (A counter rather than a state
 %% atom changed by ets:select_replace: that compiles a match spec each
 %% time, which cost more than the rest of the bookkeeping together.)
 %%
@@ -54,14 +56,11 @@
 spawn_call(Module, Function, Args, Kwargs, Opts) ->
     Caller = self(),
     Ref = make_ref(),
-    %% The entry is there before the worker can finish: a worker that
-    %% finds none takes it that the table was made again, and answers.
-    Tracked = track(Ref, Caller),
     Worker = spawn_link(fun() ->
                                 Result = py:call(Module, Function, Args, Kwargs, Opts),
                                 answer(Caller, Ref, Result)
                         end),
-    _ = Tracked andalso ets:update_element(?TABLE, Ref, {3, Worker}),
+    track(Ref, Caller, Worker),
     Ref.
 
 %% @doc The result of the call Ref, once it comes; on timeout the call is
@@ -160,19 +159,21 @@ handle_info(_Message, Timer) ->
 
 %%% Internals
 
-%% Enters the call in the table; false when the application is not
-%% running (the call then cannot be cancelled).
-track(Ref, Caller) ->
-    try
-        ets:insert(?TABLE, {Ref, Caller, undefined, 0})
+%% Enters the call in the table, unless its worker has answered already
+%% (and entered it, answered): then that entry is dropped. Without the
+%% application running there is no table, and the call cannot be
+%% cancelled.
+track(Ref, Caller, Worker) ->
+    try ets:insert_new(?TABLE, {Ref, Caller, Worker, 0}) of
+        true -> ok;
+        false -> _ = delete(Ref), ok
     catch
-        error:badarg -> false
+        error:badarg -> ok
     end.
 
-%% In the worker, its call done: answer unless a cancel came first (a
-%% missing entry means the table was made again since the call started).
+%% In the worker, its call done: answer unless a cancel came first.
 answer(Caller, Ref, Result) ->
-    Claim = claim(Ref, ?ANSWERED),
+    Claim = claim_answer(Caller, Ref),
     unlink(Caller),
     case Claim of
         lost ->
@@ -183,28 +184,47 @@ answer(Caller, Ref, Result) ->
             ok
     end.
 
+%% `won': the entry is the worker's to delete; `first': the caller has not
+%% entered the call yet, and will delete the entry the worker leaves;
+%% `lost': a cancel came first; `no_table'.
+claim_answer(Caller, Ref) ->
+    case claim(Ref, ?ANSWERED) of
+        no_entry ->
+            try ets:insert_new(?TABLE, {Ref, Caller, self(), ?ANSWERED}) of
+                true -> first;
+                false -> claim_answer(Caller, Ref)
+            catch
+                error:badarg -> no_table
+            end;
+        Claim ->
+            Claim
+    end.
+
 %% Stops the caller's call Ref, if it is still running and no answer is on
 %% its way: then no message comes for it. `{answering, Worker}': the
 %% worker has its result and is sending it.
 stop(Ref) ->
     Self = self(),
     case lookup(Ref) of
-        [{_, Self, Worker, Claims}] when is_pid(Worker), Claims < ?CANCELLED ->
+        [{_, Self, Worker, Claims}] when Claims < ?CANCELLED ->
             case claim(Ref, ?CANCELLED) of
                 won ->
                     %% Unlinked first: the kill must not reach the caller.
                     unlink(Worker),
                     exit(Worker, kill),
                     stopped;
-                _ ->
-                    {answering, Worker}
+                lost ->
+                    {answering, Worker};
+                no_entry ->
+                    %% Answered and deleted since the lookup.
+                    not_found
             end;
         _ ->
             not_found
     end.
 
 %% Adds Claim to Ref's claims: `won' if nobody had claimed it, `lost' if
-%% somebody had, `no_entry' if there is none.
+%% somebody had, `no_entry' if there is none (or no table).
 claim(Ref, Claim) ->
     try ets:update_counter(?TABLE, Ref, [{4, 0}, {4, Claim}]) of
         [0, _] -> won;
@@ -231,20 +251,17 @@ late_answer(Ref, Worker) ->
             receive {py_response, Ref, Result} -> Result after 0 -> {error, timeout} end
     end.
 
-%% An entry is dead once its worker is; an entry without a worker yet,
-%% once its caller is (it died inside spawn_call).
+%% An entry is dead once its worker is.
 sweep_table() ->
-    Dead = ets:foldl(fun({_, Caller, undefined, _} = Entry, Acc) ->
-                             dead_if(not is_process_alive(Caller), Entry, Acc);
-                        ({_, _, Worker, _} = Entry, Acc) ->
-                             dead_if(not is_process_alive(Worker), Entry, Acc)
+    Dead = ets:foldl(fun({_, _, Worker, _} = Entry, Acc) ->
+                             case is_process_alive(Worker) of
+                                 true -> Acc;
+                                 false -> [Entry | Acc]
+                             end
                      end, [], ?TABLE),
     %% delete_object: an entry that changed meanwhile is not touched.
     lists:foreach(fun(Entry) -> ets:delete_object(?TABLE, Entry) end, Dead),
     length(Dead).
-
-dead_if(true, Entry, Acc) -> [Entry | Acc];
-dead_if(false, _Entry, Acc) -> Acc.
 
 log_cast_error(Module, Function, Reason) ->
     logger:error("erlang_python: py:cast(~0p, ~0p, ...) failed: ~0p~ts",
