@@ -27,6 +27,7 @@
          cancel_after_completion_changes_nothing/1,
          cancel_of_an_unknown_or_foreign_ref_changes_nothing/1,
          killed_caller_stops_its_python_work/1,
+         racing_cancels_leave_exactly_one_answer_each/1,
          no_call_is_left_in_the_table/1]).
 -export([cast_runs_the_call/1, cast_failure_is_logged/1, cast_timeout_is_logged/1]).
 -export([async_call_runs_a_coroutine/1, async_gather_runs_coroutines_concurrently/1,
@@ -52,7 +53,8 @@ groups() ->
       [cancel_interrupts_the_python_work, cancel_twice_is_harmless,
        cancel_after_completion_changes_nothing,
        cancel_of_an_unknown_or_foreign_ref_changes_nothing,
-       killed_caller_stops_its_python_work, no_call_is_left_in_the_table]},
+       killed_caller_stops_its_python_work, racing_cancels_leave_exactly_one_answer_each,
+       no_call_is_left_in_the_table]},
      {cast, [], [cast_runs_the_call, cast_failure_is_logged, cast_timeout_is_logged]},
      {coroutines, [],
       [async_call_runs_a_coroutine, async_gather_runs_coroutines_concurrently,
@@ -215,6 +217,32 @@ killed_caller_stops_its_python_work(_Config) ->
     receive {counting, Name} -> ok after scaled(10000) -> ct:fail(never_started) end,
     exit(Caller, kill),
     assert_stopped(Name).
+
+%% Quick calls (some failing at once, before the caller has entered them
+%% in the table) cancelled as soon as they start: whichever wins, each
+%% call answers once, as its cancel said.
+racing_cancels_leave_exactly_one_answer_each(_Config) ->
+    Calls = [case I rem 2 of
+                 0 -> {math, sqrt, [16]};
+                 1 -> {math, sqrt, not_a_list}
+             end || I <- lists:seq(1, 400)],
+    %% Some cancels a little later, to let some calls finish first.
+    Started = [begin
+                   {Ref, Worker} = spawned(fun() -> py:spawn_call(M, F, A) end),
+                   [erlang:yield() || _ <- lists:seq(1, I rem 7)],
+                   {Ref, Worker, py:cancel(Ref)}
+               end || {I, {M, F, A}} <- lists:enumerate(Calls)],
+    Outcomes = [begin
+                    Result = py:await(Ref, scaled(5000)),
+                    no_answer_from(Worker, Ref),
+                    case {Cancel, Result} of
+                        {ok, {error, cancelled}} -> cancelled;
+                        {{error, not_found}, {ok, 4.0}} -> answered;
+                        {{error, not_found}, {error, {badarg, args}}} -> answered
+                    end
+                end || {Ref, Worker, Cancel} <- Started],
+    ct:log("~p", [maps:from_list([{O, length([X || X <- Outcomes, X =:= O])}
+                                   || O <- lists:usort(Outcomes)])]).
 
 %% Entries of killed workers (cancelled, or their caller killed) are
 %% swept; finished calls left none.
