@@ -16,7 +16,7 @@
 %% py_calls process sweeps away. Owned here, both outlive a crash of any
 %% child, and end with the application.
 %%
-%% The strategy is one_for_one because the three do not depend on each
+%% The strategy is one_for_one because the children do not depend on each
 %% other's processes: handlers read the table, not the registry; the
 %% coordinator finds py_handler_sup by name; and each thread worker
 %% monitors its own handler (or the coordinator, until it has one), so the
@@ -27,10 +27,11 @@
 %%
 %% The order is the order of need. The registry starts first, so that
 %% Python's set of names is in step with the table before any function
-%% runs. Children stop in reverse: the coordinator first, so that no
-%% handler is started during the stop; then py_handler_sup, which kills
-%% every handler, and so wakes every Python thread waiting in erlang.call
-%% (the worker's monitor fails its call); the registry last.
+%% runs; the sweeper, needed by none, last. Children stop in reverse: the
+%% sweeper; the coordinator, so that no handler is started during the
+%% stop; then py_handler_sup, which kills every handler, and so wakes
+%% every Python thread waiting in erlang.call (the worker's monitor fails
+%% its call); the registry last.
 -module(erlang_python_sup).
 -behaviour(supervisor).
 
