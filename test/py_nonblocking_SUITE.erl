@@ -29,7 +29,8 @@
          killed_caller_stops_its_python_work/1,
          racing_cancels_leave_exactly_one_answer_each/1,
          no_call_is_left_in_the_table/1]).
--export([cast_runs_the_call/1, cast_failure_is_logged/1, cast_timeout_is_logged/1]).
+-export([cast_runs_the_call/1, cast_outlives_its_caller/1, cast_failure_is_logged/1,
+         cast_timeout_is_logged/1]).
 -export([async_call_runs_a_coroutine/1, async_gather_runs_coroutines_concurrently/1,
          async_gather_gives_plain_values_too/1, async_gather_fails_with_the_first_error/1,
          async_gather_rejects_bad_calls/1, coroutines_run_after_py_nif_is_loaded_again/1]).
@@ -55,7 +56,9 @@ groups() ->
        cancel_of_an_unknown_or_foreign_ref_changes_nothing,
        killed_caller_stops_its_python_work, racing_cancels_leave_exactly_one_answer_each,
        no_call_is_left_in_the_table]},
-     {cast, [], [cast_runs_the_call, cast_failure_is_logged, cast_timeout_is_logged]},
+     {cast, [],
+      [cast_runs_the_call, cast_outlives_its_caller, cast_failure_is_logged,
+       cast_timeout_is_logged]},
      {coroutines, [],
       [async_call_runs_a_coroutine, async_gather_runs_coroutines_concurrently,
        async_gather_gives_plain_values_too, async_gather_fails_with_the_first_error,
@@ -256,6 +259,24 @@ cast_runs_the_call(_Config) ->
     receive cast_ran -> ok after scaled(5000) -> ct:fail(cast_never_ran) end,
     ok = py:cast('__main__', tell, [self(), cast_with_kwargs], #{}),
     receive cast_with_kwargs -> ok after scaled(5000) -> ct:fail(cast_never_ran) end.
+
+%% Not linked: the caller's death does not stop the call.
+cast_outlives_its_caller(_Config) ->
+    Self = self(),
+    Name = <<"cast">>,
+    Caller = spawn(fun() ->
+                           ok = py:cast('__main__', count_until_told, [Name, Self]),
+                           receive never -> ok end
+                   end),
+    receive {counting, Name} -> ok after scaled(10000) -> ct:fail(cast_never_started) end,
+    exit(Caller, kill),
+    await_down(Caller, 5000),
+    %% Still counting after its caller's death.
+    Read = fun() -> {ok, N} = py:eval(<<"counters[n]">>, #{n => Name}), N end,
+    Before = Read(),
+    wait_until(fun() -> Read() > Before end, 5000),
+    {ok, none} = py:eval(<<"told.add(n)">>, #{n => Name}),
+    receive {stopped, Name} -> ok after scaled(10000) -> ct:fail(cast_never_stopped) end.
 
 cast_failure_is_logged(_Config) ->
     with_log_handler(fun() ->

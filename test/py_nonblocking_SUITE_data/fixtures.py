@@ -15,6 +15,18 @@ def count_forever(name, pid):
     finally:
         erlang.send(pid, (erlang.Atom('stopped'), name))
 
+told = set()
+
+def count_until_told(name, pid):
+    '''As count_forever, until name is added to told.'''
+    counters[name] = 0
+    try:
+        erlang.send(pid, (erlang.Atom('counting'), name))
+        while name not in told:
+            counters[name] += 1
+    finally:
+        erlang.send(pid, (erlang.Atom('stopped'), name))
+
 def slow_answer(seconds, value):
     time.sleep(seconds)
     return value
