@@ -10,11 +10,9 @@
 %% <li>py_coordinator, which starts a handler for a worker's first request
 %%     and binds the worker to it.</li>
 %% </ul>
-%% It also owns two tables that no process serves: the shared state
-%% (py_state), read and written by callers directly, and the calls started
-%% by py:spawn_call (py_calls), whose entries of killed workers the
-%% py_calls process sweeps away. Owned here, both outlive a crash of any
-%% child, and end with the application.
+%% It also owns the table of the shared state (py_state), which no process
+%% serves: callers read and write it directly. Owned here, it outlives a
+%% crash of any child, and ends with the application.
 %%
 %% The strategy is one_for_one because the children do not depend on each
 %% other's processes: handlers read the table, not the registry; the
@@ -22,16 +20,14 @@
 %% monitors its own handler (or the coordinator, until it has one), so the
 %% death of any of them fails exactly the calls that depended on it. Under
 %% rest_for_one, a crash of the registry would kill every handler and fail
-%% every call in flight for nothing. The sweeper, py_calls, depends on
-%% nothing.
+%% every call in flight for nothing.
 %%
 %% The order is the order of need. The registry starts first, so that
 %% Python's set of names is in step with the table before any function
-%% runs; the sweeper, needed by none, last. Children stop in reverse: the
-%% sweeper; the coordinator, so that no handler is started during the
-%% stop; then py_handler_sup, which kills every handler, and so wakes
-%% every Python thread waiting in erlang.call (the worker's monitor fails
-%% its call); the registry last.
+%% runs. Children stop in reverse: the coordinator first, so that no
+%% handler is started during the stop; then py_handler_sup, which kills
+%% every handler, and so wakes every Python thread waiting in erlang.call
+%% (the worker's monitor fails its call); the registry last.
 -module(erlang_python_sup).
 -behaviour(supervisor).
 
@@ -47,10 +43,8 @@ start_link() ->
 init([]) ->
     ok = py_registry:create_table(),
     ok = py_state:create_table(),
-    ok = py_calls:create_table(),
     Children = [#{id => py_registry, start => {py_registry, start_link, []}},
                 #{id => py_handler_sup, start => {py_handler_sup, start_link, []},
                   type => supervisor, shutdown => infinity},
-                #{id => py_coordinator, start => {py_coordinator, start_link, []}},
-                #{id => py_calls, start => {py_calls, start_link, []}}],
+                #{id => py_coordinator, start => {py_coordinator, start_link, []}}],
     {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, Children}}.

@@ -1,7 +1,7 @@
 %% @private
 %% @doc Calls that return at once: the machinery behind py:spawn_call/5,
 %% py:await/2, py:cancel/1 and py:cast/4 (their contract is written in
-%% py.erl), and the process that sweeps the table of calls in flight.
+%% py.erl).
 %%
 %% A spawned call runs py:call in a worker process of its own, linked to
 %% the caller: the caller's death kills the worker, and the NIF then
@@ -10,45 +10,42 @@
 %% `{py_response, Ref, Result}' and ends, so a caller that traps exits
 %% never sees an `'EXIT'' message from it.
 %%
-%% The table of calls in flight, `{Ref, Caller, Worker, Claims}', is made
-%% by the application's top supervisor (so that it outlives this process)
-%% and written by callers and workers directly. It decides who answers:
-%% when its call is done, the worker adds ?ANSWERED to Claims; a cancel
-%% (or an await whose time is up) adds ?CANCELLED. Each reads the value
-%% before its own addition in the same atomic ets:update_counter, and only
-%% the one that finds 0 goes on: the worker to send the result and delete
-%% the entry, the cancel to kill the worker. So exactly one `py_response'
-%% is sent. The caller enters the call after spawning the worker; a worker
-%% that finishes first enters it itself, already answered, and the caller
-%% then finds it there and deletes it. A worker that finds no table (the
-%% application is not running) answers. (A counter rather than a state
-%% atom changed by ets:select_replace: that compiles a match spec each
-%% time, which cost more than the rest of the bookkeeping together.)
+%% Each call has a claim, a one-counter atomics array that the worker and
+%% the caller share: when its call is done the worker turns it from 0 to
+%% ?ANSWERED, a cancel (or an await whose time is up) from 0 to ?CANCELLED,
+%% each with one compare-and-exchange. Only the one that finds 0 goes on:
+%% the worker to send the result, the cancel to kill the worker. So
+%% exactly one `py_response' is sent.
 %%
-%% What stays in the table is the entries of workers that were killed: by
-%% their caller's death, or by a cancel (the cancel's claim keeps the dying
-%% worker from answering). This process deletes the entries whose
-%% worker is dead every ?SWEEP_MS, so a long-lived process making calls
-%% leaks nothing, whether or not it awaits them.
+%% The caller keeps its calls, Ref to {Worker, Claim}, in its process
+%% dictionary: only it may cancel or await them, and they go when it
+%% dies. await/2 and cancel/1 drop the entry they are done with. The
+%% entries of calls answered but never awaited (a gen_server takes the
+%% message in handle_info) are dropped by spawn_call/5 itself whenever the
+%% calls kept reach twice as many as were running at the last such pruning
+%% (at least ?MIN_PRUNE_AT): the record stays within twice the calls
+%% running, and pruning costs O(1) a call over time.
+%%
+%% (Before this, the calls lived in an ETS table owned by the top
+%% supervisor, swept by a process for the entries of killed workers. The
+%% three table operations a call made cost about 1 us, a third of a
+%% py:call of math.sqrt; the process dictionary and an atomics array cost
+%% a fraction of that, and need no process and no shared lock.)
 %%
 %% Workers are plain processes, not supervised: each lives for one call
 %% and belongs to its caller (as the handler's async call processes do).
 -module(py_calls).
--behaviour(gen_server).
 
-%% The calls.
 -export([spawn_call/5, await/2, cancel/1, cast/4]).
-%% The sweeper.
--export([create_table/0, start_link/0, sweep/0]).
--export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
--define(TABLE, py_calls).
--define(SWEEP_MS, 5000).
-%% What the worker and a cancel add to an entry's claims.
+-define(CALLS_KEY, '$py_calls').
+-define(MIN_PRUNE_AT, 64).
+%% The claim's values.
+-define(RUNNING, 0).
 -define(ANSWERED, 1).
 -define(CANCELLED, 2).
 
-%%% The calls
+-type calls() :: {PruneAt :: pos_integer(), #{reference() => {pid(), atomics:atomics_ref()}}}.
 
 %% @doc Starts Module.Function(*Args, **Kwargs) in a worker linked to the
 %% caller; its result comes as `{py_response, Ref, Result}'.
@@ -56,11 +53,15 @@
 spawn_call(Module, Function, Args, Kwargs, Opts) ->
     Caller = self(),
     Ref = make_ref(),
+    Claim = atomics:new(1, []),
     Worker = spawn_link(fun() ->
                                 Result = py:call(Module, Function, Args, Kwargs, Opts),
-                                answer(Caller, Ref, Result)
+                                Won = atomics:compare_exchange(Claim, 1, ?RUNNING, ?ANSWERED),
+                                unlink(Caller),
+                                _ = Won =:= ok andalso Caller ! {py_response, Ref, Result},
+                                ok
                         end),
-    track(Ref, Caller, Worker),
+    remember(Ref, Worker, Claim),
     Ref.
 
 %% @doc The result of the call Ref, once it comes; on timeout the call is
@@ -68,15 +69,18 @@ spawn_call(Module, Function, Args, Kwargs, Opts) ->
 -spec await(reference(), timeout()) -> term().
 await(Ref, Timeout) ->
     receive
-        {py_response, Ref, Result} -> Result
+        {py_response, Ref, Result} ->
+            forget(Ref),
+            Result
     after Timeout ->
         case stop(Ref) of
-            stopped -> {error, timeout};
-            {answering, Worker} -> late_answer(Ref, Worker);
-            %% Unknown, or answered since the time ran out: then the
-            %% answer is in the mailbox already (sent before the entry
-            %% was deleted).
-            not_found -> receive {py_response, Ref, Result} -> Result after 0 -> {error, timeout} end
+            stopped ->
+                {error, timeout};
+            {answering, Worker} ->
+                late_answer(Ref, Worker);
+            not_found ->
+                %% Unknown, or no call of this process.
+                {error, timeout}
         end
     end.
 
@@ -88,7 +92,9 @@ cancel(Ref) ->
         stopped ->
             self() ! {py_response, Ref, {error, cancelled}},
             ok;
-        _ ->
+        {answering, _Worker} ->
+            {error, not_found};
+        not_found ->
             {error, not_found}
     end.
 
@@ -104,144 +110,34 @@ cast(Module, Function, Args, Kwargs) ->
               end),
     ok.
 
-%%% The sweeper
-
-%% @doc Makes the table of calls in flight, owned by the calling process
-%% (the top supervisor), unless it exists (a release upgrade runs the
-%% supervisor's init/1 again).
--spec create_table() -> ok.
-create_table() ->
-    case ets:whereis(?TABLE) of
-        undefined ->
-            ?TABLE = ets:new(?TABLE, [named_table, public, set, {write_concurrency, true}]),
-            ok;
-        _Table ->
-            ok
-    end.
-
-%% @doc Starts the sweeper, registered as py_calls.
--spec start_link() -> {ok, pid()} | {error, term()}.
-start_link() ->
-    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
-
-%% @doc Sweeps now; returns how many entries were deleted.
--spec sweep() -> non_neg_integer().
-sweep() ->
-    gen_server:call(?MODULE, sweep, infinity).
-
-%% @doc Arms the first sweep (gen_server callback).
--spec init([]) -> {ok, reference()}.
-init([]) ->
-    {ok, erlang:send_after(?SWEEP_MS, self(), sweep)}.
-
-%% @doc Sweeps on request; answers `{error, unknown_call}' to anything else
-%% (gen_server callback).
--spec handle_call(term(), gen_server:from(), reference()) ->
-          {reply, non_neg_integer() | {error, unknown_call}, reference()}.
-handle_call(sweep, _From, Timer) ->
-    {reply, sweep_table(), Timer};
-handle_call(_Request, _From, Timer) ->
-    {reply, {error, unknown_call}, Timer}.
-
-%% @doc Drops the cast (gen_server callback).
--spec handle_cast(term(), reference()) -> {noreply, reference()}.
-handle_cast(_Request, Timer) ->
-    {noreply, Timer}.
-
-%% @doc Sweeps every ?SWEEP_MS; drops other messages (gen_server
-%% callback).
--spec handle_info(term(), reference()) -> {noreply, reference()}.
-handle_info(sweep, _Timer) ->
-    _ = sweep_table(),
-    {noreply, erlang:send_after(?SWEEP_MS, self(), sweep)};
-handle_info(_Message, Timer) ->
-    {noreply, Timer}.
-
 %%% Internals
 
-%% Enters the call in the table, unless its worker has answered already
-%% (and entered it, answered): then that entry is dropped. Without the
-%% application running there is no table, and the call cannot be
-%% cancelled.
-track(Ref, Caller, Worker) ->
-    try ets:insert_new(?TABLE, {Ref, Caller, Worker, 0}) of
-        true -> ok;
-        false -> _ = delete(Ref), ok
-    catch
-        error:badarg -> ok
-    end.
-
-%% In the worker, its call done: answer unless a cancel came first.
-answer(Caller, Ref, Result) ->
-    Claim = claim_answer(Caller, Ref),
-    unlink(Caller),
-    case Claim of
-        lost ->
-            ok;
-        _ ->
-            Caller ! {py_response, Ref, Result},
-            _ = Claim =:= won andalso delete(Ref),
-            ok
-    end.
-
-%% `won': the entry is the worker's to delete; `first': the caller has not
-%% entered the call yet, and will delete the entry the worker leaves;
-%% `lost': a cancel came first; `no_table'.
-claim_answer(Caller, Ref) ->
-    case claim(Ref, ?ANSWERED) of
-        no_entry ->
-            try ets:insert_new(?TABLE, {Ref, Caller, self(), ?ANSWERED}) of
-                true -> first;
-                false -> claim_answer(Caller, Ref)
-            catch
-                error:badarg -> no_table
-            end;
-        Claim ->
-            Claim
-    end.
-
-%% Stops the caller's call Ref, if it is still running and no answer is on
-%% its way: then no message comes for it. `{answering, Worker}': the
-%% worker has its result and is sending it.
+%% Stops the caller's call Ref if it is still running: then no message
+%% comes for it. `{answering, Worker}': the worker has claimed the answer
+%% (its message is here, or on its way).
 stop(Ref) ->
-    Self = self(),
     case lookup(Ref) of
-        [{_, Self, Worker, Claims}] when Claims < ?CANCELLED ->
-            case claim(Ref, ?CANCELLED) of
-                won ->
+        {ok, {Worker, Claim}} ->
+            case atomics:compare_exchange(Claim, 1, ?RUNNING, ?CANCELLED) of
+                ok ->
+                    forget(Ref),
                     %% Unlinked first: the kill must not reach the caller.
                     unlink(Worker),
                     exit(Worker, kill),
                     stopped;
-                lost ->
+                ?ANSWERED ->
                     {answering, Worker};
-                no_entry ->
-                    %% Answered and deleted since the lookup.
+                ?CANCELLED ->
                     not_found
             end;
-        _ ->
+        error ->
             not_found
     end.
 
-%% Adds Claim to Ref's claims: `won' if nobody had claimed it, `lost' if
-%% somebody had, `no_entry' if there is none (or no table).
-claim(Ref, Claim) ->
-    try ets:update_counter(?TABLE, Ref, [{4, 0}, {4, Claim}]) of
-        [0, _] -> won;
-        [_, _] -> lost
-    catch
-        error:badarg -> no_entry
-    end.
-
-lookup(Ref) ->
-    try ets:lookup(?TABLE, Ref) catch error:badarg -> [] end.
-
-delete(Ref) ->
-    try ets:delete(?TABLE, Ref) catch error:badarg -> false end.
-
-%% The worker claimed its entry just as the time ran out: its
-%% answer comes (unless something else killed it).
+%% The worker claimed the answer just as the time ran out: it comes
+%% (unless something else killed the worker).
 late_answer(Ref, Worker) ->
+    forget(Ref),
     Monitor = monitor(process, Worker),
     receive
         {py_response, Ref, Result} ->
@@ -251,17 +147,40 @@ late_answer(Ref, Worker) ->
             receive {py_response, Ref, Result} -> Result after 0 -> {error, timeout} end
     end.
 
-%% An entry is dead once its worker is.
-sweep_table() ->
-    Dead = ets:foldl(fun({_, _, Worker, _} = Entry, Acc) ->
-                             case is_process_alive(Worker) of
-                                 true -> Acc;
-                                 false -> [Entry | Acc]
-                             end
-                     end, [], ?TABLE),
-    %% delete_object: an entry that changed meanwhile is not touched.
-    lists:foreach(fun(Entry) -> ets:delete_object(?TABLE, Entry) end, Dead),
-    length(Dead).
+remember(Ref, Worker, Claim) ->
+    {PruneAt, Calls} = calls(),
+    Kept = Calls#{Ref => {Worker, Claim}},
+    case map_size(Kept) > PruneAt of
+        false ->
+            put(?CALLS_KEY, {PruneAt, Kept});
+        true ->
+            Running = maps:filter(fun(_, Call) -> running(Call) end, Kept),
+            put(?CALLS_KEY, {max(?MIN_PRUNE_AT, 2 * map_size(Running)), Running})
+    end.
+
+%% Neither answered nor cancelled, and the worker alive (something other
+%% than a cancel may have killed it).
+running({Worker, Claim}) ->
+    atomics:get(Claim, 1) =:= ?RUNNING andalso is_process_alive(Worker).
+
+forget(Ref) ->
+    case get(?CALLS_KEY) of
+        {PruneAt, Calls} when is_map_key(Ref, Calls) ->
+            put(?CALLS_KEY, {PruneAt, maps:remove(Ref, Calls)});
+        _ ->
+            ok
+    end.
+
+lookup(Ref) ->
+    {_, Calls} = calls(),
+    maps:find(Ref, Calls).
+
+-spec calls() -> calls().
+calls() ->
+    case get(?CALLS_KEY) of
+        undefined -> {?MIN_PRUNE_AT, #{}};
+        Calls -> Calls
+    end.
 
 log_cast_error(Module, Function, Reason) ->
     logger:error("erlang_python: py:cast(~0p, ~0p, ...) failed: ~0p~ts",

@@ -28,7 +28,7 @@
          cancel_of_an_unknown_or_foreign_ref_changes_nothing/1,
          killed_caller_stops_its_python_work/1,
          racing_cancels_leave_exactly_one_answer_each/1,
-         no_call_is_left_in_the_table/1]).
+         calls_never_awaited_leave_a_bounded_record/1]).
 -export([cast_runs_the_call/1, cast_outlives_its_caller/1, cast_failure_is_logged/1,
          cast_timeout_is_logged/1]).
 -export([async_call_runs_a_coroutine/1, async_gather_runs_coroutines_concurrently/1,
@@ -55,7 +55,7 @@ groups() ->
        cancel_after_completion_changes_nothing,
        cancel_of_an_unknown_or_foreign_ref_changes_nothing,
        killed_caller_stops_its_python_work, racing_cancels_leave_exactly_one_answer_each,
-       no_call_is_left_in_the_table]},
+       calls_never_awaited_leave_a_bounded_record]},
      {cast, [],
       [cast_runs_the_call, cast_outlives_its_caller, cast_failure_is_logged,
        cast_timeout_is_logged]},
@@ -247,10 +247,23 @@ racing_cancels_leave_exactly_one_answer_each(_Config) ->
     ct:log("~p", [maps:from_list([{O, length([X || X <- Outcomes, X =:= O])}
                                    || O <- lists:usort(Outcomes)])]).
 
-%% Entries of killed workers (cancelled, or their caller killed) are
-%% swept; finished calls left none.
-no_call_is_left_in_the_table(_Config) ->
-    wait_until(fun() -> _ = py_calls:sweep(), ets:info(py_calls, size) =:= 0 end, 10000).
+%% A gen_server that takes its answers in handle_info never awaits: the
+%% record of its calls (in its process dictionary, docs/calls.md) is
+%% pruned as it makes more, and stays within twice the calls running.
+calls_never_awaited_leave_a_bounded_record(_Config) ->
+    Running = [py:spawn_call(time, sleep, [30]) || _ <- lists:seq(1, 10)],
+    [begin
+         Ref = py:spawn_call(math, sqrt, [16]),
+         receive {py_response, Ref, {ok, 4.0}} -> ok after scaled(5000) -> ct:fail(no_answer) end
+     end || _ <- lists:seq(1, 1000)],
+    {_, Kept} = get('$py_calls'),
+    ct:log("~b calls kept in the record", [map_size(Kept)]),
+    true = map_size(Kept) =< 64 + 1,
+    %% The running calls were kept through the prunings, and cancel.
+    [ok = py:cancel(Ref) || Ref <- Running],
+    [{error, cancelled} = py:await(Ref, scaled(1000)) || Ref <- Running],
+    {_, Left} = get('$py_calls'),
+    [] = [Ref || Ref <- Running, is_map_key(Ref, Left)].
 
 %%% cast
 

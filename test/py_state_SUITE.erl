@@ -269,7 +269,7 @@ state_survives_crashes_of_the_applications_processes(_Config) ->
          Old = whereis(Name),
          exit(Old, kill),
          wait_until(fun() -> is_pid(whereis(Name)) andalso whereis(Name) =/= Old end, 5000)
-     end || Name <- [py_registry, py_coordinator, py_calls]],
+     end || Name <- [py_registry, py_coordinator]],
     {ok, 1} = py:state_fetch(<<"kept">>),
     {ok, 2} = py:eval(<<"erlang.state_incr('kept')">>).
 
