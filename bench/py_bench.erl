@@ -44,7 +44,8 @@
 -define(WORKER_SPIN_NS, 20000).
 -define(RESULTS_DIR, "bench/results").
 
--type baseline() :: dirty_nif | round_trip | memcpy | py_call | value_call | list_items.
+-type baseline() :: dirty_nif | round_trip | memcpy | py_call | value_call | sqrt_call
+                    | list_items.
 -type sampler() :: fun((non_neg_integer()) -> [number()]).
 -type shape() :: latency | slow | runs.
 -type stats() :: #{median := float(), p90 => float(), p99 := float() | undefined,
@@ -95,7 +96,8 @@ run(Formats) ->
                                                fun erlang_calls/1, fun live_threads/1,
                                                fun python_threads/1, fun fresh_threads/1,
                                                fun async_calls/1, fun conversions/1,
-                                               fun references/1, fun streams/1,
+                                               fun references/1, fun spawned_calls/1,
+                                               fun streams/1,
                                                fun on_pool_threads/1]]),
     Rows = judge(lists:sort(fun(A, B) -> maps:get(group, A) =< maps:get(group, B) end,
                             Measured)),
@@ -221,6 +223,13 @@ references(Bases) ->
     [row(10, "py:call_method(Ref, double, [3])", measure(latency, Method, py_call, RefBases), 1.2),
      row(10, "return => ref, then dropped, per call", measure(runs, Made(ref), value_call, RefBases),
          1.5)].
+
+%% 11. A call that returns at once, and its result awaited, against the
+%% same py:call made directly, measured in alternating blocks.
+spawned_calls(Bases) ->
+    Spawned = erl(fun() -> {ok, 4.0} = py:await(py:spawn_call(math, sqrt, [16])) end),
+    [row(11, "py:spawn_call(math, sqrt, [16]) + py:await",
+         measure(latency, Spawned, sqrt_call, Bases#{sqrt_call => erl(fun sqrt/0)}), 2)].
 
 %% 12. A stream of 100 000 small integers from a generator, received by the
 %% caller, against the same integers returned as one list by py:call; per
@@ -446,6 +455,7 @@ baseline_name(round_trip) -> "C round trip";
 baseline_name(memcpy) -> "1 MB memcpy";
 baseline_name(py_call) -> "py:call(pybench, double, [3])";
 baseline_name(value_call) -> "the same, return => value";
+baseline_name(sqrt_call) -> "py:call(math, sqrt, [16])";
 baseline_name(list_items) -> "one list from py:call".
 
 group_title(1) -> "1. py:call(math, sqrt, [16])";
@@ -459,6 +469,7 @@ group_title(7) -> "7. large terms into Python and back (py:call of an identity f
 group_title(8) -> io_lib:format("8. per live calling thread (~b threads)", [?LIVE_THREADS]);
 group_title(9) -> "9. baselines";
 group_title(10) -> "10. references to Python objects";
+group_title(11) -> "11. calls that return at once";
 group_title(12) -> "12. streams (py:stream_start)".
 
 %% ---- output --------------------------------------------------------------

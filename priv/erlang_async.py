@@ -1,7 +1,9 @@
-# erlang_async.py: the Python half of erlang.async_call.
+# erlang_async.py: the Python half of the `erlang` module: erlang.async_call,
+# the coroutines of py:async_gather (_gather), and the shared state
+# (erlang.state_*).
 #
 # This file runs once, inside the namespace of the built-in `erlang` module,
-# when the interpreter starts (c_src/async.c loads it); _async_submit,
+# when the interpreter starts (c_src/async.c loads it); call, _async_submit,
 # _async_cancel, _async_fd, _async_take and ErlangError are that module's C
 # functions and class.
 #
@@ -37,8 +39,8 @@ def _load_asyncio():
 
 
 class _Channel:
-    def __init__(self):
-        self.fd = _async_fd()
+    def __init__(self, fd):
+        self.fd = fd
         self.pending = {}  # call id -> future
         self.watching = []  # loops with a reader on fd
         self.pinned = 0  # _run_coroutine runs that keep the reader
@@ -91,12 +93,33 @@ class _Channel:
         self.unwatch_if_idle()
 
 
+    def abandon(self):
+        """The thread's worker was replaced: its fd is closed, and the
+        answers of the calls still pending can never come."""
+        for loop in self.watching:
+            if not loop.is_closed():
+                loop.remove_reader(self.fd)
+        self.watching.clear()
+        for future in self.pending.values():
+            if not future.done() and not future.get_loop().is_closed():
+                future.set_exception(ErlangError("the thread's worker was replaced "
+                                                 "(py_nif loaded again) before Erlang answered"))
+        self.pending.clear()
+
+
 def _channel():
-    try:
-        return _local.channel
-    except AttributeError:
-        channel = _local.channel = _Channel()
-        return channel
+    """The thread's channel, made anew when the thread's worker (and so its
+    fd) is no longer the one the channel was made for: a load of a new
+    py_nif replaces the workers of every thread (c_src/worker.c), and a
+    channel kept with the old, closed fd made every later coroutine run on
+    that thread fail with EBADF."""
+    fd = _async_fd()
+    channel = getattr(_local, "channel", None)
+    if channel is None or channel.fd != fd:
+        if channel is not None:
+            channel.abandon()
+        channel = _local.channel = _Channel(fd)
+    return channel
 
 
 def async_call(name, *args):
@@ -122,8 +145,7 @@ def async_call(name, *args):
 
 
 async def _watched(coroutine):
-    channel = _channel()
-    _async_fd()  # an interruption of this call now wakes the loop
+    channel = _channel()  # its _async_fd(): an interruption of this call now wakes the loop
     channel.pinned += 1
     try:
         # add_reader releases the GIL (epoll_ctl), where an interruption is
@@ -304,3 +326,97 @@ def _close(loop, closing):
         loop.close()
     except (ValueError, AttributeError):
         _asyncio.BaseEventLoop.close(loop)
+
+
+# ---- py:async_gather ------------------------------------------------------
+
+async def _gather(calls):
+    """The coroutine of py:async_gather/2, which py:call runs in a new event
+    loop (_run_coroutine): every [module, function, args, kwargs] of calls
+    is called, and what they return awaited together (asyncio.gather); the
+    results in the order of calls. A function that returns no awaitable
+    gives its value. The first exception is raised; _shut_down then
+    cancels the coroutines still running."""
+    import importlib
+
+    awaitables = []
+    try:
+        for module, function, args, kwargs in calls:
+            target = importlib.import_module(module)
+            for name in function.split("."):
+                target = getattr(target, name)
+            result = target(*args, **kwargs)
+            awaitables.append(result if _inspect.isawaitable(result) else _value(result))
+    except BaseException:
+        # Those made before the failure never run: closed, or Python would
+        # warn that they were never awaited.
+        for awaitable in awaitables:
+            _close_if_unstarted(awaitable)
+        raise
+    return list(await _asyncio.gather(*awaitables))
+
+
+async def _value(value):
+    return value
+
+
+# ---- shared state ---------------------------------------------------------
+#
+# The table is Erlang's (py:state_*, src/py_state.erl); these call its
+# functions, which the application keeps under reserved names.
+
+class StateFullError(Exception):
+    """A new key would take the shared state past its bound (the
+    application environment max_state_entries)."""
+
+
+def _state(name, *args):
+    result = call("_erlang_python." + name, *args)
+    if isinstance(result, tuple) and len(result) == 2 and result[0] == "error":
+        reason = result[1]
+        if isinstance(reason, tuple) and reason[0] == "state_full":
+            raise StateFullError("the shared state holds its most keys, %d" % reason[1])
+        if reason == "not_an_integer":
+            raise TypeError("the value under %r is not an integer" % (args[0],))
+        raise ErlangError("erlang.state_%s: %r" % (name, reason))
+    return result
+
+
+def state_get(key, default=None):
+    """state_get(key, default=None) -> the value kept under key in the
+    shared state (py:state_fetch/1), or default."""
+    found = _state("state_get", key)
+    return found[0] if found else default
+
+
+def state_set(key, value):
+    """state_set(key, value): keeps value under key in the shared state
+    (py:state_store/2). A str key is a binary on the Erlang side. Raises
+    StateFullError if key is new and the state holds its most keys."""
+    _state("state_set", key, value)
+
+
+def state_delete(key):
+    """state_delete(key): removes key from the shared state, if there."""
+    _state("state_delete", key)
+
+
+def state_keys():
+    """state_keys() -> list of the shared state's keys, in no order."""
+    return _state("state_keys")
+
+
+def state_incr(key, n=1):
+    """state_incr(key, n=1) -> the integer under key plus n, kept
+    atomically (a missing key counts from 0). Raises TypeError if the value
+    is not an integer."""
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError("state_incr: n must be an int, not %s" % type(n).__name__)
+    return _state("state_incr", key, n)
+
+
+def state_decr(key, n=1):
+    """state_decr(key, n=1) -> state_incr(key, -n)."""
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError("state_decr: n must be an int, not %s" % type(n).__name__)
+    return _state("state_incr", key, -n)

@@ -11,9 +11,12 @@
 %%     and binds the worker to it.</li>
 %% </ul>
 %% and py_stream_sup supervises the streams of py:stream_start/4, found by
-%% their references in a table this supervisor owns too.
+%% their references in a table this supervisor owns too. It also owns the
+%% table of the shared state (py_state), which no process serves: callers
+%% read and write it directly. Owned here, the tables outlive a crash of
+%% any child, and end with the application.
 %%
-%% The strategy is one_for_one because the three do not depend on each
+%% The strategy is one_for_one because the children do not depend on each
 %% other's processes: handlers read the table, not the registry; the
 %% coordinator finds py_handler_sup by name; and each thread worker
 %% monitors its own handler (or the coordinator, until it has one), so the
@@ -37,12 +40,12 @@
 start_link() ->
     supervisor:start_link({local, ?MODULE}, ?MODULE, []).
 
-%% @doc Makes the registry's table and gives the children (supervisor
-%% callback).
+%% @doc Makes the tables and gives the children (supervisor callback).
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
     ok = py_registry:create_table(),
     ok = py_stream:create_table(),
+    ok = py_state:create_table(),
     Children = [#{id => py_registry, start => {py_registry, start_link, []}},
                 #{id => py_handler_sup, start => {py_handler_sup, start_link, []},
                   type => supervisor, shutdown => infinity},

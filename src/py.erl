@@ -26,6 +26,32 @@
 %% Names of modules and functions are atoms or binaries; a dotted module
 %% name (`` 'os.path' '') is imported as Python would, and a dotted function
 %% name is an attribute path (`<<"Path.home">>').
+%%
+%% == Calls that return at once ==
+%% {@link spawn_call/5} starts a call and returns a reference `Ref' at
+%% once; the result comes to the calling process as the message
+%% `{py_response, Ref, Result}', `Result' being exactly what {@link call/5}
+%% would have returned. {@link await/2} receives it; a gen_server matches
+%% it in `handle_info':
+%% ```
+%% handle_info({py_response, Ref, Result}, State = #{pending := Ref}) ->
+%%     {noreply, done(Result, State)};
+%% '''
+%% The call runs in a process linked to the caller, which unlinks before
+%% it answers: the caller's death interrupts the Python work, and a caller
+%% that traps exits never gets an `'EXIT'' message from it.
+%% {@link cancel/1} interrupts it. {@link cast/4} runs a call nobody waits
+%% for and logs its failure. {@link async_call/4} and {@link
+%% async_gather/2} do the same for coroutines.
+%%
+%% == Shared state ==
+%% `state_*' keep terms under keys in a table that every process, and
+%% Python (`erlang.state_get' and the rest), reads and writes directly.
+%% It lives as long as the application runs: a stop of the application
+%% empties it. The application environment `max_state_entries' (default
+%% 100 000) bounds the number of keys; a new key past it gives
+%% `{error, {state_full, Max}}'. While the application is not running the
+%% functions give `{error, not_running}'.
 -module(py).
 
 -export([call/3, call/4, call/5]).
@@ -37,8 +63,16 @@
 -export([register_function/2, register_function/3, unregister_function/1]).
 -export([last_traceback/0, stats/0, thread_stats/0]).
 -export([configure/0]).
+%% Calls that return at once.
+-export([spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2, cancel/1,
+         cast/3, cast/4]).
+-export([async_call/3, async_call/4, async_await/1, async_await/2,
+         async_gather/1, async_gather/2]).
+%% Shared state.
+-export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
+         state_incr/1, state_incr/2, state_decr/1, state_decr/2]).
 
--export_type([name/0, code/0, py_error/0, ref/0, opts/0]).
+-export_type([name/0, code/0, py_error/0, ref/0, opts/0, call_result/0, gather_call/0]).
 
 -type name() :: atom() | binary().
 -type code() :: iodata() | unicode:chardata().
@@ -55,6 +89,10 @@
 %% `timeout' (as before) and `return': `value' (the default) converts the
 %% result, `ref' returns a reference to the result instead.
 -type opts() :: timeout() | #{timeout => timeout(), return => value | ref}.
+%% What a spawned call gives: what call/5 would, or that it was cancelled.
+-type call_result() :: {ok, term()} | py_error() | {error, cancelled}.
+%% One call of async_gather/2.
+-type gather_call() :: {name(), name(), list()} | {name(), name(), list(), map()}.
 
 -define(TRACEBACK_KEY, '$py_last_traceback').
 -define(DEPTH_KEY, '$py_depth').
@@ -309,6 +347,167 @@ thread_stats() ->
     (maps:with([workers_live, workers_pooled, erlang_calls], Stats))#{
         handlers => py_coordinator:handler_count()}.
 
+%%% Calls that return at once
+
+%% @equiv spawn_call(Module, Function, Args, #{})
+-spec spawn_call(name(), name(), list()) -> reference().
+spawn_call(Module, Function, Args) ->
+    spawn_call(Module, Function, Args, #{}).
+
+%% @equiv spawn_call(Module, Function, Args, Kwargs, DefaultTimeout)
+-spec spawn_call(name(), name(), list(), map()) -> reference().
+spawn_call(Module, Function, Args, Kwargs) ->
+    spawn_call(Module, Function, Args, Kwargs, default_timeout()).
+
+%% @doc Starts {@link call/5} with the same arguments and returns at once.
+%% Its result comes to the caller as `{py_response, Ref, Result}', once,
+%% with `Result' exactly what `call/5' returns (bad arguments included: the
+%% error comes in the message), or `{error, cancelled}' after {@link
+%% cancel/1}. The call runs in a process linked to the caller: the
+%% caller's death interrupts its Python work. That process unlinks before
+%% it answers, so a caller that traps exits gets no `'EXIT'' message.
+%% {@link last_traceback/0} is not set by spawned calls.
+-spec spawn_call(name(), name(), list(), map(), opts()) -> reference().
+spawn_call(Module, Function, Args, Kwargs, Opts) ->
+    py_calls:spawn_call(Module, Function, Args, Kwargs, Opts).
+
+%% @equiv await(Ref, DefaultTimeout)
+-spec await(reference()) -> call_result().
+await(Ref) ->
+    await(Ref, default_timeout()).
+
+%% @doc Waits for the result of the call `Ref' that this process spawned,
+%% and returns it (taking its `py_response' message). When `Timeout'
+%% passes first the call is cancelled, its Python work interrupted, and
+%% the result is `{error, timeout}'; no message for `Ref' comes afterwards.
+%% For a reference that is no call of this process (unknown, or already
+%% awaited) the result is `{error, timeout}' once `Timeout' has passed.
+-spec await(reference(), timeout()) -> call_result().
+await(Ref, Timeout) ->
+    py_calls:await(Ref, Timeout).
+
+%% @doc Cancels the call `Ref' that this process spawned and that is still
+%% running: its Python work is interrupted and its result is
+%% `{error, cancelled}' (the one `py_response' message for it). Gives
+%% `{error, not_found}', and changes nothing, when `Ref' is no running call
+%% of this process: unknown, spawned by another process, cancelled
+%% already, or finished (its result comes, or came, as usual).
+-spec cancel(reference()) -> ok | {error, not_found}.
+cancel(Ref) ->
+    py_calls:cancel(Ref).
+
+%% @equiv cast(Module, Function, Args, #{})
+-spec cast(name(), name(), list()) -> ok.
+cast(Module, Function, Args) ->
+    cast(Module, Function, Args, #{}).
+
+%% @doc Runs {@link call/4} in a process of its own and returns at once.
+%% Nobody gets the result; the call outlives the caller. A failure (a
+%% Python exception, a timeout, a bad argument) is logged with
+%% `logger:error', with the metadata `domain => [erlang_python]',
+%% `py_cast => {Module, Function}' and `py_error => Reason'.
+-spec cast(name(), name(), list(), map()) -> ok.
+cast(Module, Function, Args, Kwargs) ->
+    py_calls:cast(Module, Function, Args, Kwargs).
+
+%% @equiv async_call(Module, Function, Args, #{})
+-spec async_call(name(), name(), list()) -> reference().
+async_call(Module, Function, Args) ->
+    async_call(Module, Function, Args, #{}).
+
+%% @doc {@link spawn_call/4} of a coroutine function (`async def'): a
+%% call of one runs the coroutine to its end in a new event loop.
+-spec async_call(name(), name(), list(), map()) -> reference().
+async_call(Module, Function, Args, Kwargs) ->
+    spawn_call(Module, Function, Args, Kwargs).
+
+%% @equiv await(Ref)
+-spec async_await(reference()) -> call_result().
+async_await(Ref) ->
+    await(Ref).
+
+%% @equiv await(Ref, Timeout)
+-spec async_await(reference(), timeout()) -> call_result().
+async_await(Ref, Timeout) ->
+    await(Ref, Timeout).
+
+%% @equiv async_gather(Calls, DefaultTimeout)
+-spec async_gather([gather_call()]) -> {ok, [term()]} | py_error().
+async_gather(Calls) ->
+    async_gather(Calls, default_timeout()).
+
+%% @doc Calls every `{Module, Function, Args}' (or `{Module, Function,
+%% Args, Kwargs}') of `Calls' and runs the coroutines they return together
+%% on one new event loop (`asyncio.gather'); returns their results in the
+%% order of `Calls'. A function that returns no awaitable gives its value.
+%% The first exception raised fails the whole: `{error, {Type, Message}}'
+%% as from {@link call/5}, and the coroutines still running are cancelled.
+%% `Timeout' bounds the whole, and interrupts it as for `call/5'. A `Calls'
+%% that is no such list gives `{error, {badarg, calls}}'.
+-spec async_gather([gather_call()], timeout()) -> {ok, [term()]} | py_error().
+async_gather(Calls, Timeout) ->
+    case gather_items(Calls) of
+        {ok, Items} -> call(erlang, '_gather', [Items], #{}, Timeout);
+        error -> {error, {badarg, calls}}
+    end.
+
+%%% Shared state
+
+%% @doc Keeps `Value' under `Key' (any terms), replacing what was there.
+-spec state_store(term(), term()) -> ok | py_state:error().
+state_store(Key, Value) ->
+    py_state:store(Key, Value).
+
+%% @doc The value kept under `Key'.
+-spec state_fetch(term()) -> {ok, term()} | {error, not_found} | py_state:error().
+state_fetch(Key) ->
+    py_state:fetch(Key).
+
+%% @doc Removes `Key'; `ok' also when it was not there.
+-spec state_remove(term()) -> ok | py_state:error().
+state_remove(Key) ->
+    py_state:remove(Key).
+
+%% @doc Every key, in no particular order.
+-spec state_keys() -> [term()] | py_state:error().
+state_keys() ->
+    py_state:keys().
+
+%% @doc Removes every key.
+-spec state_clear() -> ok | py_state:error().
+state_clear() ->
+    py_state:clear().
+
+%% @equiv state_incr(Key, 1)
+-spec state_incr(term()) -> integer() | {error, not_an_integer} | py_state:error().
+state_incr(Key) ->
+    state_incr(Key, 1).
+
+%% @doc Adds `N' to the integer kept under `Key' and returns the new value,
+%% atomically: concurrent increments are never lost. A missing key counts
+%% from 0. A value that is no integer is left alone and gives
+%% `{error, not_an_integer}'; an `N' that is no integer gives
+%% `{error, {badarg, increment}}'.
+-spec state_incr(term(), integer()) ->
+          integer() | {error, not_an_integer | {badarg, increment}} | py_state:error().
+state_incr(Key, N) when is_integer(N) ->
+    py_state:incr(Key, N);
+state_incr(_Key, _N) ->
+    {error, {badarg, increment}}.
+
+%% @equiv state_decr(Key, 1)
+-spec state_decr(term()) -> integer() | {error, not_an_integer} | py_state:error().
+state_decr(Key) ->
+    state_decr(Key, 1).
+
+%% @doc {@link state_incr/2} with `-N'.
+-spec state_decr(term(), integer()) ->
+          integer() | {error, not_an_integer | {badarg, increment}} | py_state:error().
+state_decr(Key, N) when is_integer(N) ->
+    py_state:incr(Key, -N);
+state_decr(_Key, _N) ->
+    {error, {badarg, increment}}.
+
 %% @private Applies the application environment; called at application
 %% start.
 -spec configure() -> ok.
@@ -357,15 +556,52 @@ depth() ->
         Depth -> Depth
     end.
 
-with_name(Name, Run) when is_atom(Name) ->
-    Run(atom_to_binary(Name, utf8));
-with_name(Name, Run) when is_binary(Name), Name =/= <<>> ->
+%% A name for register_function/2: not one of the application's own.
+with_name(Name, Run) ->
+    case to_name(Name) of
+        {ok, Key} ->
+            case py_registry:is_reserved(Key) of
+                false -> Run(Key);
+                true -> {error, {badarg, name}}
+            end;
+        error ->
+            {error, {badarg, name}}
+    end.
+
+to_name(Name) when is_atom(Name) ->
+    {ok, atom_to_binary(Name, utf8)};
+to_name(Name) when is_binary(Name), Name =/= <<>> ->
     case unicode:characters_to_binary(Name) of
-        Name -> Run(Name);
-        _ -> {error, {badarg, name}}
+        Name -> {ok, Name};
+        _ -> error
     end;
-with_name(_Name, _Run) ->
-    {error, {badarg, name}}.
+to_name(_Name) ->
+    error.
+
+%% async_gather's calls as Python's erlang._gather takes them:
+%% [Module, Function, Args, Kwargs], names as binaries.
+gather_items(Calls) ->
+    gather_items(Calls, []).
+
+gather_items([Call | Calls], Items) ->
+    case gather_item(Call) of
+        {ok, Item} -> gather_items(Calls, [Item | Items]);
+        error -> error
+    end;
+gather_items([], Items) ->
+    {ok, lists:reverse(Items)};
+gather_items(_NotAList, _Items) ->
+    error.
+
+gather_item({Module, Function, Args}) ->
+    gather_item({Module, Function, Args, #{}});
+gather_item({Module, Function, Args, Kwargs}) when is_list(Args), is_map(Kwargs) ->
+    case {to_name(Module), to_name(Function)} of
+        {{ok, M}, {ok, F}} -> {ok, [M, F, Args, Kwargs]};
+        _ -> error
+    end;
+gather_item(_Call) ->
+    error.
 
 %% Opts: a timeout, or a map of options.
 with_opts(Opts, Run) when is_map(Opts) ->

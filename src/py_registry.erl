@@ -16,13 +16,20 @@
 %% it sets every name of the table, or, when the table is empty (a new
 %% start of the application, whose previous run may have left names in
 %% Python), clears the set.
+%%
+%% Names that begin with `_erlang_python.' are reserved for the
+%% application's own functions (erlang.state_* call them): they are not in
+%% the table but built in to lookup/1, so that neither a user's
+%% unregistering nor a restart can take them away. py:register_function/2
+%% refuses them.
 -module(py_registry).
 -behaviour(gen_server).
 
--export([start_link/0, create_table/0, register/2, unregister/1, lookup/1]).
+-export([start_link/0, create_table/0, register/2, unregister/1, lookup/1, is_reserved/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TABLE, py_functions).
+-define(RESERVED_PREFIX, "_erlang_python.").
 
 -type function_spec() :: fun((list()) -> term()) | {module(), atom()}.
 -export_type([function_spec/0]).
@@ -63,10 +70,16 @@ lookup(Name) when is_atom(Name) ->
 lookup(Name) ->
     try ets:lookup(?TABLE, Name) of
         [{_, Function}] -> {ok, Function};
-        [] -> error
+        [] -> reserved(Name)
     catch
         error:badarg -> error
     end.
+
+%% @doc Whether Name (a binary) is reserved for the application's own
+%% functions.
+-spec is_reserved(binary()) -> boolean().
+is_reserved(<<?RESERVED_PREFIX, _/binary>>) -> true;
+is_reserved(_Name) -> false.
 
 %% @doc Makes Python's set of names that of the table (gen_server
 %% callback).
@@ -104,6 +117,15 @@ handle_cast(_Request, State) ->
 -spec handle_info(term(), map()) -> {noreply, map()}.
 handle_info(_Message, State) ->
     {noreply, State}.
+
+%% The application's own functions, for Python's half of the erlang
+%% module.
+reserved(<<?RESERVED_PREFIX, "state_get">>) -> {ok, {py_state, py_get}};
+reserved(<<?RESERVED_PREFIX, "state_set">>) -> {ok, {py_state, py_set}};
+reserved(<<?RESERVED_PREFIX, "state_delete">>) -> {ok, {py_state, py_delete}};
+reserved(<<?RESERVED_PREFIX, "state_keys">>) -> {ok, {py_state, py_keys}};
+reserved(<<?RESERVED_PREFIX, "state_incr">>) -> {ok, {py_state, py_incr}};
+reserved(_Name) -> error.
 
 set_in_python(Name, Registered) ->
     {ok, none} = py:call(erlang, '_set_registered', [Name, Registered], #{}, infinity),
