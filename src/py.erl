@@ -539,11 +539,13 @@ configure() ->
     add_own_python_path().
 
 %% priv/python, where the Python code of the application's own features
-%% lives (erlang_python.streams), on sys.path once.
+%% lives (erlang_python.streams), on sys.path once. Without a timeout: the
+%% configured one may be short, and the application must not fail to
+%% start because the interpreter is busy.
 add_own_python_path() ->
     Dir = unicode:characters_to_binary(filename:join(py_nif:priv_dir(), "python")),
     {ok, _} = eval(<<"__import__('sys').path.insert(0, d) "
-                     "if d not in __import__('sys').path else None">>, #{d => Dir}),
+                     "if d not in __import__('sys').path else None">>, #{d => Dir}, infinity),
     ok.
 
 %% Internals
