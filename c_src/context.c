@@ -14,10 +14,14 @@
  * destructor that drops them runs on an ERTS thread without the GIL and
  * must neither take it nor block. They wait on a lock-free list. When the
  * list goes from empty to not empty, the destructor also posts a semaphore
- * (which never blocks), and the release thread enters the context after
- * GATHER_NS unless a call has emptied the list meanwhile: a dropped model
- * or connection is closed within milliseconds even when no call comes,
- * and a burst of drops costs the GIL once.
+ * (which never blocks), and the release thread looks again every
+ * GATHER_NS: while calls come, they empty the list; once a GATHER_NS
+ * passes with objects left and no call releasing any, the thread enters
+ * the context itself. So a dropped model or connection is closed within
+ * milliseconds even when no call comes, a burst of drops costs the GIL
+ * once, and the thread never takes the GIL from calls that would release
+ * the objects anyway (that cost a call 2.4 times a plain one in bench row
+ * 10, against 1.6 times without it).
  */
 #include "context.h"
 
@@ -50,6 +54,7 @@ pyerl_ctx_new(PyInterpreterState *interp)
     }
     ctx->interp = interp;
     atomic_init(&ctx->dropped, NULL);
+    atomic_init(&ctx->releases, 0);
     return ctx;
 }
 
@@ -79,6 +84,7 @@ release_dropped(struct pyerl_ctx *ctx)
     struct pyerl_dropped *node, *next;
 
     node = atomic_exchange_explicit(&ctx->dropped, NULL, memory_order_acquire);
+    atomic_fetch_add_explicit(&ctx->releases, 1, memory_order_relaxed);
     for (; node; node = next) {
         next = node->next;
         Py_DECREF(node->obj);
@@ -139,26 +145,44 @@ pyerl_ctx_drop_later(struct pyerl_ctx *ctx, struct pyerl_dropped *node)
     }
 }
 
-/* The release thread: waits for the signal, lets more drops gather, and
- * releases what no call has released meanwhile. */
+/* Waits GATHER_NS, then whether ctx still has dropped objects and no call
+ * has released any meanwhile: calls that come release them, and taking
+ * the GIL from under them would only slow them down. */
+static int
+left_to_release(struct pyerl_ctx *ctx)
+{
+    struct timespec gather = {.tv_sec = 0, .tv_nsec = GATHER_NS};
+    unsigned long releases;
+
+    for (;;) {
+        releases = atomic_load_explicit(&ctx->releases, memory_order_relaxed);
+        nanosleep(&gather, NULL);
+        /* One pass answers every post made so far. */
+        while (sem_trywait(&dropped_signal) == 0) {
+        }
+        if (!atomic_load_explicit(&ctx->dropped, memory_order_relaxed)) {
+            return 0;
+        }
+        if (atomic_load_explicit(&ctx->releases, memory_order_relaxed) == releases) {
+            return 1;
+        }
+    }
+}
+
+/* The release thread: waits for the signal, and releases what no call
+ * releases. */
 static void *
 releaser_main(void *arg)
 {
-    struct timespec gather = {.tv_sec = 0, .tv_nsec = GATHER_NS};
     struct pyerl_ctx *ctx;
 
     (void)arg;
     for (;;) {
         while (sem_wait(&dropped_signal) < 0 && errno == EINTR) {
         }
-        nanosleep(&gather, NULL);
-        /* One pass answers every post made so far. */
-        while (sem_trywait(&dropped_signal) == 0) {
-        }
         /* The main context is the only one yet. */
         ctx = main_ctx;
-        if (ctx && atomic_load_explicit(&ctx->dropped, memory_order_relaxed) &&
-            pyerl_ctx_enter(ctx) == 0) {
+        if (ctx && left_to_release(ctx) && pyerl_ctx_enter(ctx) == 0) {
             pyerl_ctx_leave(ctx);
         }
     }

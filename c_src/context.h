@@ -39,6 +39,7 @@ struct pyerl_ctx {
     PyObject *registered;          /* set of str: names registered in Erlang; strong */
     /* Lock-free, any thread: */
     _Atomic(struct pyerl_dropped *) dropped; /* objects to release */
+    atomic_ulong releases;                   /* times the list was emptied */
 };
 
 /* A new context for interp, with nothing else filled in yet; NULL if out

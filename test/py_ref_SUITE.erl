@@ -43,7 +43,7 @@
          raising_method_gives_its_exception_and_the_object_lives_on/1,
          missing_attribute_or_method_is_an_attribute_error/1,
          bad_names_and_arguments_are_rejected/1]).
--export([object_dies_within_bounded_time_after_its_holder_exits/1,
+-export([object_dies_within_bounded_time_after_its_holder_exits/1, object_dies_when_no_call_comes/1,
          object_lives_while_a_live_process_holds_its_ref/1,
          ref_stored_in_ets_keeps_the_object_until_deleted/1]).
 -export([fifty_processes_call_one_object_at_once/1,
@@ -97,7 +97,7 @@ groups() ->
      %% Sequential: each waits for an object's death, and the churn below
      %% would make them slower.
      {lifetime, [],
-      [object_dies_within_bounded_time_after_its_holder_exits,
+      [object_dies_within_bounded_time_after_its_holder_exits, object_dies_when_no_call_comes,
        object_lives_while_a_live_process_holds_its_ref,
        ref_stored_in_ets_keeps_the_object_until_deleted]},
      {concurrency, [],
@@ -486,8 +486,19 @@ object_dies_within_bounded_time_after_its_holder_exits(_Config) ->
                    end),
     receive {made, Holder} -> ok after scaled(10000) -> ct:fail(not_made) end,
     py_test_lib:await_down(Holder, 5000),
-    %% No call into Python is needed: the release thread drops it.
     wait_until(fun() -> finalized(holder_exits) end, 5000).
+
+%% Nothing calls into Python after the holder exits: the release thread
+%% drops the object, and its finalizer tells this process.
+object_dies_when_no_call_comes(_Config) ->
+    Self = self(),
+    Holder = spawn(fun() ->
+                           {ok, _} = py:call('__main__', ref_watched_telling, [no_call, Self],
+                                             #{}, #{return => ref}),
+                           Self ! {made, self()}
+                   end),
+    receive {made, Holder} -> ok after scaled(10000) -> ct:fail(not_made) end,
+    receive {finalized, no_call} -> ok after scaled(5000) -> ct:fail(not_released) end.
 
 object_lives_while_a_live_process_holds_its_ref(_Config) ->
     Holder = start_holder(holder_lives),

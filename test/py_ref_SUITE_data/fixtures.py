@@ -1,3 +1,4 @@
+import erlang
 # What py_ref_SUITE's cases call, run in __main__ by init_per_suite.
 # `erlang' is imported there already.
 import asyncio, collections, fractions, threading, time, weakref
@@ -79,6 +80,13 @@ def ref_watched_kept(key):
 
 def ref_finalized(key):
     return ref_flags[key]
+
+def ref_watched_telling(key, pid):
+    '''As ref_watched, and its death is told to pid as {finalized, Key}, so
+    that the test sees it without calling into Python.'''
+    o = Opaque(key)
+    weakref.finalize(o, erlang.send, pid, (erlang.Atom('finalized'), key))
+    return o
 
 # churn: live instances counted by a WeakSet.
 
