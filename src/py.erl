@@ -286,20 +286,21 @@ stream(Module, Function, Args) ->
 %% or async, as one list.
 -spec stream(name(), name(), list(), map()) -> {ok, list()} | py_error().
 stream(Module, Function, Args, Kwargs) ->
-    call('erlang_python.streams', collect, [Module, Function, Args, Kwargs]).
+    collect(call(Module, Function, Args, Kwargs, #{return => ref})).
 
 %% @doc Every item of the iterable that the Python expression `Code'
 %% evaluates to, as one list.
 -spec stream_eval(code()) -> {ok, list()} | py_error().
 stream_eval(Code) ->
-    case eval(Code, #{}, #{return => ref}) of
-        {ok, Iterable} ->
-            try call('erlang_python.streams', collect_value, [Iterable])
-            after release(Iterable)
-            end;
-        Error ->
-            Error
-    end.
+    collect(eval(Code, #{}, #{return => ref})).
+
+%% Every item of an iterable a call gave by reference, as one list.
+collect({ok, Iterable}) ->
+    try call('erlang_python.streams', collect, [Iterable])
+    after release(Iterable)
+    end;
+collect(Error) ->
+    Error.
 
 %% @doc Makes `Fun' callable from Python as `erlang.call(Name, *Args)',
 %% `erlang.Name(*Args)' or `from erlang import Name'. `Fun' gets the

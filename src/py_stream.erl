@@ -162,13 +162,10 @@ maybe_pull(S) ->
 
 %% The puller: opens the Source on the first batch, takes Count items,
 %% sends them to the owner and reports.
-pull(Stream, Ref, Owner, Source0, {Module, Function, Args, Kwargs}, Count) ->
+pull(Stream, Ref, Owner, Source0, Target, Count) ->
     Opened = case Source0 of
-                 undefined ->
-                     py:call(?STREAMS, open_source, [Module, Function, Args, Kwargs],
-                             #{}, #{return => ref, timeout => infinity});
-                 _ ->
-                     {ok, Source0}
+                 undefined -> open_source(Target);
+                 _ -> {ok, Source0}
              end,
     case Opened of
         {ok, Source} ->
@@ -181,6 +178,19 @@ pull(Stream, Ref, Owner, Source0, {Module, Function, Args, Kwargs}, Count) ->
             end;
         {error, Reason} ->
             Stream ! {pull_failed, self(), undefined, Reason}
+    end.
+
+%% A Source over what Module.Function(*Args, **Kwargs) returns, made by
+%% py:call itself (its lookup of names, its errors) and held by reference.
+open_source({Module, Function, Args, Kwargs}) ->
+    Forever = #{return => ref, timeout => infinity},
+    case py:call(Module, Function, Args, Kwargs, Forever) of
+        {ok, Iterable} ->
+            try py:call(?STREAMS, 'Source', [Iterable], #{}, Forever)
+            after py:release(Iterable)
+            end;
+        Error ->
+            Error
     end.
 
 %% Kills a running puller (which interrupts its Python work), waits until

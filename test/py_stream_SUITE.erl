@@ -95,7 +95,9 @@ any_iterable_streams(_Config) ->
     {ok, Empty} = py:stream_start(builtins, list, [[]]),
     {[], done} = collect(Empty),
     {ok, Dict} = py:stream_start(builtins, dict, [], #{kwargs => #{a => 1}}),
-    {[a], done} = collect(Dict).
+    %% Keyword names are str, as for py:call.
+    {ok, #{<<"a">> := 1}} = py:call(builtins, dict, [], #{a => 1}),
+    {[<<"a">>], done} = collect(Dict).
 
 stream_collects_a_list(_Config) ->
     {ok, [0, 1, 2]} = py:stream('__main__', counted, [collected, 3]),
@@ -271,8 +273,7 @@ bad_options_are_rejected(_Config) ->
 streams_survive_a_reload_of_py_nif(_Config) ->
     {ok, Ref} = py:stream_start('__main__', counted, [reloaded, 6], #{window => 2}),
     [0, 1] = [receive_data(Ref) || _ <- [1, 2]],
-    {module, py_nif} = code:load_file(py_nif),
-    true = code:soft_purge(py_nif),
+    ok = py_test_lib:reload_py_nif(),
     ok = py:stream_ack(Ref, 2),
     [2, 3] = [receive_data(Ref) || _ <- [1, 2]],
     ok = py:stream_ack(Ref, 2),

@@ -16,7 +16,6 @@ An async iterable gets an event loop of its own, kept with the Source and
 closed with it; each batch runs the loop until the batch is complete.
 """
 
-import importlib
 import threading
 import time
 
@@ -25,14 +24,6 @@ MAX_BATCH = 1024
 # How long close waits for a take still running (one whose puller was
 # killed, its Python work being interrupted).
 CLOSE_WAIT_S = 5
-
-
-def _target(module, function):
-    """module.function, function being a dotted attribute path."""
-    obj = importlib.import_module(module)
-    for name in function.split('.'):
-        obj = getattr(obj, name)
-    return obj
 
 
 class Source:
@@ -124,17 +115,7 @@ class Source:
                 self._loop.close()
 
 
-def open_source(module, function, args, kwargs):
-    """A Source over module.function(*args, **kwargs)."""
-    return Source(_target(module, function)(*args, **kwargs))
-
-
-def collect(module, function, args, kwargs):
-    """Every item of module.function(*args, **kwargs), as a list."""
-    return collect_value(_target(module, function)(*args, **kwargs))
-
-
-def collect_value(iterable):
+def collect(iterable):
     """Every item of an iterable, sync or async, as a list."""
     if not hasattr(iterable, '__aiter__'):
         return list(iterable)
