@@ -130,7 +130,6 @@ pyerl_objref_make(struct pyerl_ctx *ctx, ErlNifEnv *env, PyObject *obj, ERL_NIF_
     }
     atomic_fetch_add(&generations[generation].live, 1);
     node->obj = Py_NewRef(obj);
-    node->next = NULL;
     ref->ctx = ctx;
     ref->node = node;
     ref->generation = generation;
@@ -149,7 +148,10 @@ pyerl_objref_get(ErlNifEnv *env, ERL_NIF_TERM term)
     if (enif_get_resource(env, term, atomic_load(&generations[now].type), &ref)) {
         return ref;
     }
-    for (int slot = 0; slot < GENERATIONS && enif_is_ref(env, term); slot++) {
+    if (!enif_is_ref(env, term)) {
+        return NULL;
+    }
+    for (int slot = 0; slot < GENERATIONS; slot++) {
         type = atomic_load(&generations[slot].type);
         if (slot != now && type && enif_get_resource(env, term, type, &ref)) {
             return ref;
