@@ -260,9 +260,14 @@ streams(Bases) ->
     [row(12, "100 000 integers, per item", measure(runs, Streamed, list_items,
                                                     Bases#{list_items => AsList}), 3)].
 
+%% Fun() run in a new process, and its result; a failure there fails the
+%% row.
 in_new_process(Fun) ->
     {Pid, Mon} = spawn_monitor(fun() -> exit({result, Fun()}) end),
-    receive {'DOWN', Mon, process, Pid, {result, Result}} -> Result end.
+    receive
+        {'DOWN', Mon, process, Pid, {result, Result}} -> Result;
+        {'DOWN', Mon, process, Pid, Reason} -> error({run_failed, Reason})
+    end.
 
 receive_stream(Ref, Count) ->
     receive
@@ -272,11 +277,12 @@ receive_stream(Ref, Count) ->
 
 pair_calls(Return) ->
     Start = now_ns(),
-    {Pid, Monitor} = spawn_monitor(fun() ->
-        repeat(fun() -> {ok, _} = py:call(pybench, pair, [], #{}, #{return => Return}) end,
-               ?RUN_CALLS)
-    end),
-    receive {'DOWN', Monitor, process, Pid, normal} -> ok end,
+    in_new_process(fun() ->
+                           repeat(fun() ->
+                                          {ok, _} = py:call(pybench, pair, [], #{},
+                                                            #{return => Return})
+                                  end, ?RUN_CALLS)
+                   end),
     {ok, _} = py:call(pybench, pair, []),
     (now_ns() - Start) / ?RUN_CALLS.
 
