@@ -143,8 +143,7 @@ reload_of_py_nif_keeps_the_configuration(_Config) ->
     try
         restart_with(dirty_call_limit, 2),
         #{dirty_limit := 2} = py:stats(),
-        {module, py_nif} = code:load_file(py_nif),
-        true = code:soft_purge(py_nif),
+        ok = py_test_lib:reload_py_nif(),
         #{dirty_limit := 2} = py:stats()
     after
         restart_without(dirty_call_limit),

@@ -372,14 +372,9 @@ coroutines_run_after_py_nif_is_loaded_again(_Config) ->
     Expected = Naps(),
     %% Loaded again as py_fault_SUITE does it: unloaded first, and loaded
     %% again; then again with the old code still loaded (an upgrade).
-    ok = application:stop(erlang_python),
-    true = code:delete(py_nif),
-    true = code:soft_purge(py_nif),
-    {module, py_nif} = code:load_file(py_nif),
-    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = py_test_lib:unload_and_load_py_nif(),
     Expected = Naps(),
-    {module, py_nif} = code:load_file(py_nif),
-    true = code:soft_purge(py_nif),
+    ok = py_test_lib:reload_py_nif(),
     Expected = Naps(),
     {ok, [1, 2]} = py:async_gather([{'__main__', nap, [0.01, I]} || I <- [1, 2]]).
 

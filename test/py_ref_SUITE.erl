@@ -771,8 +771,7 @@ refs_survive_a_reload_of_py_nif(_Config) ->
     {ok, C} = py:call(collections, 'Counter', [[a, a]], #{}, #{return => ref}),
     Holder = start_holder(reload_watched),
     [begin
-         {module, py_nif} = code:load_file(py_nif),
-         true = code:soft_purge(py_nif),
+         ok = py_test_lib:reload_py_nif(),
          {ok, reload} = py:call_method(O, get_key, []),
          {ok, true} = py:call('__main__', ref_is, [reload, O]),
          {ok, #{a := 2}} = py:to_term(C),

@@ -15,8 +15,8 @@
 %% directories, Erlang functions registered for Python.
 -export([start_with_fixtures/1, exec_file/2, register_functions/1]).
 %% The application and other VMs.
--export([restart_app/0, restart_with/2, restart_without/1, unload_and_load_py_nif/0,
-         in_peer/2]).
+-export([restart_app/0, restart_with/2, restart_without/1, reload_py_nif/0,
+         unload_and_load_py_nif/0, in_peer/2]).
 %% Many processes at once.
 -export([fan_out/2, fan_out_start/2, fan_out_results/1]).
 
@@ -173,6 +173,14 @@ restart_with(Key, Value) ->
     ok = application:stop(erlang_python),
     ok = application:set_env(erlang_python, Key, Value),
     {ok, _} = application:ensure_all_started(erlang_python),
+    ok.
+
+%% @doc Loads py_nif again while it is loaded (its upgrade callback) and
+%% purges the old code.
+-spec reload_py_nif() -> ok.
+reload_py_nif() ->
+    {module, py_nif} = code:load_file(py_nif),
+    true = code:soft_purge(py_nif),
     ok.
 
 %% @doc Stops the application, deletes and purges py_nif (the library's
