@@ -498,8 +498,12 @@ pool_at_its_limit_refuses_at_once(_Config) ->
                        "threading.Thread(target=lambda: (erlang.call('pool_limit_gate'),"
                        " four_blocked.set())).start()">>),
         Gate = receive {gate, G} -> G after scaled(10000) -> ct:fail(no_gate) end,
-        %% The threads of earlier cases over the limit go.
+        %% The threads of earlier cases over the limit go, and are gone
+        %% from the OS process too (a thread that has left the pool still
+        %% drops its Python thread state, and may hold memory a new
+        %% thread needs).
         wait_until(fun() -> #{pool_threads := T} = py:stats(), T =< 4 end, 10000),
+        _ = py_test_lib:settled(os_threads, fun py_test_lib:os_thread_count/0, 30000),
         Waiters = fan_out_start(fun(_) -> py:eval(<<"four_blocked.wait(60)">>, #{}, 90000) end,
                                 lists:seq(1, 4)),
         wait_until(fun() ->

@@ -158,7 +158,7 @@ ack_beyond_the_window_counts_what_is_unacknowledged(_Config) ->
 %% is busy, and the only OS threads added are idle pool threads (started
 %% while the 500 first batches were taken at once; they exit when idle).
 waiting_streams_hold_no_threads(_Config) ->
-    Threads0 = os_threads(),
+    Threads0 = py_test_lib:os_thread_count(),
     #{pool_threads := Pool0} = py:stats(),
     Refs = [begin
                 {ok, Ref} = py:stream_start('__main__', endless, [{waiting, I}], #{window => 1}),
@@ -169,7 +169,7 @@ waiting_streams_hold_no_threads(_Config) ->
                        #{dirty_running := D, pool_idle := I, pool_threads := T} = py:stats(),
                        D =:= 0 andalso I =:= T
                end, 10000),
-    Threads = os_threads(),
+    Threads = py_test_lib:os_thread_count(),
     #{pool_threads := Pool} = py:stats(),
     ct:log("OS threads: ~b before, ~b with 500 streams waiting, ~b of them idle pool threads "
            "added", [Threads0, Threads, Pool - Pool0]),
@@ -317,7 +317,3 @@ ended(Name) ->
 count(Name) ->
     {ok, N} = py:call('__main__', count, [Name]),
     N.
-
-os_threads() ->
-    {ok, Names} = file:list_dir("/proc/self/task"),
-    length(Names).

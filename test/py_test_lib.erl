@@ -10,7 +10,7 @@
 %% Waiting.
 -export([wait_until/2, wait_for/2, settled/3, await_down/2, wait_calls_done/1, scaled/1]).
 %% The run.
--export([memory_tool/0]).
+-export([memory_tool/0, os_thread_count/0]).
 %% Setting a suite up: Python fixtures kept in the suites' data
 %% directories, Erlang functions registered for Python.
 -export([start_with_fixtures/1, exec_file/2, register_functions/1]).
@@ -129,6 +129,12 @@ memory_tool() ->
         {_, _, "valgrind"} -> valgrind;
         _ -> none
     end.
+
+%% @doc How many threads this OS process (the VM, Python) has now.
+-spec os_thread_count() -> non_neg_integer().
+os_thread_count() ->
+    {ok, Tasks} = file:list_dir("/proc/self/task"),
+    length(Tasks).
 
 %%% Setting a suite up
 
