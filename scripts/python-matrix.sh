@@ -34,7 +34,7 @@ for exe in $(candidates); do
     if ! make -s -C c_src PYTHON="$exe" OUT="$out" OBJDIR="$PWD/_build/matrix/$tag/obj" >/dev/null; then
         echo "matrix: build against $exe failed"; failed+=("$version"); continue
     fi
-    if ERLANG_PYTHON_NIF="$out" SUITES="$core_suites" CT_LOGDIR="_build/matrix/$tag/logs" \
+    if RUN_LABEL="Python $version" ERLANG_PYTHON_NIF="$out" SUITES="$core_suites" CT_LOGDIR="_build/matrix/$tag/logs" \
         scripts/run-tests.sh; then
         ran+=("$version")
     else

@@ -3,7 +3,9 @@
 # space separated) and ends with one line "N passed, M failed".
 # Cases skipped automatically (a failed init_per_suite) count as failed;
 # cases that skip themselves (a Python without numpy) count as skipped.
-# The counts are also appended to $SUMMARY_FILE when it is set. A VM that
+# The counts are also appended to $SUMMARY_FILE when it is set, and the
+# lines naming failures to $FAILURES_FILE when it is set, each marked with
+# $RUN_LABEL (by default the name of the log directory's parent). A VM that
 # dies before it can count (a crash, a sanitizer report), or exits non-zero
 # after all its cases passed (valgrind's --error-exitcode), counts as one
 # failure. Each failed case is named, with the start of its reason, before
@@ -20,11 +22,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+named=$(mktemp)
+trap 'rm -f "$named"' EXIT
 analysis_failed=0
 if [ -n "${ANALYZE:-}" ]; then
     for check in xref dialyzer; do
         if ! rebar3 "$check"; then
-            echo "run-tests: rebar3 $check reported warnings"
+            echo "run-tests: rebar3 $check reported warnings" >> "$named"
             analysis_failed=$((analysis_failed + 1))
         fi
     done
@@ -35,7 +39,7 @@ mkdir -p "$logdir"
 suites=${SUITES:-}
 
 counts=$(mktemp)
-trap 'rm -f "$counts"' EXIT
+trap 'rm -f "$named" "$counts"' EXIT
 
 CT_COUNTS="$counts" CT_SUITES="$suites" CT_LOGDIR="$logdir" CT_MULTIPLY_TIMETRAPS="${CT_MULTIPLY_TIMETRAPS:-1}" \
     ${ERL_WRAPPER:-} erl -noshell -pa "$PWD/_build/default/lib/erlang_python/ebin" -eval '
@@ -65,18 +69,20 @@ if [ -n "$run_dir" ]; then
         /^=result +(failed|auto_skipped)/ {
             sub(/^=result +/, "")
             print "run-tests: " test ": " substr($0, 1, 400)
-        }' {} +
+        }' {} + >> "$named"
 fi
 
 read -r passed failed skipped < "$counts" || {
-    echo "run-tests: the test VM died (exit status $status) before it could count"
+    echo "run-tests: the test VM died (exit status $status) before it could count" >> "$named"
     passed=0 failed=1 skipped=0
 }
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
-    echo "run-tests: the test VM exited with status $status after its cases passed"
+    echo "run-tests: the test VM exited with status $status after its cases passed" >> "$named"
     failed=1
 fi
 failed=$((failed + analysis_failed))
+cat "$named"
+[ -n "${FAILURES_FILE:-}" ] && sed "s|^run-tests: |run-tests: ${RUN_LABEL:-$(basename "$(dirname "$logdir")")}: |" "$named" >> "$FAILURES_FILE"
 [ -n "${SUMMARY_FILE:-}" ] && echo "$passed $failed" >> "$SUMMARY_FILE"
 if [ "$skipped" -gt 0 ]; then
     printf '\n%d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"

@@ -497,9 +497,11 @@ cancel_before_the_handler_is_bound_reaches_erlang(_Config) ->
     Self = self(),
     in_background(fun() -> py:call('__main__', as_cancel_first_main, [Self]) end),
     receive as_cancelled -> ok after scaled(5000) -> ct:fail(not_cancelled) end,
-    %% Every request the coordinator holds (the call, the cancel) goes on
-    %% to the handler before this answers; the thread's next request, the
-    %% marker, comes after them.
+    %% The thread sent the call and the cancel to the coordinator before it
+    %% told us, so a request made now waits behind them in its mailbox:
+    %% once the coordinator answers it, both have gone on to the handler,
+    %% and the thread's next request, the marker, comes after them.
+    _ = sys:get_state(py_coordinator),
     [_] = py_coordinator:handlers(),
     ok = py:exec(<<"as_told.add(7)">>),
     receive as_marker -> ok after scaled(5000) -> ct:fail(no_marker) end,
