@@ -11,7 +11,10 @@
 
 #define PYERL_ATOM_NAMES(X)                                                                        \
     X(badarg)                                                                                      \
+    X(busy)                                                                                        \
     X(cancelled)                                                                                   \
+    X(channel)                                                                                     \
+    X(closed)                                                                                      \
     X(dirty_calls)                                                                                 \
     X(dirty_limit)                                                                                 \
     X(dirty_running)                                                                               \
@@ -19,11 +22,13 @@
     X(erlang_async_cancel)                                                                         \
     X(erlang_call)                                                                                 \
     X(erlang_calls)                                                                                \
+    X(enomem)                                                                                      \
     X(error)                                                                                       \
     X(exit)                                                                                        \
     X(false)                                                                                       \
     X(handler_died)                                                                                \
     X(infinity)                                                                                    \
+    X(max_size)                                                                                    \
     X(nil)                                                                                         \
     X(none)                                                                                        \
     X(ok)                                                                                          \
@@ -38,6 +43,7 @@
     X(queued)                                                                                      \
     X(ref)                                                                                         \
     X(sent)                                                                                        \
+    X(size)                                                                                        \
     X(stale)                                                                                       \
     X(timeout)                                                                                     \
     X(true)                                                                                        \

@@ -15,7 +15,8 @@
  * it is an object of the conversion's context and has not been released.
  * The other way, erlang.ref(obj) becomes a new reference to obj, and an
  * object with no Erlang form becomes the reference it came as in the
- * call's arguments, if it came as one.
+ * call's arguments, if it came as one. A channel (channel.c) becomes an
+ * erlang.Channel holding it, and an erlang.Channel the channel's term.
  *
  * Recursion is bounded by PYERL_MAX_DEPTH. Each level keeps a small `struct
  * path` on the stack pointing at its parent, so the place of an error can be
@@ -30,6 +31,7 @@
 
 #include "atoms.h"
 #include "buffers.h"
+#include "channel.h"
 #include "context.h"
 #include "erts_access.h"
 #include "errors.h"
@@ -551,16 +553,20 @@ map_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term, const 
     return dict;
 }
 
-/* A reference: the object of a reference, or an erlang.Ref. */
+/* A reference: the object of a reference, an erlang.Channel, or an
+ * erlang.Ref. */
 static PyObject *
 reference_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term,
                 const struct path *p)
 {
     struct pyerl_objref *ref = pyerl_objref_get(env, term);
+    struct pyerl_channel *channel;
     PyObject *obj;
 
     if (!ref) {
-        return pyerl_opaque_from_term(cv->ctx->state->ref_type, env, term);
+        return (channel = pyerl_channel_get(env, term))
+                   ? pyerl_channel_object_new(cv->ctx->state->channel_type, channel)
+                   : pyerl_opaque_from_term(cv->ctx->state->ref_type, env, term);
     }
     if (pyerl_objref_ctx(ref) != cv->ctx) {
         fail_at(PyExc_ValueError, p, "a reference to an object of another Python context");
@@ -839,6 +845,7 @@ py_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *obj, ERL_NIF_T
            const struct path *p, int depth)
 {
     PyTypeObject *type = Py_TYPE(obj);
+    struct pyerl_channel *channel;
     double d;
 
     if (depth > PYERL_MAX_DEPTH) {
@@ -894,6 +901,10 @@ py_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *obj, ERL_NIF_T
     }
     if (pyerl_is_object_ref(obj)) {
         return object_ref_to_term(cv, env, obj, out, p);
+    }
+    if ((channel = pyerl_channel_of_object(obj))) {
+        *out = pyerl_channel_term(env, channel);
+        return 1;
     }
     if (is_numpy(type)) {
         return numpy_to_term(cv, env, obj, out, p, depth);

@@ -11,7 +11,7 @@
  *   an interruption that a callback swallowed;
  * - erlang.ref, here: wraps an object to be handed to Erlang by reference;
  * - erlang.Atom, Pid, Ref, ObjectRef and the exception classes:
- *   module_state.c.
+ *   module_state.c; erlang.Channel: channel_type.c.
  *
  * The module uses multi-phase initialisation with a module state
  * (module_state.h), as CPython's own modules do: every interpreter that
@@ -30,6 +30,7 @@
 
 #include "async.h"
 #include "callback.h"
+#include "channel_type.h"
 #include "context.h"
 #include "interrupt.h"
 #include "module_state.h"
@@ -149,7 +150,7 @@ erlang_exec(PyObject *module)
     struct pyerl_module_state *st = PyModule_GetState(module);
     PyObject *time_module;
 
-    if (pyerl_module_state_init(module, st) < 0) {
+    if (pyerl_module_state_init(module, st) < 0 || pyerl_channel_type_add(module, st) < 0) {
         return -1;
     }
     /* A module imported again in a context's interpreter (after `del

@@ -219,6 +219,18 @@ pyerl_inflight_set_wake_fd(struct pyerl_inflight *call, int fd)
 }
 
 int
+pyerl_inflight_exchange_wake_fd(struct pyerl_inflight *call, int fd)
+{
+    int old;
+
+    pthread_mutex_lock(&lock);
+    old = call->wake_fd;
+    call->wake_fd = fd;
+    pthread_mutex_unlock(&lock);
+    return old;
+}
+
+int
 pyerl_inflight_interrupted(struct pyerl_inflight *call)
 {
     int interrupted;

@@ -58,6 +58,11 @@ int pyerl_inflight_interrupted(struct pyerl_inflight *call);
  * stays set: a spurious wake-up is harmless to every waiter. Any thread. */
 void pyerl_inflight_set_wake_fd(struct pyerl_inflight *call, int fd);
 
+/* Sets the call's wake fd for one wait of the caller's own and returns the
+ * one it replaces, which the caller puts back (with this function) when
+ * its wait ends. Any thread. */
+int pyerl_inflight_exchange_wake_fd(struct pyerl_inflight *call, int fd);
+
 /* Disarms the CallInterrupted the watchdog may have armed for the call
  * (running on the calling thread), so that it is raised where the caller
  * chooses rather than at the next bytecode; the watchdog then arms none

@@ -374,11 +374,16 @@ pyerl_module_state_init(PyObject *module, struct pyerl_module_state *st)
         "erlang.UnknownFunctionError",
         "No Erlang function is registered under the name that was called.", PyExc_RuntimeError,
         NULL);
+    st->channel_closed = PyErr_NewExceptionWithDoc(
+        "erlang.ChannelClosed",
+        "The channel is closed and every message it held has been received.", PyExc_Exception,
+        NULL);
     functools = PyImport_ImportModule("functools");
     st->partial = functools ? PyObject_GetAttrString(functools, "partial") : NULL;
     Py_XDECREF(functools);
     if (!st->atom_type || !st->pid_type || !st->ref_type || !st->object_ref_type ||
-        !st->call_interrupted || !st->erlang_error || !st->unknown_function_error || !st->partial) {
+        !st->call_interrupted || !st->erlang_error || !st->unknown_function_error ||
+        !st->channel_closed || !st->partial) {
         return -1;
     }
     if (PyModule_AddObjectRef(module, "Atom", (PyObject *)st->atom_type) < 0 ||
@@ -387,7 +392,8 @@ pyerl_module_state_init(PyObject *module, struct pyerl_module_state *st)
         PyModule_AddObjectRef(module, "ObjectRef", (PyObject *)st->object_ref_type) < 0 ||
         PyModule_AddObjectRef(module, "CallInterrupted", st->call_interrupted) < 0 ||
         PyModule_AddObjectRef(module, "ErlangError", st->erlang_error) < 0 ||
-        PyModule_AddObjectRef(module, "UnknownFunctionError", st->unknown_function_error) < 0) {
+        PyModule_AddObjectRef(module, "UnknownFunctionError", st->unknown_function_error) < 0 ||
+        PyModule_AddObjectRef(module, "ChannelClosed", st->channel_closed) < 0) {
         return -1;
     }
     return 0;
@@ -400,9 +406,11 @@ pyerl_module_state_traverse(struct pyerl_module_state *st, visitproc visit, void
     Py_VISIT(st->pid_type);
     Py_VISIT(st->ref_type);
     Py_VISIT(st->object_ref_type);
+    Py_VISIT(st->channel_type);
     Py_VISIT(st->call_interrupted);
     Py_VISIT(st->erlang_error);
     Py_VISIT(st->unknown_function_error);
+    Py_VISIT(st->channel_closed);
     Py_VISIT(st->partial);
     Py_VISIT(st->original_sleep);
     Py_VISIT(st->original_unraisablehook);
@@ -416,9 +424,11 @@ pyerl_module_state_clear(struct pyerl_module_state *st)
     Py_CLEAR(st->pid_type);
     Py_CLEAR(st->ref_type);
     Py_CLEAR(st->object_ref_type);
+    Py_CLEAR(st->channel_type);
     Py_CLEAR(st->call_interrupted);
     Py_CLEAR(st->erlang_error);
     Py_CLEAR(st->unknown_function_error);
+    Py_CLEAR(st->channel_closed);
     Py_CLEAR(st->partial);
     Py_CLEAR(st->original_sleep);
     Py_CLEAR(st->original_unraisablehook);

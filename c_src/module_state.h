@@ -1,7 +1,7 @@
 /*
  * module_state.h: the erlang module's state in one interpreter: its types
- * (Atom, Pid, Ref, ObjectRef), its exception classes, and the context it
- * serves (module_state.c).
+ * (Atom, Pid, Ref, ObjectRef; Channel is channel_type.c's), its exception
+ * classes, and the context it serves (module_state.c).
  */
 #ifndef PYERL_MODULE_STATE_H
 #define PYERL_MODULE_STATE_H
@@ -19,9 +19,11 @@ struct pyerl_module_state {
     PyTypeObject *pid_type;            /* erlang.Pid */
     PyTypeObject *ref_type;            /* erlang.Ref */
     PyTypeObject *object_ref_type;     /* erlang.ObjectRef */
+    PyTypeObject *channel_type;        /* erlang.Channel, made by channel_type.c */
     PyObject *call_interrupted;        /* erlang.CallInterrupted */
     PyObject *erlang_error;            /* erlang.ErlangError */
     PyObject *unknown_function_error;  /* erlang.UnknownFunctionError */
+    PyObject *channel_closed;          /* erlang.ChannelClosed */
     PyObject *partial;                 /* functools.partial */
     PyObject *original_sleep;          /* time.sleep before erlang.sleep replaced it */
     PyObject *original_unraisablehook; /* sys.unraisablehook before ours replaced it */

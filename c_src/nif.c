@@ -5,7 +5,8 @@
  * its main context (boot.c), the watchdog thread (interrupt.c), the thread
  * that releases dropped objects (context.c), the pool (pool.c) and the
  * resource types of jobs (pool.c), thread workers (worker.c), binaries over
- * Python buffers (buffers.c) and references to Python objects (objref.c).
+ * Python buffers (buffers.c), references to Python objects (objref.c) and
+ * channels (channel.c).
  * Nothing is torn down on unload: Python cannot be restarted in a process,
  * so a reload (upgrade) picks up what is already running.
  *
@@ -17,6 +18,7 @@
 #include "boot.h"
 #include "buffers.h"
 #include "callback.h"
+#include "channel.h"
 #include "context.h"
 #include "erlang_module.h"
 #include "erts_access.h"
@@ -69,10 +71,10 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
         return 4;
     }
     pyerl_executor_init(dirty_io);
-    /* Last: a load that fails after it would leave a generation behind
-     * (objref.c). */
-    if (pyerl_objref_init(env) < 0) {
-        enif_fprintf(stderr, "py_nif: cannot set up references to Python objects\r\n");
+    /* Last: a load that fails after them would leave a generation behind
+     * (generations.c). */
+    if (pyerl_objref_init(env) < 0 || pyerl_channel_init(env) < 0) {
+        enif_fprintf(stderr, "py_nif: cannot set up references to Python objects or channels\r\n");
         return 2;
     }
     return 0;
@@ -102,6 +104,11 @@ static ErlNifFunc nif_funcs[] = {
     {"to_term", 3, pyerl_nif_to_term, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"release", 3, pyerl_nif_release, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"is_ref", 1, pyerl_nif_is_ref, 0},
+    {"channel_new", 2, pyerl_nif_channel_new, 0},
+    {"channel_send", 2, pyerl_nif_channel_send, 0},
+    {"channel_close", 1, pyerl_nif_channel_close, 0},
+    {"channel_info", 1, pyerl_nif_channel_info, 0},
+    {"is_channel", 1, pyerl_nif_is_channel, 0},
     {"cancel", 1, pyerl_nif_cancel, 0},
     {"worker_bind", 2, pyerl_nif_worker_bind, 0},
     {"worker_handler", 1, pyerl_nif_worker_handler, 0},

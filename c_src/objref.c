@@ -18,15 +18,9 @@
  * every later use finds it released.
  *
  * The library and the interpreter outlive any reload of py_nif (boot.c),
- * and so do the objects. A reload (upgrade) takes the resource type over.
- * But when py_nif is deleted and purged, ERTS orphans the type, and a
- * later load must make a new one, which ERTS does not link to the old:
- * references of the old type would no longer be recognised, and one
- * passed to Python would silently become an erlang.Ref. So each type made
- * is a generation, kept here with a count of its live references, and a
- * reference is looked for in every generation that still has some. A
- * generation's slot is reused once its references are all gone (ERTS then
- * frees its type; only its address was ever compared).
+ * and so do the objects: the resource type is one of generations.c's, so
+ * that a reference made before a delete, purge and load of py_nif is still
+ * recognised after it.
  *
  * The references among a call's arguments are noted (struct
  * pyerl_ref_args) so that an object with no Erlang form that the call
@@ -38,37 +32,29 @@
 #include "objref.h"
 
 #include "context.h"
+#include "generations.h"
 
-#include <stdatomic.h>
 #include <string.h>
 
 #define NOTES_FIRST 8
-#define GENERATIONS 8
 
 struct pyerl_objref {
     struct pyerl_ctx *ctx;      /* set when made, read-only afterwards */
     struct pyerl_dropped *node; /* node->obj: the object, strong, or NULL once
                                  * released; read and written under the GIL of
                                  * ctx, or by the destructor */
-    int generation;             /* its type's slot in generations[] */
+    int generation;             /* its type's slot (generations.h) */
 };
 
-/* The resource types made by loads of the library (see the top). A slot
- * is set by a load, while calls may read it, and emptied by the
- * destructor of its last reference unless it is the current one; a load
- * takes a slot that is empty or has no reference left. */
-static struct generation {
-    ErlNifResourceType *_Atomic type;
-    atomic_long live; /* references of this type not yet destroyed */
-} generations[GENERATIONS];
-static atomic_int current; /* the slot new references are made in */
+static void objref_dtor(ErlNifEnv *env, void *arg);
+
+static struct pyerl_generations generations = {.name = "pyerl_objref",
+                                               .init = {.dtor = objref_dtor}};
 
 static void
 objref_dtor(ErlNifEnv *env, void *arg)
 {
     struct pyerl_objref *ref = arg;
-    struct generation *gen = &generations[ref->generation];
-    ErlNifResourceType *type = atomic_load(&gen->type); /* ours while we live */
 
     (void)env;
     if (ref->node->obj) {
@@ -76,39 +62,13 @@ objref_dtor(ErlNifEnv *env, void *arg)
     } else {
         enif_free(ref->node);
     }
-    /* The last of an old generation: its slot is free. A load may have
-     * taken the slot meanwhile, hence the exchange only if unchanged. */
-    if (atomic_fetch_sub(&gen->live, 1) == 1 && ref->generation != atomic_load(&current)) {
-        atomic_compare_exchange_strong(&gen->type, &type, NULL);
-    }
+    pyerl_generations_destroyed(&generations, ref->generation);
 }
 
 int
 pyerl_objref_init(ErlNifEnv *env)
 {
-    ErlNifResourceType *type = enif_open_resource_type(
-        env, NULL, "pyerl_objref", objref_dtor, ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, NULL);
-    int now = atomic_load(&current), slot;
-
-    if (!type) {
-        return -1;
-    }
-    if (atomic_load(&generations[now].type) == type) {
-        return 0; /* taken over: the same type */
-    }
-    for (slot = 0; slot < GENERATIONS; slot++) {
-        if (slot != now && atomic_load(&generations[slot].live) == 0) {
-            break;
-        }
-    }
-    if (!atomic_load(&generations[now].type)) {
-        slot = now; /* the first load */
-    } else if (slot == GENERATIONS) {
-        return -1; /* as many unloads as slots, each with references alive */
-    }
-    atomic_store(&generations[slot].type, type);
-    atomic_store(&current, slot);
-    return 0;
+    return pyerl_generations_open(&generations, env);
 }
 
 int
@@ -122,13 +82,11 @@ pyerl_objref_make(struct pyerl_ctx *ctx, ErlNifEnv *env, PyObject *obj, ERL_NIF_
         PyErr_NoMemory();
         return 0;
     }
-    generation = atomic_load(&current);
-    if (!(ref = enif_alloc_resource(atomic_load(&generations[generation].type), sizeof *ref))) {
+    if (!(ref = pyerl_generations_alloc(&generations, sizeof *ref, &generation))) {
         enif_free(node);
         PyErr_NoMemory();
         return 0;
     }
-    atomic_fetch_add(&generations[generation].live, 1);
     node->obj = Py_NewRef(obj);
     ref->ctx = ctx;
     ref->node = node;
@@ -141,23 +99,7 @@ pyerl_objref_make(struct pyerl_ctx *ctx, ErlNifEnv *env, PyObject *obj, ERL_NIF_
 struct pyerl_objref *
 pyerl_objref_get(ErlNifEnv *env, ERL_NIF_TERM term)
 {
-    int now = atomic_load(&current);
-    ErlNifResourceType *type;
-    void *ref;
-
-    if (enif_get_resource(env, term, atomic_load(&generations[now].type), &ref)) {
-        return ref;
-    }
-    if (!enif_is_ref(env, term)) {
-        return NULL;
-    }
-    for (int slot = 0; slot < GENERATIONS; slot++) {
-        type = atomic_load(&generations[slot].type);
-        if (slot != now && type && enif_get_resource(env, term, type, &ref)) {
-            return ref;
-        }
-    }
-    return NULL;
+    return pyerl_generations_get(&generations, env, term);
 }
 
 struct pyerl_ctx *

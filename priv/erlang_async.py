@@ -1,6 +1,6 @@
 # erlang_async.py: the Python half of the `erlang` module: erlang.async_call,
-# the coroutines of py:async_gather (_gather), and the shared state
-# (erlang.state_*).
+# the coroutines of py:async_gather (_gather), the shared state
+# (erlang.state_*), and what erlang.Channel does for asyncio.
 #
 # This file runs once, inside the namespace of the built-in `erlang` module,
 # when the interpreter starts (c_src/async.c loads it); call, _async_submit,
@@ -13,6 +13,7 @@
 # it has calls in flight (or while _run_coroutine runs it), so a loop that
 # is closed or abandoned is never left holding the fd.
 
+import os as _os
 import threading as _threading
 
 _local = _threading.local()
@@ -420,3 +421,47 @@ def state_decr(key, n=1):
     if not isinstance(n, int) or isinstance(n, bool):
         raise TypeError("state_decr: n must be an int, not %s" % type(n).__name__)
     return _state("state_incr", key, -n)
+
+
+# ---- channels ---------------------------------------------------------------
+#
+# erlang.Channel's async_receive and async iteration (c_src/channel_type.c
+# has the rest). A coroutine with nothing to take becomes one of the
+# channel's waiters and has its loop watch the channel's eventfd, which is
+# readable while something can be taken. Each waiter watches a duplicate
+# of the fd: a loop keeps one reader per fd, and several coroutines of one
+# loop may wait on one channel.
+
+def _wake(future):
+    if not future.done():
+        future.set_result(None)
+
+
+async def _channel_receive(channel):
+    if _asyncio is None:
+        _load_asyncio()
+    loop = _asyncio.get_running_loop()
+    while True:
+        taken, value = channel._take_or_wait()
+        if taken:
+            return value
+        try:
+            fd = _os.dup(value)
+            try:
+                ready = loop.create_future()
+                loop.add_reader(fd, _wake, ready)
+                try:
+                    await ready
+                finally:
+                    loop.remove_reader(fd)
+            finally:
+                _os.close(fd)
+        finally:
+            channel._wait_end()
+
+
+async def _channel_anext(channel):
+    try:
+        return await _channel_receive(channel)
+    except ChannelClosed:
+        raise StopAsyncIteration from None

@@ -9,6 +9,7 @@
 
 -export([call/7, eval/5, exec/3, cancel/1, stats/0]).
 -export([call_method/7, getattr/5, to_term/3, release/3, is_ref/1]).
+-export([channel_new/2, channel_send/2, channel_close/1, channel_info/1, is_channel/1]).
 -export([worker_bind/2, worker_handler/1, worker_reply/3, worker_async_reply/3]).
 -export([set_dirty_limit/1, set_pool_limit/1, set_max_depth/1]).
 -export([priv_dir/0]).
@@ -64,6 +65,21 @@ release(_Ref, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
 
 -spec is_ref(term()) -> boolean().
 is_ref(_Term) -> erlang:nif_error(not_loaded).
+
+-spec channel_new(non_neg_integer(), pid()) -> py_channel:channel() | {error, {badarg, atom()}}.
+channel_new(_MaxSize, _Owner) -> erlang:nif_error(not_loaded).
+
+-spec channel_send(term(), term()) -> ok | busy | {error, closed | {badarg, channel}}.
+channel_send(_Channel, _Term) -> erlang:nif_error(not_loaded).
+
+-spec channel_close(term()) -> ok | {error, {badarg, channel}}.
+channel_close(_Channel) -> erlang:nif_error(not_loaded).
+
+-spec channel_info(term()) -> py_channel:info() | {error, {badarg, channel}}.
+channel_info(_Channel) -> erlang:nif_error(not_loaded).
+
+-spec is_channel(term()) -> boolean().
+is_channel(_Term) -> erlang:nif_error(not_loaded).
 
 -spec exec(binary(), timeout(), non_neg_integer()) -> term().
 exec(_Code, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
