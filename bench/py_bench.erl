@@ -43,15 +43,16 @@
 %% As SPIN_NS in c_src/worker.c: how long a waiting thread worker spins.
 -define(WORKER_SPIN_NS, 20000).
 -define(RESULTS_DIR, "bench/results").
+-define(CHANNEL_MESSAGES, 100000).
 
 -type baseline() :: dirty_nif | round_trip | memcpy | py_call | value_call | sqrt_call
-                    | list_items.
+                    | list_items | python_sends.
 -type sampler() :: fun((non_neg_integer()) -> [number()]).
 -type shape() :: latency | slow | runs.
 -type stats() :: #{median := float(), p90 => float(), p99 := float() | undefined,
                    rate => float(), unit => us | kib | fd, vs => baseline() | absolute,
                    base => float()}.
--type row() :: #{group := 1..12, name := binary(), unit := us | kib | fd,
+-type row() :: #{group := 1..13, name := binary(), unit := us | kib | fd,
                  median := float(), p90 => float(), p99 := float() | undefined, rate := float() | undefined,
                  vs := baseline() | absolute | undefined, base := float() | undefined,
                  limit := number() | undefined,
@@ -97,7 +98,7 @@ run(Formats) ->
                                                fun python_threads/1, fun fresh_threads/1,
                                                fun async_calls/1, fun conversions/1,
                                                fun references/1, fun spawned_calls/1,
-                                               fun streams/1,
+                                               fun streams/1, fun channels/1,
                                                fun on_pool_threads/1]]),
     Rows = judge(lists:sort(fun(A, B) -> maps:get(group, A) =< maps:get(group, B) end,
                             Measured)),
@@ -259,6 +260,40 @@ streams(Bases) ->
                     end),
     [row(12, "100 000 integers, per item", measure(runs, Streamed, list_items,
                                                     Bases#{list_items => AsList}), 3)].
+
+%% 13. ?CHANNEL_MESSAGES small integers sent into a channel and received by
+%% a Python call, against as many erlang.send from Python to a process;
+%% per message, from the first send to the last receive, each run in new
+%% processes.
+channels(Bases) ->
+    N = ?CHANNEL_MESSAGES,
+    Channel = runs(fun() ->
+                           in_new_process(fun() ->
+                                                  {ok, Ch} = py_channel:new(),
+                                                  Start = now_ns(),
+                                                  Taker = py:spawn_call(pybench, channel_take,
+                                                                        [Ch, N]),
+                                                  send_all(Ch, N),
+                                                  {ok, N} = py:await(Taker, infinity),
+                                                  (now_ns() - Start) / N
+                                          end)
+                   end),
+    Sends = runs(fun() ->
+                         in_new_process(fun() ->
+                                                Start = now_ns(),
+                                                {ok, N} = py:call(pybench, sends, [self(), N]),
+                                                ok = receive_ints(N),
+                                                (now_ns() - Start) / N
+                                        end)
+                 end),
+    [row(13, "100 000 integers, per message", measure(runs, Channel, python_sends,
+                                                       Bases#{python_sends => Sends}), 2)].
+
+send_all(_Ch, 0) -> ok;
+send_all(Ch, K) -> ok = py_channel:send(Ch, K), send_all(Ch, K - 1).
+
+receive_ints(0) -> ok;
+receive_ints(K) -> receive I when is_integer(I) -> receive_ints(K - 1) end.
 
 %% Fun() run in a new process, and its result; a failure there fails the
 %% row.
@@ -424,6 +459,7 @@ measure(Shape, Sampler, Vs, Bases) ->
 %% 10's) gives one run per block, as its row does.
 base_block(value_call) -> 1;
 base_block(list_items) -> 1;
+base_block(python_sends) -> 1;
 base_block(_) -> ?BASE_BLOCK.
 
 %% Median, p90 and p99 of durations in ns, in us.
@@ -442,7 +478,7 @@ row(Group, Name, Stats) -> row(Group, Name, Stats, undefined).
 
 %% A row of the table from a measurement's stats; Limit is its target, a
 %% ratio to its baseline (or, for vs `absolute', a bound on the value).
--spec row(1..12, unicode:chardata(), stats(), number() | undefined) -> row().
+-spec row(1..13, unicode:chardata(), stats(), number() | undefined) -> row().
 row(Group, Name, Stats, Limit) ->
     maps:merge(#{rate => undefined, unit => us, vs => undefined, base => undefined},
                Stats#{group => Group, name => unicode:characters_to_binary(Name),
@@ -487,7 +523,8 @@ group_title(8) -> io_lib:format("8. per live calling thread (~b threads)", [?LIV
 group_title(9) -> "9. baselines";
 group_title(10) -> "10. references to Python objects";
 group_title(11) -> "11. calls that return at once";
-group_title(12) -> "12. streams (py:stream_start)".
+group_title(12) -> "12. streams (py:stream_start)";
+group_title(13) -> "13. channels (py_channel:send, then Python receive)".
 
 %% ---- output --------------------------------------------------------------
 

@@ -75,6 +75,22 @@ def ints_gen(n):
     yield from range(n)
 
 
+def channel_take(channel, n):
+    """Row 13: receives n messages from an Erlang channel."""
+    receive = channel.receive
+    for _ in range(n):
+        receive()
+    return n
+
+
+def sends(pid, n):
+    """Row 13's baseline: n erlang.send to an Erlang process."""
+    send = erlang.send
+    for i in range(n):
+        send(pid, i)
+    return n
+
+
 def pair():
     """A small object with an Erlang form: row 10 takes it by value and by
     reference."""

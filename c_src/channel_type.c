@@ -50,8 +50,9 @@ convert_message(PyObject *self, struct pyerl_channel_message *msg)
     PyObject *value = NULL;
 
     if (!cv.ctx) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "this interpreter was not started by erlang_python: Erlang is out of reach");
+        PyErr_SetString(
+            PyExc_RuntimeError,
+            "this interpreter was not started by erlang_python: Erlang is out of reach");
     } else {
         value = pyerl_term_to_py(&cv, msg->env, msg->term, "message");
     }

@@ -27,6 +27,7 @@
  *                                            handler and monitor
  *     the free-worker lock     worker.c      the pool of idle workers
  *     the pool's lock          pool.c        the job queue, thread counts
+ *     a channel's lock         channel.c     its queue, waiters, eventfd
  *
  * The only nestings are the GIL over any other lock, and a job's lock over
  * the watchdog's (a cancelled job interrupts its call); the locks of row 4
