@@ -21,7 +21,9 @@
          owner_killed_while_python_runs_interrupts_it/1,
          async_generator_cancelled_runs_its_finally/1]).
 -export([generator_raising_at_once_is_an_error/1, items_before_an_error_are_kept/1,
-         async_generator_raising_is_an_error/1, missing_module_is_an_error/1,
+         async_generator_raising_is_an_error/1,
+         async_generator_whose_loop_stops_is_an_error_and_runs_its_finally/1,
+         async_generator_awaiting_a_closed_loop_is_an_error/1, missing_module_is_an_error/1,
          result_that_is_not_iterable_is_an_error/1, bad_options_are_rejected/1]).
 -export([streams_survive_a_reload_of_py_nif/1]).
 
@@ -52,7 +54,9 @@ groups() ->
        async_generator_cancelled_runs_its_finally]},
      {errors, [parallel],
       [generator_raising_at_once_is_an_error, items_before_an_error_are_kept,
-       async_generator_raising_is_an_error, missing_module_is_an_error,
+       async_generator_raising_is_an_error,
+       async_generator_whose_loop_stops_is_an_error_and_runs_its_finally,
+       async_generator_awaiting_a_closed_loop_is_an_error, missing_module_is_an_error,
        result_that_is_not_iterable_is_an_error, bad_options_are_rejected]},
      {module, [], [{group, threads}, streams_survive_a_reload_of_py_nif]}].
 
@@ -249,6 +253,21 @@ items_before_an_error_are_kept(_Config) ->
 async_generator_raising_is_an_error(_Config) ->
     {ok, Ref} = py:stream_start('__main__', async_raises, [2]),
     {[0, 1], {error, {'RuntimeError', <<"async boom">>}}} = collect(Ref).
+
+%% The loop the stream runs the generator on stops under it: the item
+%% before comes, then the error; the generator is not left half-run (its
+%% finally runs), and the stream still ends cleanly.
+async_generator_whose_loop_stops_is_an_error_and_runs_its_finally(_Config) ->
+    {ok, Ref} = py:stream_start('__main__', async_stops_its_loop, [loop_stopped]),
+    {[1], {error, {'RuntimeError', <<"Event loop stopped before Future completed.">>}}} =
+        collect(Ref),
+    wait_until(fun() -> ended(loop_stopped) end, 5000),
+    ok = py:stream_cancel(Ref).
+
+async_generator_awaiting_a_closed_loop_is_an_error(_Config) ->
+    {ok, Ref} = py:stream_start('__main__', async_awaits_a_closed_loop, [dead_loop]),
+    {[1], {error, {'RuntimeError', <<"Event loop is closed">>}}} = collect(Ref),
+    wait_until(fun() -> ended(dead_loop) end, 5000).
 
 missing_module_is_an_error(_Config) ->
     {ok, Ref} = py:stream_start(no_such_module_here, gen, []),

@@ -75,6 +75,31 @@ async def async_raises(n):
     raise RuntimeError('async boom')
 
 
+async def async_stops_its_loop(name):
+    """One item, then stops the event loop running it, as code that closes
+    down "its" loop would: the loop the stream gave it is gone mid-item."""
+    try:
+        yield 1
+        asyncio.get_running_loop().stop()
+        await asyncio.sleep(0.01)
+        yield 2
+    finally:
+        finished[name] = True
+
+
+dead_loop = asyncio.new_event_loop()
+dead_loop.close()
+
+
+async def async_awaits_a_closed_loop(name):
+    """One item, then work on a loop that was closed long ago."""
+    try:
+        yield 1
+        yield await dead_loop.run_in_executor(None, lambda: 2)
+    finally:
+        finished[name] = True
+
+
 def not_iterable():
     return 42
 

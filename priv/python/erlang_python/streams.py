@@ -63,7 +63,7 @@ class Source:
             if self._loop is None:
                 self._done = self._take_sync(n, deadline, items)
             else:
-                self._done = self._loop.run_until_complete(self._take_async(n, deadline, items))
+                self._done = self._run_async(n, deadline, items)
         except Exception as failed:
             if not items:
                 self._done = True
@@ -79,6 +79,22 @@ class Source:
             if len(items) == n or time.monotonic_ns() > deadline:
                 return False
         return True
+
+    def _run_async(self, n, deadline, items):
+        task = self._loop.create_task(self._take_async(n, deadline, items))
+        try:
+            return self._loop.run_until_complete(task)
+        finally:
+            if not task.done():
+                # The loop stopped under the batch (the iterable stopped
+                # it, or the call was interrupted): the iterator is left
+                # inside __anext__, so cancel it there and let it end, its
+                # finally blocks run, rather than leave it half-run.
+                task.cancel()
+                try:
+                    self._loop.run_until_complete(task)
+                except BaseException:
+                    pass
 
     async def _take_async(self, n, deadline, items):
         try:
