@@ -258,8 +258,25 @@ streams(Bases) ->
                                                    (now_ns() - Start) / N
                                            end)
                     end),
-    [row(12, "100 000 integers, per item", measure(runs, Streamed, list_items,
-                                                    Bases#{list_items => AsList}), 3)].
+    %% The floor of any stream: the same messages sent by an Erlang process.
+    Floor = runs(fun() ->
+                         in_new_process(fun() ->
+                                                Ref = make_ref(),
+                                                Owner = self(),
+                                                Start = now_ns(),
+                                                spawn_link(fun() -> send_items(Owner, Ref, N) end),
+                                                N = receive_stream(Ref, 0),
+                                                (now_ns() - Start) / N
+                                        end)
+                 end),
+    Bases1 = Bases#{list_items => AsList},
+    [row(12, "100 000 integers, per item", measure(runs, Streamed, list_items, Bases1), 3),
+     row(12, "the same messages sent by an Erlang process (the floor)",
+         measure(runs, Floor, list_items, Bases1))].
+
+send_items(Owner, Ref, N) ->
+    [Owner ! {py_stream, Ref, {data, I}} || I <- lists:seq(0, N - 1)],
+    Owner ! {py_stream, Ref, done}.
 
 %% 13. ?CHANNEL_MESSAGES small integers sent into a channel and received by
 %% a Python call, against as many erlang.send from Python to a process;

@@ -18,11 +18,11 @@
     X(dirty_calls)                                                                                 \
     X(dirty_limit)                                                                                 \
     X(dirty_running)                                                                               \
+    X(enomem)                                                                                      \
     X(erlang_async_call)                                                                           \
     X(erlang_async_cancel)                                                                         \
     X(erlang_call)                                                                                 \
     X(erlang_calls)                                                                                \
-    X(enomem)                                                                                      \
     X(error)                                                                                       \
     X(exit)                                                                                        \
     X(false)                                                                                       \
@@ -39,6 +39,7 @@
     X(pool_queued)                                                                                 \
     X(pool_threads)                                                                                \
     X(py_coordinator)                                                                              \
+    X(py_stream_items)                                                                             \
     X(python_version)                                                                              \
     X(queued)                                                                                      \
     X(ref)                                                                                         \

@@ -10,6 +10,7 @@
  * - erlang._unraisablehook, here: sys.unraisablehook, which raises again
  *   an interruption that a callback swallowed;
  * - erlang.ref, here: wraps an object to be handed to Erlang by reference;
+ * - erlang._stream_pump and _stream_send: stream.c;
  * - erlang.Atom, Pid, Ref, ObjectRef and the exception classes:
  *   module_state.c; erlang.Channel: channel_type.c.
  *
@@ -34,6 +35,7 @@
 #include "context.h"
 #include "interrupt.h"
 #include "module_state.h"
+#include "stream.h"
 
 #include <string.h>
 /* Written at load, before any import of the module; read-only afterwards
@@ -131,6 +133,10 @@ static PyMethodDef erlang_methods[] = {
     {"_async_cancel", pyerl_async_cancel, METH_O, "Cancels an async call; used by async_call."},
     {"_async_fd", pyerl_async_fd, METH_NOARGS, "The fd async answers wake; used by async_call."},
     {"_async_take", pyerl_async_take, METH_NOARGS, "Takes async answers; used by async_call."},
+    {"_stream_pump", (PyCFunction)(void (*)(void))pyerl_stream_pump, METH_FASTCALL,
+     "Sends a stream's items as they come; used by erlang_python.streams."},
+    {"_stream_send", (PyCFunction)(void (*)(void))pyerl_stream_send, METH_FASTCALL,
+     "Sends one item of a stream; used by erlang_python.streams."},
     {"_unraisablehook", erlang_unraisablehook, METH_O,
      "sys.unraisablehook inside the VM: an interruption a callback swallowed is raised again."},
     {"ref", erlang_ref, METH_O,

@@ -6,13 +6,20 @@
 %% The iterable is held by reference (a Source of priv/python/
 %% erlang_python/streams.py), and its items are taken a batch at a time, at
 %% most as many as the window has room for. Each batch is taken by a
-%% short-lived puller process, which sends the items to the owner itself
-%% and then reports to this one; so between batches nothing holds a dirty
-%% scheduler or a thread, and this process stays free to take acks, a
-%% cancel or the owner's death while a batch is being made. Stopping a
+%% short-lived puller process; Python sends the items to this process as
+%% they are produced, a few at a time (c_src/stream.c: none waits more
+%% than about a millisecond), and this process hands each to the owner.
+%% When the take returns, the puller reports, and this process then sends
+%% `done' or the error after the items. So between batches nothing holds a
+%% dirty scheduler or a thread, and this process stays free to take acks,
+%% a cancel or the owner's death while a batch is being made. Stopping a
 %% stream kills the puller first (the Python work of a dead caller is
 %% interrupted), waits until it is gone, then closes the Source, so that
 %% the generator's `finally' blocks run.
+%%
+%% The owner may acknowledge items before the puller has reported them, so
+%% a batch's items count as unacknowledged from the moment it is asked for;
+%% the report gives back what the batch did not use.
 %%
 %% Streams are found by their reference in a public table that the
 %% application's supervisor owns; each stream removes its own row when it
@@ -36,7 +43,7 @@
                  window :: pos_integer() | infinity,
                  source :: py:ref() | undefined,
                  unacked = 0 :: non_neg_integer(),
-                 puller :: {pid(), reference()} | undefined}).
+                 puller :: {pid(), reference(), Asked :: pos_integer()} | undefined}).
 
 %% @doc Makes the table of streams; from the supervisor's init.
 -spec create_table() -> ok.
@@ -114,9 +121,16 @@ handle_cast(_Request, S) ->
     {noreply, S}.
 
 %% @private
-handle_info({pulled, Pid, Source, Count, Done}, #stream{puller = {Pid, Mon}} = S) ->
+handle_info({py_stream_items, Ref, Items}, #stream{ref = Ref, owner = Owner} = S) ->
+    %% Newest first.
+    _ = lists:foldr(fun(Item, ok) -> Owner ! {py_stream, Ref, {data, Item}}, ok end, ok, Items),
+    {noreply, S};
+handle_info({opened, Pid, Source}, #stream{puller = {Pid, _, _}} = S) ->
+    {noreply, S#stream{source = Source}};
+handle_info({pulled, Pid, Source, Sent, Done}, #stream{puller = {Pid, Mon, Asked}} = S) ->
     erlang:demonitor(Mon, [flush]),
-    Pulled = S#stream{source = Source, puller = undefined, unacked = S#stream.unacked + Count},
+    Unacked = max(0, S#stream.unacked - (Asked - Sent)),
+    Pulled = S#stream{source = Source, puller = undefined, unacked = Unacked},
     case Done of
         true ->
             S#stream.owner ! {py_stream, S#stream.ref, done},
@@ -124,13 +138,13 @@ handle_info({pulled, Pid, Source, Count, Done}, #stream{puller = {Pid, Mon}} = S
         false ->
             {noreply, maybe_pull(Pulled)}
     end;
-handle_info({pull_failed, Pid, Source, Reason}, #stream{puller = {Pid, Mon}} = S) ->
+handle_info({pull_failed, Pid, Source, Reason}, #stream{puller = {Pid, Mon, _}} = S) ->
     erlang:demonitor(Mon, [flush]),
     S#stream.owner ! {py_stream, S#stream.ref, {error, Reason}},
     {stop, normal, close(S#stream{source = Source, puller = undefined})};
 handle_info({'DOWN', _, process, Owner, _}, #stream{owner = Owner} = S) ->
     {stop, normal, stop_python(S)};
-handle_info({'DOWN', Mon, process, Pid, Reason}, #stream{puller = {Pid, Mon}} = S) ->
+handle_info({'DOWN', Mon, process, Pid, Reason}, #stream{puller = {Pid, Mon, _}} = S) ->
     %% A puller that died without reporting (it never should).
     S#stream.owner ! {py_stream, S#stream.ref, {error, {puller_died, Reason}}},
     {stop, normal, close(S#stream{puller = undefined})};
@@ -147,7 +161,8 @@ terminate(_Reason, #stream{ref = Ref} = S) ->
 
 %%% Internals
 
-%% Starts a puller if none runs and the window has room.
+%% Starts a puller if none runs and the window has room; what it asks for
+%% counts as unacknowledged at once (see the top).
 maybe_pull(#stream{puller = undefined, window = Window, unacked = Unacked} = S)
   when Window =:= infinity; Unacked < Window ->
     Count = case Window of
@@ -155,30 +170,38 @@ maybe_pull(#stream{puller = undefined, window = Window, unacked = Unacked} = S)
                 _ -> min(?BATCH, Window - Unacked)
             end,
     Self = self(),
-    #stream{ref = Ref, owner = Owner, source = Source, target = Target} = S,
-    S#stream{puller = spawn_monitor(fun() -> pull(Self, Ref, Owner, Source, Target, Count) end)};
+    #stream{ref = Ref, source = Source, target = Target} = S,
+    {Pid, Mon} = spawn_monitor(fun() -> pull(Self, Ref, Source, Target, Count) end),
+    S#stream{puller = {Pid, Mon, Count}, unacked = Unacked + Count};
 maybe_pull(S) ->
     S.
 
-%% The puller: opens the Source on the first batch, takes Count items,
-%% sends them to the owner and reports.
-pull(Stream, Ref, Owner, Source0, Target, Count) ->
+%% The puller: opens the Source on the first batch, has it send up to
+%% Count items to this process (Stream), and reports.
+pull(Stream, Ref, Source0, Target, Count) ->
     Opened = case Source0 of
-                 undefined -> open_source(Target);
+                 undefined -> opened(Stream, open_source(Target));
                  _ -> {ok, Source0}
              end,
     case Opened of
         {ok, Source} ->
-            case py:call_method(Source, take, [Count], #{}, infinity) of
-                {ok, {Items, Done}} ->
-                    _ = [Owner ! {py_stream, Ref, {data, Item}} || Item <- Items],
-                    Stream ! {pulled, self(), Source, length(Items), Done};
+            case py:call_method(Source, take, [Count, Stream, Ref], #{}, infinity) of
+                {ok, {Sent, Done}} ->
+                    Stream ! {pulled, self(), Source, Sent, Done};
                 {error, Reason} ->
                     Stream ! {pull_failed, self(), Source, Reason}
             end;
         {error, Reason} ->
             Stream ! {pull_failed, self(), undefined, Reason}
     end.
+
+%% A new Source is reported at once: a stop that kills the puller while
+%% it takes the first batch must still close it.
+opened(Stream, {ok, Source} = Opened) ->
+    Stream ! {opened, self(), Source},
+    Opened;
+opened(_Stream, Error) ->
+    Error.
 
 %% A Source over what Module.Function(*Args, **Kwargs) returns, made by
 %% py:call itself (its lookup of names, its errors) and held by reference.
@@ -195,10 +218,12 @@ open_source({Module, Function, Args, Kwargs}) ->
 
 %% Kills a running puller (which interrupts its Python work), waits until
 %% it is gone, and closes the Source.
-stop_python(#stream{puller = {Pid, Mon}} = S) ->
+stop_python(#stream{puller = {Pid, Mon, _}} = S) ->
     exit(Pid, kill),
     receive {'DOWN', Mon, process, Pid, _} -> ok end,
-    stop_python(S#stream{puller = undefined});
+    %% The puller's report of a Source it opened came before its 'DOWN'.
+    Source = receive {opened, Pid, Opened} -> Opened after 0 -> S#stream.source end,
+    stop_python(S#stream{puller = undefined, source = Source});
 stop_python(S) ->
     close(S).
 

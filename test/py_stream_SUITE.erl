@@ -10,9 +10,11 @@
 -export([all/0, groups/0, suite/0, init_per_suite/1, end_per_suite/1]).
 -export([generator_items_arrive_in_order_then_done/1,
          tokens_stream_to_another_owner/1, async_generator_streams_too/1,
-         any_iterable_streams/1, stream_collects_a_list/1, stream_eval_collects_a_list/1]).
+         any_iterable_streams/1, stream_collects_a_list/1, stream_eval_collects_a_list/1,
+         items_arrive_while_the_generator_blocks_after_them/1]).
 -export([window_holds_the_generator_back/1, ack_of_several_items_at_once/1,
          ack_beyond_the_window_counts_what_is_unacknowledged/1,
+         acks_that_overtake_the_batch_report_are_counted/1,
          waiting_streams_hold_no_threads/1]).
 -export([cancel_closes_the_generator_and_leaves_no_message/1,
          cancel_twice_or_after_the_end_is_ok/1,
@@ -40,10 +42,11 @@ groups() ->
     [{items, [parallel],
       [generator_items_arrive_in_order_then_done, tokens_stream_to_another_owner,
        async_generator_streams_too, any_iterable_streams, stream_collects_a_list,
-       stream_eval_collects_a_list]},
+       stream_eval_collects_a_list, items_arrive_while_the_generator_blocks_after_them]},
      {flow_control, [parallel],
       [window_holds_the_generator_back, ack_of_several_items_at_once,
-       ack_beyond_the_window_counts_what_is_unacknowledged]},
+       ack_beyond_the_window_counts_what_is_unacknowledged,
+       acks_that_overtake_the_batch_report_are_counted]},
      %% Alone: counts threads.
      {threads, [], [waiting_streams_hold_no_threads]},
      {ending, [parallel],
@@ -68,6 +71,16 @@ end_per_suite(_Config) ->
     ok.
 
 %%% items
+
+%% A burst of items, then a long wait in the generator: the items of the
+%% burst have all arrived while it waits, none held back for a later one.
+items_arrive_while_the_generator_blocks_after_them(_Config) ->
+    {ok, Ref} = py:stream_start('__main__', burst_then_block, [burst, 3000]),
+    Burst = [receive_data(Ref) || _ <- lists:seq(1, 3000)],
+    Burst = lists:seq(0, 2999),
+    {ok, false} = py:eval(<<"gate['burst'].is_set()">>),
+    {ok, none} = py:eval(<<"gate['burst'].set()">>),
+    {[<<"after">>], done} = collect(Ref).
 
 generator_items_arrive_in_order_then_done(_Config) ->
     {ok, Ref} = py:stream_start('__main__', counted, [in_order, 2500]),
@@ -157,6 +170,23 @@ ack_beyond_the_window_counts_what_is_unacknowledged(_Config) ->
     {error, {badarg, ref}} = py:stream_ack(not_a_ref, 1),
     ok = py:stream_ack(make_ref(), 1),
     ok = py:stream_cancel(Ref).
+
+%% Items reach the owner as they are produced: many acknowledged at once
+%% (each as it comes, while the batch it belongs to is still being taken),
+%% and the stream neither stalls nor runs past its window.
+acks_that_overtake_the_batch_report_are_counted(_Config) ->
+    {ok, Ref} = py:stream_start('__main__', counted, [overtaking_acks, 20000], #{window => 50}),
+    {20000, done} = ack_each(Ref, 0),
+    wait_until(fun() -> ended(overtaking_acks) end, 5000).
+
+ack_each(Ref, N) ->
+    receive
+        {py_stream, Ref, {data, N}} -> ok = py:stream_ack(Ref), ack_each(Ref, N + 1);
+        {py_stream, Ref, done} -> {N, done};
+        {py_stream, Ref, Other} -> ct:fail({unexpected, Other})
+    after scaled(10000) ->
+        ct:fail({stream_stalled, N})
+    end.
 
 %% 500 streams, each waiting for an ack: no pool thread or dirty scheduler
 %% is busy, and the only OS threads added are idle pool threads (started

@@ -46,6 +46,18 @@ def blocked(name):
         finished[name] = True
 
 
+def burst_then_block(name, n):
+    """n items as fast as it can, then waits for its gate, then one more."""
+    gate[name] = threading.Event()
+    try:
+        yield from range(n)
+        while not gate[name].is_set():
+            time.sleep(0.01)
+        yield 'after'
+    finally:
+        finished[name] = True
+
+
 def raises_at_once():
     raise ValueError('at once')
     yield  # a generator all the same

@@ -1,26 +1,20 @@
 """The Python side of py:stream_start and py:stream (src/py_stream.erl).
 
-A Source hands out the items of any iterable, sync or async, a batch at a
-time: src/py_stream.erl holds it by reference and asks for as many items
-as the stream's window allows, so the iterable never runs ahead of what
-the owner has acknowledged, and between batches nothing holds a thread.
-
-A batch is small while items come slowly, so that each reaches the owner
-as soon as it is produced, and grows while they come fast: it starts at
-one item, doubles while a batch fills within BUDGET_NS, and goes back to
-one when a batch takes longer. (An item produced just before the
-iterable blocks for long waits in its batch until the block ends; a C
-path sending each item as it is produced would remove that.)
+A Source hands out the items of any iterable, sync or async: src/
+py_stream.erl holds it by reference and asks it, from a short-lived puller
+process, for as many items as the stream's window has room for. The items
+go to the stream's process as they are produced, a few at a time, none
+held back for long (erlang._stream_pump and _stream_send, c_src/stream.c),
+and between takes nothing holds a thread.
 
 An async iterable gets an event loop of its own, kept with the Source and
-closed with it; each batch runs the loop until the batch is complete.
+closed with it; each take runs the loop until it is complete.
 """
 
 import threading
-import time
 
-BUDGET_NS = 2_000_000
-MAX_BATCH = 1024
+import erlang
+
 # How long close waits for a take still running (one whose puller was
 # killed, its Python work being interrupted).
 CLOSE_WAIT_S = 5
@@ -37,56 +31,33 @@ class Source:
             self._iterator = iter(iterable)
             self._loop = None
         self._done = False
-        self._failed = None  # what the iterable raised after a batch's first items
-        self._batch = 1
         self._busy = threading.Lock()  # held by take, so that close waits for it
 
-    def take(self, limit):
+    def take(self, limit, to, ref):
+        """Sends up to limit items to the stream process to, as they come;
+        returns how many, and whether the iterable has ended. An exception
+        of the iterable ends the stream: the items before it have been
+        sent."""
         with self._busy:
-            return self._take(limit)
-
-    def _take(self, limit):
-        """Up to limit items (fewer while they come slowly: see the top),
-        and whether the iterable has ended. If the iterable raises after
-        some items of the batch, those are returned and the exception is
-        raised by the next take, so that no item before an error is lost."""
-        if self._failed is not None:
-            failed, self._failed = self._failed, None
-            self._done = True
-            raise failed
-        if self._done:
-            return [], True
-        n = min(limit, self._batch)
-        deadline = time.monotonic_ns() + BUDGET_NS
-        items = []
-        try:
-            if self._loop is None:
-                self._done = self._take_sync(n, deadline, items)
-            else:
-                self._done = self._run_async(n, deadline, items)
-        except Exception as failed:
-            if not items:
+            if self._done:
+                return 0, True
+            try:
+                if self._loop is None:
+                    sent, self._done = erlang._stream_pump(self._iterator, limit, to, ref)
+                else:
+                    sent, self._done = self._run_async(limit, to, ref)
+            except BaseException:
                 self._done = True
                 raise
-            self._failed = failed
-        in_time = time.monotonic_ns() <= deadline
-        self._batch = min(2 * self._batch, MAX_BATCH) if in_time and len(items) == n else 1
-        return items, self._done
+            return sent, self._done
 
-    def _take_sync(self, n, deadline, items):
-        for item in self._iterator:
-            items.append(item)
-            if len(items) == n or time.monotonic_ns() > deadline:
-                return False
-        return True
-
-    def _run_async(self, n, deadline, items):
-        task = self._loop.create_task(self._take_async(n, deadline, items))
+    def _run_async(self, limit, to, ref):
+        task = self._loop.create_task(self._take_async(limit, to, ref))
         try:
             return self._loop.run_until_complete(task)
         finally:
             if not task.done():
-                # The loop stopped under the batch (the iterable stopped
+                # The loop stopped under the take (the iterable stopped
                 # it, or the call was interrupted): the iterator is left
                 # inside __anext__, so cancel it there and let it end, its
                 # finally blocks run, rather than leave it half-run.
@@ -96,15 +67,16 @@ class Source:
                 except BaseException:
                     pass
 
-    async def _take_async(self, n, deadline, items):
+    async def _take_async(self, limit, to, ref):
+        send = erlang._stream_send
+        sent = 0
         try:
-            while len(items) < n:
-                items.append(await self._iterator.__anext__())
-                if time.monotonic_ns() > deadline:
-                    break
+            while sent < limit:
+                send(to, ref, await self._iterator.__anext__())
+                sent += 1
         except StopAsyncIteration:
-            return True
-        return False
+            return sent, True
+        return sent, False
 
     def close(self):
         """Ends the iterable early: a generator's finally blocks run. Waits
