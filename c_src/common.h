@@ -45,8 +45,8 @@
  * enif_make_copy and enif_clear_env under a worker's lock (into the
  * worker's own env); enif_send under a job's lock (so that cancel and send
  * decide together); enif_send and enif_clear_env under a batch's lock
- * (stream.c: a batch is sent whole, by whichever thread sends it). enif_is_process_alive and
- * enif_whereis_pid are made with no lock held.
+ * (stream.c: a batch is sent whole, by whichever thread sends it).
+ * enif_is_process_alive and enif_whereis_pid are made with no lock held.
  *
  * The locks are pthread mutexes, not enif_mutex: the waits beside them need
  * pthread_cond_timedwait on CLOCK_MONOTONIC (the watchdog, erlang.sleep,
