@@ -249,26 +249,13 @@ pyerl_channel_close(struct pyerl_channel *channel)
     return closed;
 }
 
-int
-pyerl_channel_is_closed(struct pyerl_channel *channel)
+void
+pyerl_channel_state(struct pyerl_channel *channel, size_t *size, int *closed)
 {
-    int closed;
-
     pthread_mutex_lock(&channel->lock);
-    closed = channel->closed;
+    *size = channel->size;
+    *closed = channel->closed;
     pthread_mutex_unlock(&channel->lock);
-    return closed;
-}
-
-size_t
-pyerl_channel_size(struct pyerl_channel *channel)
-{
-    size_t size;
-
-    pthread_mutex_lock(&channel->lock);
-    size = channel->size;
-    pthread_mutex_unlock(&channel->lock);
-    return size;
 }
 
 /* ---- erlang.Channel's instances --------------------------------------- */
@@ -417,15 +404,16 @@ pyerl_nif_channel_info(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     struct pyerl_channel *channel = pyerl_channel_get(env, argv[0]);
     ERL_NIF_TERM keys[3], values[3], map;
+    size_t size;
+    int closed;
 
     (void)argc;
     if (!channel) {
         return pyerl_badarg(env, "channel");
     }
-    pthread_mutex_lock(&channel->lock);
-    values[0] = enif_make_uint64(env, channel->size);
-    values[2] = channel->closed ? ATOM(true) : ATOM(false);
-    pthread_mutex_unlock(&channel->lock);
+    pyerl_channel_state(channel, &size, &closed);
+    values[0] = enif_make_uint64(env, size);
+    values[2] = closed ? ATOM(true) : ATOM(false);
     values[1] = channel->max_size ? enif_make_uint64(env, channel->max_size) : ATOM(infinity);
     keys[0] = ATOM(size);
     keys[1] = ATOM(max_size);

@@ -60,9 +60,8 @@ int pyerl_channel_fd(const struct pyerl_channel *channel);
  * still taken. Returns 1 if this closed it, 0 if it was closed. Any thread. */
 int pyerl_channel_close(struct pyerl_channel *channel);
 
-/* Whether it is closed, and how many messages wait. Any thread. */
-int pyerl_channel_is_closed(struct pyerl_channel *channel);
-size_t pyerl_channel_size(struct pyerl_channel *channel);
+/* How many messages wait, and whether it is closed. Any thread. */
+void pyerl_channel_state(struct pyerl_channel *channel, size_t *size, int *closed);
 
 /* A new erlang.Channel of type holding channel, or NULL with an exception
  * set. GIL held. */

@@ -296,24 +296,33 @@ channel_iternext(PyObject *self)
 static PyObject *
 channel_get_closed(PyObject *self, void *closure)
 {
+    size_t size;
+    int closed;
+
     (void)closure;
-    return PyBool_FromLong(pyerl_channel_is_closed(channel_of(self)));
+    pyerl_channel_state(channel_of(self), &size, &closed);
+    return PyBool_FromLong(closed);
 }
 
 static Py_ssize_t
 channel_length(PyObject *self)
 {
-    return (Py_ssize_t)pyerl_channel_size(channel_of(self));
+    size_t size;
+    int closed;
+
+    pyerl_channel_state(channel_of(self), &size, &closed);
+    return (Py_ssize_t)size;
 }
 
 static PyObject *
 channel_repr(PyObject *self)
 {
-    struct pyerl_channel *channel = channel_of(self);
+    size_t size;
+    int closed;
 
-    return PyUnicode_FromFormat("<erlang.Channel %s, %zu queued>",
-                                pyerl_channel_is_closed(channel) ? "closed" : "open",
-                                pyerl_channel_size(channel));
+    pyerl_channel_state(channel_of(self), &size, &closed);
+    return PyUnicode_FromFormat("<erlang.Channel %s, %zu queued>", closed ? "closed" : "open",
+                                size);
 }
 
 static PyMethodDef channel_methods[] = {

@@ -235,7 +235,8 @@ several_senders_and_receiver_threads_get_each_message_once(_Config) ->
     ?assertEqual(length(Senders) * PerSender, length(All)),
     ?assertEqual(lists:sort([{S, I} || S <- Senders, I <- lists:seq(1, PerSender)]),
                  lists:sort(All)),
-    [true = in_order_per_sender(Got) || Got <- PerThread].
+    [true = in_order_per_sender(Got) || Got <- PerThread],
+    {ok, none} = py:call('__main__', forget, [many_to_many]).
 
 %% Returned by Python, inside other terms, or sent with erlang.send, a
 %% channel comes back as the very term Erlang made, which still works.
@@ -290,7 +291,8 @@ busy_senders_never_overfill_a_channel_or_lose_a_message(_Config) ->
     {ok, PerThread} = py:call('__main__', received, [bounded]),
     ?assertEqual(lists:sort([{S, I} || S <- Senders, I <- lists:seq(1, PerSender)]),
                  lists:sort(lists:append(PerThread))),
-    [true = in_order_per_sender(Got) || Got <- PerThread].
+    [true = in_order_per_sender(Got) || Got <- PerThread],
+    {ok, none} = py:call('__main__', forget, [bounded]).
 
 %%% closing
 
