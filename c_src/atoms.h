@@ -13,7 +13,6 @@
     X(badarg)                                                                                      \
     X(busy)                                                                                        \
     X(cancelled)                                                                                   \
-    X(channel)                                                                                     \
     X(closed)                                                                                      \
     X(dirty_calls)                                                                                 \
     X(dirty_limit)                                                                                 \
@@ -52,6 +51,7 @@
     X(undefined)                                                                                   \
     X(unknown)                                                                                     \
     X(value)                                                                                       \
+    X(waiting)                                                                                     \
     X(workers_live)                                                                                \
     X(workers_pooled)
 

@@ -31,6 +31,7 @@
 #include "atoms.h"
 #include "errors.h"
 #include "generations.h"
+#include "process.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -55,10 +56,9 @@ struct pyerl_channel {
     struct node *spare;       /* nodes with a cleared env, for reuse */
     size_t size, spares;
     int closed;
-    int waiters;   /* takers polling fd */
-    int signalled; /* fd is readable: set only while there is a message or the end */
-    int fd;        /* eventfd, or -1 until the first wait */
-    int monitoring;
+    int waiters;           /* takers polling fd */
+    int signalled;         /* fd is readable: set only while there is a message or the end */
+    int fd;                /* eventfd, or -1 until the first wait */
     ErlNifMonitor monitor; /* on the owner */
 };
 
@@ -141,7 +141,6 @@ channel_down(ErlNifEnv *env, void *arg, ErlNifPid *pid, ErlNifMonitor *monitor)
     (void)pid;
     (void)monitor;
     pthread_mutex_lock(&channel->lock);
-    channel->monitoring = 0;
     close_locked(channel);
     pthread_mutex_unlock(&channel->lock);
 }
@@ -150,6 +149,12 @@ int
 pyerl_channel_init(ErlNifEnv *env)
 {
     return pyerl_generations_open(&generations, env);
+}
+
+void
+pyerl_channel_commit(void)
+{
+    pyerl_generations_commit(&generations);
 }
 
 struct pyerl_channel *
@@ -278,8 +283,11 @@ pyerl_channel_object_dealloc(PyObject *self)
     PyTypeObject *type = Py_TYPE(self);
 
     /* The last reference may end the channel here: its destructor takes
-     * no GIL and does not block. */
-    enif_release_resource(((struct pyerl_channel_object *)self)->channel);
+     * no GIL and does not block. Not in a forked child, which must not
+     * touch ERTS: there the channel stays. */
+    if (!pyerl_in_forked_child()) {
+        enif_release_resource(((struct pyerl_channel_object *)self)->channel);
+    }
     PyObject_Free(self);
     Py_DECREF(type);
 }
@@ -317,8 +325,7 @@ pyerl_nif_channel_new(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     /* Default attributes: glibc's pthread_mutex_init does not fail. */
     pthread_mutex_init(&channel->lock, NULL);
     /* An owner already dead leaves the channel closed from the start. */
-    channel->monitoring = enif_monitor_process(env, channel, &owner, &channel->monitor) == 0;
-    channel->closed = !channel->monitoring;
+    channel->closed = enif_monitor_process(env, channel, &owner, &channel->monitor) != 0;
     term = enif_make_resource(env, channel);
     enif_release_resource(channel);
     return term;
@@ -403,22 +410,25 @@ ERL_NIF_TERM
 pyerl_nif_channel_info(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     struct pyerl_channel *channel = pyerl_channel_get(env, argv[0]);
-    ERL_NIF_TERM keys[3], values[3], map;
+    ERL_NIF_TERM keys[4] = {ATOM(size), ATOM(max_size), ATOM(closed), ATOM(waiting)};
+    ERL_NIF_TERM values[4], map;
     size_t size;
-    int closed;
+    int closed, waiting;
 
     (void)argc;
     if (!channel) {
         return pyerl_badarg(env, "channel");
     }
-    pyerl_channel_state(channel, &size, &closed);
+    pthread_mutex_lock(&channel->lock);
+    size = channel->size;
+    closed = channel->closed;
+    waiting = channel->waiters;
+    pthread_mutex_unlock(&channel->lock);
     values[0] = enif_make_uint64(env, size);
-    values[2] = closed ? ATOM(true) : ATOM(false);
     values[1] = channel->max_size ? enif_make_uint64(env, channel->max_size) : ATOM(infinity);
-    keys[0] = ATOM(size);
-    keys[1] = ATOM(max_size);
-    keys[2] = ATOM(closed);
-    enif_make_map_from_arrays(env, keys, values, 3, &map);
+    values[2] = closed ? ATOM(true) : ATOM(false);
+    values[3] = enif_make_int(env, waiting);
+    enif_make_map_from_arrays(env, keys, values, 4, &map);
     return map;
 }
 

@@ -24,8 +24,11 @@ struct pyerl_channel_object {
     PyObject_HEAD struct pyerl_channel *channel; /* a resource reference, kept */
 };
 
-/* Opens the resource type; from load and upgrade. Returns 0 or -1. */
+/* Opens the resource type, then makes it the one new channels get, once
+ * the load cannot fail any more (generations.h); from load and upgrade.
+ * Init returns 0 or -1. */
 int pyerl_channel_init(ErlNifEnv *env);
+void pyerl_channel_commit(void);
 
 /* The channel term is, or NULL. Any thread, no GIL. */
 struct pyerl_channel *pyerl_channel_get(ErlNifEnv *env, ERL_NIF_TERM term);
@@ -80,7 +83,7 @@ ERL_NIF_TERM pyerl_nif_channel_new(ErlNifEnv *env, int argc, const ERL_NIF_TERM 
 ERL_NIF_TERM pyerl_nif_channel_send(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 /* py_nif:channel_close(Channel) -> ok. */
 ERL_NIF_TERM pyerl_nif_channel_close(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
-/* py_nif:channel_info(Channel) -> {Size, MaxSize, Closed}. */
+/* py_nif:channel_info(Channel) -> #{size, max_size, closed, waiting}. */
 ERL_NIF_TERM pyerl_nif_channel_info(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 /* py_nif:is_channel(Term) -> boolean(). */
 ERL_NIF_TERM pyerl_nif_is_channel(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);

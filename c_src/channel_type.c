@@ -2,7 +2,8 @@
  * channel_type.c: erlang.Channel, the Python side of a channel
  * (channel.c): receive, try_receive, iteration, close; async_receive and
  * async iteration are the module's Python half's (priv/erlang_async.py),
- * built on _take_or_wait and _wait_end here.
+ * built on _take_or_wait here and the _ChannelWait it gives a coroutine
+ * that must wait.
  *
  * A receive with nothing to take waits with the GIL released, polling the
  * channel's eventfd, and, when the thread runs a call from Erlang, an
@@ -19,6 +20,7 @@
 #include "convert.h"
 #include "interrupt.h"
 #include "module_state.h"
+#include "process.h"
 
 #include <errno.h>
 #include <math.h>
@@ -65,53 +67,63 @@ raise_closed(PyObject *self)
 {
     struct pyerl_module_state *st = state_of(self);
 
-    if (st) {
-        PyErr_SetString(st->channel_closed, "the channel is closed and empty");
-    }
+    PyErr_SetString(st && st->channel_closed ? st->channel_closed : PyExc_RuntimeError,
+                    "the channel is closed and empty");
     return NULL;
 }
 
+/* Whether this is a forked child, where Erlang is out of reach: then with
+ * the error set. */
+static int
+forked(void)
+{
+    if (pyerl_in_forked_child()) {
+        pyerl_set_forked_child_error("erlang.Channel");
+        return 1;
+    }
+    return 0;
+}
+
 /* Polls the channel's fd, and wake_fd if >= 0, until one is readable or
- * deadline_ns passes. The GIL released by the caller. */
-static void
+ * deadline_ns passes. Returns 0, or -1 with errno set if poll fails. The
+ * GIL released by the caller. */
+static int
 poll_channel(struct pyerl_channel *channel, int wake_fd, int64_t deadline_ns)
 {
     struct pollfd fds[2] = {{.fd = pyerl_channel_fd(channel), .events = POLLIN},
                             {.fd = wake_fd, .events = POLLIN}};
-    int64_t left;
-    int timeout_ms;
+    int64_t left_ms;
+    int rc;
 
-    for (;;) {
+    do {
         if (deadline_ns == INT64_MAX) {
-            timeout_ms = -1;
-        } else if ((left = deadline_ns - pyerl_now_ns()) <= 0) {
-            return;
-        } else {
-            timeout_ms = left / 1000000 + 1; /* rounded up: never wake early */
-            if (left / 1000000 >= INT32_MAX) {
-                timeout_ms = INT32_MAX;
-            }
+            left_ms = -1;
+        } else if ((left_ms = (deadline_ns - pyerl_now_ns() + 999999) / 1000000) <= 0) {
+            return 0; /* rounded up: never wakes early */
         }
-        if (poll(fds, wake_fd >= 0 ? 2 : 1, timeout_ms) != 0 && errno != EINTR) {
-            return;
-        }
-    }
+        rc = poll(fds, wake_fd >= 0 ? 2 : 1, left_ms > INT32_MAX ? INT32_MAX : (int)left_ms);
+    } while (rc == 0 || (rc < 0 && errno == EINTR));
+    return rc < 0 ? -1 : 0;
 }
 
 /* Waits for the next message until deadline_ns (INT64_MAX: no limit).
- * Returns it, or NULL with ChannelClosed, TimeoutError or CallInterrupted
- * set. GIL held, released while it waits. */
+ * Returns it, or NULL with ChannelClosed, TimeoutError, CallInterrupted or
+ * OSError set. GIL held, released while it waits. */
 static PyObject *
 receive_until(PyObject *self, int64_t deadline_ns)
 {
     struct pyerl_channel *channel = channel_of(self);
     struct pyerl_inflight *call = pyerl_inflight_current();
     struct pyerl_channel_message msg;
-    int wake_fd = -1, old_fd = -1, interrupted = 0;
+    int wake_fd = -1, old_fd = -1, interrupted = 0, waiting, rc = 0, poll_errno = 0;
     PyObject *value = NULL;
 
+    if (forked()) {
+        return NULL;
+    }
     for (;;) {
-        switch (pyerl_channel_take(channel, 1, &msg)) {
+        waiting = pyerl_now_ns() < deadline_ns;
+        switch (pyerl_channel_take(channel, waiting, &msg)) {
         case PYERL_CHANNEL_MESSAGE:
             value = convert_message(self, &msg);
             goto out;
@@ -123,6 +135,10 @@ receive_until(PyObject *self, int64_t deadline_ns)
             goto out;
         case PYERL_CHANNEL_EMPTY:
             break;
+        }
+        if (!waiting) {
+            PyErr_SetString(PyExc_TimeoutError, "no message came in time");
+            goto out;
         }
         if (call && wake_fd < 0) {
             /* The first wait of this receive: from now on an interruption
@@ -137,9 +153,10 @@ receive_until(PyObject *self, int64_t deadline_ns)
         }
         if (call && pyerl_inflight_interrupted(call)) {
             interrupted = 1;
-        } else if (pyerl_now_ns() < deadline_ns) {
+        } else {
             Py_BEGIN_ALLOW_THREADS
-            poll_channel(channel, wake_fd, deadline_ns);
+            rc = poll_channel(channel, wake_fd, deadline_ns);
+            poll_errno = errno;
             Py_END_ALLOW_THREADS
             interrupted = call && pyerl_inflight_interrupted(call);
         }
@@ -149,18 +166,9 @@ receive_until(PyObject *self, int64_t deadline_ns)
             PyErr_SetNone(call->ctx->state->call_interrupted);
             goto out;
         }
-        if (pyerl_now_ns() >= deadline_ns) {
-            /* One last look: a message that came as the time ran out. */
-            switch (pyerl_channel_take(channel, 0, &msg)) {
-            case PYERL_CHANNEL_MESSAGE:
-                value = convert_message(self, &msg);
-                break;
-            case PYERL_CHANNEL_CLOSED:
-                raise_closed(self);
-                break;
-            default:
-                PyErr_SetString(PyExc_TimeoutError, "no message came in time");
-            }
+        if (rc < 0) {
+            errno = poll_errno;
+            PyErr_SetFromErrno(PyExc_OSError);
             goto out;
         }
     }
@@ -207,6 +215,9 @@ channel_try_receive(PyObject *self, PyObject *unused)
     struct pyerl_channel_message msg;
 
     (void)unused;
+    if (forked()) {
+        return NULL;
+    }
     switch (pyerl_channel_take(channel_of(self), 0, &msg)) {
     case PYERL_CHANNEL_MESSAGE:
         return convert_message(self, &msg);
@@ -217,41 +228,122 @@ channel_try_receive(PyObject *self, PyObject *unused)
     }
 }
 
-/* Channel._take_or_wait(): (True, message), or (False, fd) after making
- * the caller a waiter, which must call _wait_end once fd is readable or it
- * gives up. For async_receive. */
-static PyObject *
-channel_take_or_wait(PyObject *self, PyObject *unused)
-{
-    struct pyerl_channel_message msg;
-    PyObject *value;
+/* ---- a coroutine's wait ----------------------------------------------- */
 
-    (void)unused;
-    switch (pyerl_channel_take(channel_of(self), 1, &msg)) {
-    case PYERL_CHANNEL_MESSAGE:
-        value = convert_message(self, &msg);
-        return value ? Py_BuildValue("(ON)", Py_True, value) : NULL;
-    case PYERL_CHANNEL_CLOSED:
-        return raise_closed(self);
-    case PYERL_CHANNEL_NO_FD:
-        return PyErr_SetFromErrno(PyExc_OSError);
-    default:
-        return Py_BuildValue("(Oi)", Py_False, pyerl_channel_fd(channel_of(self)));
+/* What Channel._take_or_wait gives a coroutine that must wait: it holds the
+ * channel's waiter count up until closed (or dropped), once, whatever the
+ * coroutine does. */
+struct channel_wait {
+    PyObject_HEAD PyObject *channel; /* the erlang.Channel; strong */
+    int waiting;
+};
+
+static void
+wait_end(struct channel_wait *w)
+{
+    if (w->waiting) {
+        w->waiting = 0;
+        pyerl_channel_wait_end(channel_of(w->channel));
     }
 }
 
+static void
+channel_wait_dealloc(PyObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    struct channel_wait *w = (struct channel_wait *)self;
+
+    wait_end(w);
+    Py_CLEAR(w->channel);
+    PyObject_Free(self);
+    Py_DECREF(type);
+}
+
 static PyObject *
-channel_wait_end(PyObject *self, PyObject *unused)
+channel_wait_fileno(PyObject *self, PyObject *unused)
 {
     (void)unused;
-    pyerl_channel_wait_end(channel_of(self));
+    return PyLong_FromLong(pyerl_channel_fd(channel_of(((struct channel_wait *)self)->channel)));
+}
+
+static PyObject *
+channel_wait_close(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    wait_end((struct channel_wait *)self);
     Py_RETURN_NONE;
+}
+
+static PyMethodDef channel_wait_methods[] = {
+    {"fileno", channel_wait_fileno, METH_NOARGS,
+     "The eventfd to watch: readable once something may be taken."},
+    {"close", channel_wait_close, METH_NOARGS, "Ends the wait (once; later calls do nothing)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot channel_wait_slots[] = {
+    {Py_tp_dealloc, channel_wait_dealloc},
+    {Py_tp_methods, channel_wait_methods},
+    {Py_tp_doc, "A coroutine's wait on an erlang.Channel; used by async_receive."},
+    {0, NULL},
+};
+
+static PyType_Spec channel_wait_spec = {
+    .name = "erlang._ChannelWait",
+    .basicsize = sizeof(struct channel_wait),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = channel_wait_slots,
+};
+
+/* Channel._take_or_wait(): (True, message), or (False, wait) after making
+ * the caller a waiter: wait.fileno() becomes readable once something may be
+ * taken, and wait.close() ends the wait. For async_receive. */
+static PyObject *
+channel_take_or_wait(PyObject *self, PyObject *unused)
+{
+    struct pyerl_module_state *st = state_of(self);
+    struct pyerl_channel_message msg;
+    struct channel_wait *w;
+    PyObject *value;
+
+    (void)unused;
+    if (forked()) {
+        return NULL;
+    }
+    if (!st || !st->channel_wait_type) {
+        PyErr_SetString(PyExc_RuntimeError, "the erlang module is gone");
+        return NULL;
+    }
+    /* Made first, so that nothing can fail once the caller waits. */
+    if (!(w = PyObject_New(struct channel_wait, st->channel_wait_type))) {
+        return NULL;
+    }
+    w->channel = Py_NewRef(self);
+    w->waiting = 0;
+    switch (pyerl_channel_take(channel_of(self), 1, &msg)) {
+    case PYERL_CHANNEL_MESSAGE:
+        Py_DECREF(w);
+        value = convert_message(self, &msg);
+        return value ? Py_BuildValue("(ON)", Py_True, value) : NULL;
+    case PYERL_CHANNEL_CLOSED:
+        Py_DECREF(w);
+        return raise_closed(self);
+    case PYERL_CHANNEL_NO_FD:
+        Py_DECREF(w);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    default:
+        w->waiting = 1;
+        return Py_BuildValue("(ON)", Py_False, (PyObject *)w);
+    }
 }
 
 static PyObject *
 channel_close(PyObject *self, PyObject *unused)
 {
     (void)unused;
+    if (forked()) {
+        return NULL;
+    }
     pyerl_channel_close(channel_of(self));
     Py_RETURN_NONE;
 }
@@ -304,6 +396,15 @@ channel_get_closed(PyObject *self, void *closure)
     return PyBool_FromLong(closed);
 }
 
+/* A channel is true, empty or not (len() alone would make an empty one
+ * false). */
+static int
+channel_bool(PyObject *self)
+{
+    (void)self;
+    return 1;
+}
+
 static Py_ssize_t
 channel_length(PyObject *self)
 {
@@ -340,7 +441,6 @@ static PyMethodDef channel_methods[] = {
      "close()\n--\n\nCloses the channel: Erlang's sends fail from now on; the messages already "
      "queued are still received."},
     {"_take_or_wait", channel_take_or_wait, METH_NOARGS, "Used by async_receive."},
-    {"_wait_end", channel_wait_end, METH_NOARGS, "Used by async_receive."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -357,6 +457,7 @@ static PyType_Slot channel_slots[] = {
     {Py_am_aiter, PyObject_SelfIter},
     {Py_am_anext, channel_anext},
     {Py_sq_length, channel_length},
+    {Py_nb_bool, channel_bool},
     {Py_tp_methods, channel_methods},
     {Py_tp_getset, channel_getset},
     {Py_tp_doc, "A channel from Erlang (py_channel:new/0,1), received as an argument.\n\n"
@@ -377,7 +478,9 @@ int
 pyerl_channel_type_add(PyObject *module, struct pyerl_module_state *st)
 {
     st->channel_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &channel_spec, NULL);
-    if (!st->channel_type) {
+    st->channel_wait_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &channel_wait_spec, NULL);
+    if (!st->channel_type || !st->channel_wait_type) {
         return -1;
     }
     return PyModule_AddObjectRef(module, "Channel", (PyObject *)st->channel_type);

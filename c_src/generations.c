@@ -16,32 +16,48 @@
  */
 #include "generations.h"
 
+/* The slot the opened type goes to: the current one if it is the same type
+ * (taken over) or none is set yet (the first load), else one with no
+ * resource left; -1 if none has room. */
+static int
+slot_for(struct pyerl_generations *g)
+{
+    int now = atomic_load(&g->current);
+
+    if (!atomic_load(&g->slots[now].type) || atomic_load(&g->slots[now].type) == g->opened) {
+        return now;
+    }
+    for (int slot = 0; slot < PYERL_GENERATIONS; slot++) {
+        if (slot != now && atomic_load(&g->slots[slot].live) == 0) {
+            return slot;
+        }
+    }
+    return -1; /* as many unloads as slots, each with resources alive */
+}
+
 int
 pyerl_generations_open(struct pyerl_generations *g, ErlNifEnv *env)
 {
-    ErlNifResourceType *type = enif_open_resource_type_x(
-        env, g->name, &g->init, ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, NULL);
-    int now = atomic_load(&g->current), slot;
+    g->opened = enif_open_resource_type_x(env, g->name, &g->init,
+                                          ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, NULL);
+    return g->opened && slot_for(g) >= 0 ? 0 : -1;
+}
 
-    if (!type) {
-        return -1;
-    }
-    if (atomic_load(&g->slots[now].type) == type) {
-        return 0; /* taken over: the same type */
-    }
-    for (slot = 0; slot < PYERL_GENERATIONS; slot++) {
-        if (slot != now && atomic_load(&g->slots[slot].live) == 0) {
-            break;
+void
+pyerl_generations_commit(struct pyerl_generations *g)
+{
+    int slot = slot_for(g); /* found by open: resources only go */
+    ErlNifResourceType *old;
+
+    atomic_store(&g->slots[slot].type, g->opened);
+    atomic_store(&g->current, slot);
+    /* The types of a purged library with no resource left are freed. */
+    for (int other = 0; other < PYERL_GENERATIONS; other++) {
+        old = atomic_load(&g->slots[other].type);
+        if (other != slot && old && atomic_load(&g->slots[other].live) == 0) {
+            atomic_compare_exchange_strong(&g->slots[other].type, &old, NULL);
         }
     }
-    if (!atomic_load(&g->slots[now].type)) {
-        slot = now; /* the first load */
-    } else if (slot == PYERL_GENERATIONS) {
-        return -1; /* as many unloads as slots, each with resources alive */
-    }
-    atomic_store(&g->slots[slot].type, type);
-    atomic_store(&g->current, slot);
-    return 0;
 }
 
 void *

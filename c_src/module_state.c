@@ -407,6 +407,7 @@ pyerl_module_state_traverse(struct pyerl_module_state *st, visitproc visit, void
     Py_VISIT(st->ref_type);
     Py_VISIT(st->object_ref_type);
     Py_VISIT(st->channel_type);
+    Py_VISIT(st->channel_wait_type);
     Py_VISIT(st->call_interrupted);
     Py_VISIT(st->erlang_error);
     Py_VISIT(st->unknown_function_error);
@@ -425,6 +426,7 @@ pyerl_module_state_clear(struct pyerl_module_state *st)
     Py_CLEAR(st->ref_type);
     Py_CLEAR(st->object_ref_type);
     Py_CLEAR(st->channel_type);
+    Py_CLEAR(st->channel_wait_type);
     Py_CLEAR(st->call_interrupted);
     Py_CLEAR(st->erlang_error);
     Py_CLEAR(st->unknown_function_error);

@@ -20,6 +20,7 @@ struct pyerl_module_state {
     PyTypeObject *ref_type;            /* erlang.Ref */
     PyTypeObject *object_ref_type;     /* erlang.ObjectRef */
     PyTypeObject *channel_type;        /* erlang.Channel, made by channel_type.c */
+    PyTypeObject *channel_wait_type;   /* erlang._ChannelWait, likewise */
     PyObject *call_interrupted;        /* erlang.CallInterrupted */
     PyObject *erlang_error;            /* erlang.ErlangError */
     PyObject *unknown_function_error;  /* erlang.UnknownFunctionError */

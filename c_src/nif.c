@@ -71,12 +71,14 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
         return 4;
     }
     pyerl_executor_init(dirty_io);
-    /* Last: a load that fails after them would leave a generation behind
-     * (generations.c). */
+    /* Opened, then made current only once nothing can fail: ERTS drops the
+     * types a failed load opened (generations.h). */
     if (pyerl_objref_init(env) < 0 || pyerl_channel_init(env) < 0) {
         enif_fprintf(stderr, "py_nif: cannot set up references to Python objects or channels\r\n");
         return 2;
     }
+    pyerl_objref_commit();
+    pyerl_channel_commit();
     return 0;
 }
 

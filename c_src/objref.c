@@ -71,6 +71,12 @@ pyerl_objref_init(ErlNifEnv *env)
     return pyerl_generations_open(&generations, env);
 }
 
+void
+pyerl_objref_commit(void)
+{
+    pyerl_generations_commit(&generations);
+}
+
 int
 pyerl_objref_make(struct pyerl_ctx *ctx, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
 {

@@ -11,8 +11,11 @@ struct pyerl_ctx;
 /* A reference: a resource holding one object of one context. */
 struct pyerl_objref;
 
-/* Opens the resource type; from load and upgrade. Returns 0 or -1. */
+/* Opens the resource type, then makes it the one new references get, once
+ * the load cannot fail any more (generations.h); from load and upgrade.
+ * Init returns 0 or -1. */
 int pyerl_objref_init(ErlNifEnv *env);
+void pyerl_objref_commit(void);
 
 /* A new reference to obj, an object of ctx, as a term of env. Returns 1, or
  * 0 with MemoryError set. The GIL of ctx held. */

@@ -1,30 +1,39 @@
 /*
  * stream.c: the C half of streams (src/py_stream.erl and
  * priv/python/erlang_python/streams.py): the items of an iterable, sent to
- * the stream's process in batches that no item waits in for long.
+ * the stream's process in groups that no item waits in for long.
  *
- * erlang._stream_pump(iterator, limit, to, ref) takes up to limit items of
- * a sync iterator in one C loop and sends them to the stream process `to`
- * as `{py_stream_items, Ref, Items}` (newest first), which hands each to
- * the owner. A batch is sent when it holds MAX_BATCH items, when the pump
- * ends, and by the flusher thread once its oldest item has waited
- * FLUSH_NS: an iterable that blocks after an item (a generator waiting for
- * a socket) does not hold the item back, yet a fast one costs one send per
- * batch, not one per item (enif_send from a dirty scheduler costs about a
- * microsecond, an Erlang send a tenth of that).
+ * erlang._stream_pump(iterator, limit, to, ref, first) takes up to limit
+ * items of a sync iterator in one C loop and sends them to the stream
+ * process `to` as `{py_stream_items, Ref, First, Items}`: Items newest
+ * first, First the number of the stream's items sent before them, so that
+ * the stream process can put groups back in order (they come from more
+ * than one thread). A group is sent when it holds MAX_GROUP items, when
+ * the pump ends, at once if the iterator is slow (the item before came
+ * more than FLUSH_NS earlier), and otherwise by the flusher thread once
+ * its oldest item has waited FLUSH_NS: an iterator that blocks after an
+ * item (a generator waiting for a socket) does not hold the item back, yet
+ * a fast one costs one send per group, not one per item (enif_send from a
+ * dirty scheduler costs about a microsecond, an Erlang send a tenth of
+ * that).
  *
- * erlang._stream_send(to, ref, item) sends one item as a batch of its own,
- * for async iterators, whose items come out of an event loop.
+ * erlang._stream_send(to, ref, first, item) sends one item as a group of
+ * its own, for async iterators, whose items come out of an event loop.
  *
- * The batches of all pumps running are listed for the flusher, a thread
- * started by the first pump, which looks at them every FLUSH_NS while any
- * is listed and sleeps otherwise.
+ * An exception the iterator raises (or an item with no Erlang form) does
+ * not end the pump with an error: it returns the exception with the count
+ * of the items sent before it, which the stream must know to send the
+ * error after them. Interruptions (BaseException) propagate.
  *
- * Locking: `lock` (the flusher's) guards the list; a batch's lock guards
- * its items. The flusher takes a batch's lock inside its own; a pump takes
- * either, never both, and converts each item outside both (conversion may
- * run Python code), then copies it into the batch under the batch's lock.
- * No GIL is taken by the flusher.
+ * The groups of all pumps running are listed for the flusher, a thread
+ * started by the first pump, which sleeps until the oldest pending item is
+ * due, or, with none pending, until a pump signals its first.
+ *
+ * Locking: `lock` (the flusher's) guards the list and the flusher's state;
+ * a group's lock guards its items. The flusher takes a group's lock inside
+ * its own; a pump takes either, never both, and converts each item outside
+ * both (conversion may run Python code), then copies it into the group
+ * under the group's lock. No GIL is taken by the flusher.
  */
 #include "stream.h"
 
@@ -38,7 +47,7 @@
 
 #include <stdatomic.h>
 
-#define MAX_BATCH 1024
+#define MAX_GROUP 1024
 #define FLUSH_NS (1000 * 1000LL)
 
 struct batch {
@@ -46,11 +55,13 @@ struct batch {
     ErlNifPid to;              /* the stream process */
     ErlNifEnv *held;           /* holds ref; never cleared */
     ERL_NIF_TERM ref;
+    int64_t last_ns; /* when the pump took its last item; the pump's own */
     pthread_mutex_t lock;
     /* batch-lock-guarded: */
     ErlNifEnv *env; /* holds items, cleared by each send */
     ERL_NIF_TERM items;
     unsigned count;
+    uint64_t first;        /* the stream's number of the group's first item */
     atomic_llong since_ns; /* when the oldest item came; 0 when empty */
 };
 
@@ -58,7 +69,8 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* lock-guarded: */
 static pthread_cond_t flusher_wake;
 static struct batch *batches;
-static int flusher_started;
+static int flusher_started, flusher_cond_made;
+static int flusher_idle; /* waiting for a signal, with nothing pending */
 
 /* Sends the batch's items, if any. Under the batch's lock. */
 static void
@@ -69,11 +81,12 @@ send_items(struct batch *b)
     if (b->count == 0) {
         return;
     }
-    message =
-        enif_make_tuple3(b->env, ATOM(py_stream_items), enif_make_copy(b->env, b->ref), b->items);
+    message = enif_make_tuple4(b->env, ATOM(py_stream_items), enif_make_copy(b->env, b->ref),
+                               enif_make_uint64(b->env, b->first), b->items);
     pyerl_send(NULL, &b->to, b->env, message);
     enif_clear_env(b->env);
     b->items = enif_make_list(b->env, 0);
+    b->first += b->count;
     b->count = 0;
     atomic_store(&b->since_ns, 0);
 }
@@ -82,28 +95,48 @@ static void *
 flusher_main(void *unused)
 {
     struct batch *b;
-    int64_t now, since;
+    int64_t now, since, earliest;
     struct timespec until;
 
     (void)unused;
     pthread_mutex_lock(&lock);
     for (;;) {
-        while (!batches) {
-            pthread_cond_wait(&flusher_wake, &lock);
-        }
         now = pyerl_now_ns();
+        earliest = INT64_MAX;
         for (b = batches; b; b = b->next) {
-            since = atomic_load(&b->since_ns);
-            if (since && now - since >= FLUSH_NS) {
+            if (!(since = atomic_load(&b->since_ns))) {
+                continue;
+            }
+            if (now - since >= FLUSH_NS) {
                 pthread_mutex_lock(&b->lock);
                 send_items(b);
                 pthread_mutex_unlock(&b->lock);
+            } else if (since < earliest) {
+                earliest = since;
             }
         }
-        until = pyerl_timespec_at(now + FLUSH_NS);
-        pthread_cond_timedwait(&flusher_wake, &lock, &until);
+        if (earliest == INT64_MAX) {
+            flusher_idle = 1;
+            pthread_cond_wait(&flusher_wake, &lock);
+            flusher_idle = 0;
+        } else {
+            until = pyerl_timespec_at(earliest + FLUSH_NS);
+            pthread_cond_timedwait(&flusher_wake, &lock, &until);
+        }
     }
     return NULL;
+}
+
+/* A group's first item came: the flusher, if it waits with nothing
+ * pending, must now wait for it. No lock held. */
+static void
+wake_flusher(void)
+{
+    pthread_mutex_lock(&lock);
+    if (flusher_idle) {
+        pthread_cond_signal(&flusher_wake);
+    }
+    pthread_mutex_unlock(&lock);
 }
 
 /* Lists b for the flusher, starting it the first time. Returns 0, or -1
@@ -116,10 +149,12 @@ list_batch(struct batch *b)
     int rc = 0;
 
     pthread_mutex_lock(&lock);
+    if (!flusher_cond_made) {
+        flusher_cond_made = pyerl_monotonic_condattr() &&
+                            pthread_cond_init(&flusher_wake, pyerl_monotonic_condattr()) == 0;
+    }
     if (!flusher_started) {
-        if (!pyerl_monotonic_condattr() ||
-            pthread_cond_init(&flusher_wake, pyerl_monotonic_condattr()) != 0 ||
-            pthread_attr_init(&attr) != 0) {
+        if (!flusher_cond_made || pthread_attr_init(&attr) != 0) {
             rc = -1;
         } else {
             pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -135,7 +170,6 @@ list_batch(struct batch *b)
             batches->prev = b;
         }
         batches = b;
-        pthread_cond_signal(&flusher_wake);
     }
     pthread_mutex_unlock(&lock);
     return rc;
@@ -156,10 +190,10 @@ unlist_batch(struct batch *b)
     pthread_mutex_unlock(&lock);
 }
 
-/* Readies b for items of to's stream ref (Python objects). Returns 1, or 0
- * with an exception set. */
+/* Readies b for items of to's stream ref from item number first (Python
+ * objects). Returns 1, or 0 with an exception set. */
 static int
-batch_open(struct batch *b, PyObject *to, PyObject *ref)
+batch_open(struct batch *b, PyObject *to, PyObject *ref, PyObject *first)
 {
     ERL_NIF_TERM to_term;
 
@@ -185,6 +219,10 @@ batch_open(struct batch *b, PyObject *to, PyObject *ref)
         PyErr_SetString(PyExc_ValueError, "the stream is not a process of this node");
         return 0;
     }
+    b->first = PyLong_AsUnsignedLongLong(first);
+    if (PyErr_Occurred()) {
+        return 0;
+    }
     b->items = enif_make_list(b->env, 0);
     return 1;
 }
@@ -206,27 +244,59 @@ batch_close(struct batch *b)
 }
 
 /* Adds item to b, converted in scratch (cleared afterwards). Returns 1, or
- * 0 with an exception set (item has no Erlang form). GIL held. */
+ * 0 with an exception set (item has no Erlang form, or this is a forked
+ * child). GIL held. */
 static int
 batch_add(struct batch *b, const struct pyerl_conv *cv, ErlNifEnv *scratch, PyObject *item)
 {
+    int64_t now = pyerl_now_ns();
+    int first_of_group, slow = now - b->last_ns > FLUSH_NS;
     ERL_NIF_TERM term;
 
+    b->last_ns = now;
+    if (pyerl_in_forked_child()) {
+        pyerl_set_forked_child_error("a stream");
+        return 0;
+    }
     if (!pyerl_py_to_term(cv, scratch, item, &term, "item")) {
         enif_clear_env(scratch);
         return 0;
     }
     pthread_mutex_lock(&b->lock);
     b->items = enif_make_list_cell(b->env, enif_make_copy(b->env, term), b->items);
-    if (b->count++ == 0) {
-        atomic_store(&b->since_ns, pyerl_now_ns());
+    if ((first_of_group = b->count++ == 0)) {
+        atomic_store(&b->since_ns, now);
     }
-    if (b->count == MAX_BATCH) {
+    if (b->count == MAX_GROUP || slow) {
         send_items(b);
+        first_of_group = 0;
     }
     pthread_mutex_unlock(&b->lock);
     enif_clear_env(scratch);
+    if (first_of_group) {
+        wake_flusher();
+    }
     return 1;
+}
+
+/* The pending exception, taken, if it is an Exception (not an
+ * interruption): a new reference, or NULL (the error stays set). */
+static PyObject *
+take_exception(void)
+{
+    PyObject *type, *value, *traceback;
+
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        return NULL;
+    }
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback && value) {
+        PyException_SetTraceback(value, traceback);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    return value;
 }
 
 PyObject *
@@ -236,14 +306,14 @@ pyerl_stream_pump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     struct batch b;
     ErlNifEnv *scratch = NULL;
     Py_ssize_t limit, sent = 0;
-    PyObject *item;
+    PyObject *item, *failure = NULL;
     int ok, listed = 0;
 
     if (!cv.ctx) {
         return NULL;
     }
-    if (nargs != 4 || !PyIter_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "_stream_pump(iterator, limit, to, ref)");
+    if (nargs != 5 || !PyIter_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "_stream_pump(iterator, limit, to, ref, first)");
         return NULL;
     }
     if ((limit = PyLong_AsSsize_t(args[1])) < 0) {
@@ -252,11 +322,12 @@ pyerl_stream_pump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         return NULL;
     }
-    ok = batch_open(&b, args[2], args[3]) && (scratch = enif_alloc_env());
+    ok = batch_open(&b, args[2], args[3], args[4]) && (scratch = enif_alloc_env());
     if (ok && !(listed = list_batch(&b) == 0)) {
         PyErr_SetString(PyExc_RuntimeError, "cannot start the stream flusher thread");
         ok = 0;
     }
+    b.last_ns = pyerl_now_ns();
     while (ok && sent < limit && (item = PyIter_Next(args[0]))) {
         ok = batch_add(&b, &cv, scratch, item);
         Py_DECREF(item);
@@ -269,11 +340,15 @@ pyerl_stream_pump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (scratch) {
         enif_free_env(scratch);
     }
-    if (!ok || PyErr_Occurred()) {
+    if (listed && PyErr_Occurred() && !(failure = take_exception())) {
+        return NULL;
+    }
+    if (!ok && !failure) {
         return NULL;
     }
     /* Ended when the iterator ran out before the limit. */
-    return Py_BuildValue("(nO)", sent, sent < limit ? Py_True : Py_False);
+    return failure ? Py_BuildValue("(nN)", sent, failure)
+                   : Py_BuildValue("(nO)", sent, sent < limit ? Py_True : Py_False);
 }
 
 PyObject *
@@ -287,12 +362,12 @@ pyerl_stream_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!cv.ctx) {
         return NULL;
     }
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "_stream_send(to, ref, item)");
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "_stream_send(to, ref, first, item)");
         return NULL;
     }
-    ok = batch_open(&b, args[0], args[1]) && (scratch = enif_alloc_env()) &&
-         batch_add(&b, &cv, scratch, args[2]);
+    ok = batch_open(&b, args[0], args[1], args[2]) && (scratch = enif_alloc_env()) &&
+         batch_add(&b, &cv, scratch, args[3]);
     batch_close(&b);
     if (scratch) {
         enif_free_env(scratch);

@@ -427,10 +427,13 @@ def state_decr(key, n=1):
 #
 # erlang.Channel's async_receive and async iteration (c_src/channel_type.c
 # has the rest). A coroutine with nothing to take becomes one of the
-# channel's waiters and has its loop watch the channel's eventfd, which is
-# readable while something can be taken. Each waiter watches a duplicate
-# of the fd: a loop keeps one reader per fd, and several coroutines of one
-# loop may wait on one channel.
+# channel's waiters (the _ChannelWait it is given holds its place until
+# closed) and has its loop watch the channel's eventfd, which is readable
+# while something can be taken. Each waiter watches a duplicate of the fd:
+# a loop keeps one reader per fd, and several coroutines of one loop may
+# wait on one channel. Meanwhile the loop also watches the thread's worker
+# fd, as _watched does, so that a call from Erlang running the loop that
+# times out or loses its caller stops the wait at once.
 
 def _wake(future):
     if not future.done():
@@ -445,19 +448,24 @@ async def _channel_receive(channel):
         taken, value = channel._take_or_wait()
         if taken:
             return value
+        wait, fd = value, -1
+        worker = _channel()
+        worker.pinned += 1
         try:
-            fd = _os.dup(value)
+            worker.watch(loop)
+            fd = _os.dup(wait.fileno())
+            ready = loop.create_future()
+            loop.add_reader(fd, _wake, ready)
             try:
-                ready = loop.create_future()
-                loop.add_reader(fd, _wake, ready)
-                try:
-                    await ready
-                finally:
-                    loop.remove_reader(fd)
+                await ready
             finally:
-                _os.close(fd)
+                loop.remove_reader(fd)
         finally:
-            channel._wait_end()
+            if fd >= 0:
+                _os.close(fd)
+            wait.close()
+            worker.pinned -= 1
+            worker.unwatch_if_idle()
 
 
 async def _channel_anext(channel):

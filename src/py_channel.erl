@@ -22,7 +22,8 @@
 -opaque channel() :: reference().
 -type info() :: #{size := non_neg_integer(),
                   max_size := pos_integer() | infinity,
-                  closed := boolean()}.
+                  closed := boolean(),
+                  waiting := non_neg_integer()}.
 
 %% @equiv new(#{})
 -spec new() -> {ok, channel()}.
@@ -66,7 +67,8 @@ send(Channel, Term) ->
 close(Channel) ->
     py_nif:channel_close(Channel).
 
-%% @doc How many messages wait, the bound, and whether it is closed.
+%% @doc How many messages wait, the bound, whether it is closed, and how
+%% many Python receivers (threads and coroutines) wait for a message.
 -spec info(channel()) -> info() | {error, {badarg, channel}}.
 info(Channel) ->
     py_nif:channel_info(Channel).

@@ -7,19 +7,21 @@
 %% erlang_python/streams.py), and its items are taken a batch at a time, at
 %% most as many as the window has room for. Each batch is taken by a
 %% short-lived puller process; Python sends the items to this process as
-%% they are produced, a few at a time (c_src/stream.c: none waits more
-%% than about a millisecond), and this process hands each to the owner.
-%% When the take returns, the puller reports, and this process then sends
-%% `done' or the error after the items. So between batches nothing holds a
-%% dirty scheduler or a thread, and this process stays free to take acks,
-%% a cancel or the owner's death while a batch is being made. Stopping a
-%% stream kills the puller first (the Python work of a dead caller is
-%% interrupted), waits until it is gone, then closes the Source, so that
-%% the generator's `finally' blocks run.
+%% they are produced, in numbered groups that none waits in for more than
+%% about a millisecond (c_src/stream.c), and this process hands each item
+%% to the owner, in order (groups can come out of order: they are sent from
+%% more than one thread). When the take returns, the puller reports how many
+%% items it sent and how it ended; once that many have been handed on, this
+%% process sends `done' or the error, or asks for the next batch. So
+%% between batches nothing holds a dirty scheduler or a thread, and this
+%% process stays free to take acks, a cancel or the owner's death while a
+%% batch is being made. Stopping a stream kills the puller first (the
+%% Python work of a dead caller is interrupted), waits until it is gone,
+%% then closes the Source, so that the generator's `finally' blocks run.
 %%
-%% The owner may acknowledge items before the puller has reported them, so
-%% a batch's items count as unacknowledged from the moment it is asked for;
-%% the report gives back what the batch did not use.
+%% The window counts the items handed to the owner and not yet
+%% acknowledged; this process hands them on itself, so an ack can never
+%% come before the item it acknowledges.
 %%
 %% Streams are found by their reference in a public table that the
 %% application's supervisor owns; each stream removes its own row when it
@@ -43,7 +45,15 @@
                  window :: pos_integer() | infinity,
                  source :: py:ref() | undefined,
                  unacked = 0 :: non_neg_integer(),
-                 puller :: {pid(), reference(), Asked :: pos_integer()} | undefined}).
+                 %% Items handed to the owner so far, and groups that came
+                 %% before their turn, by the number of their first item.
+                 forwarded = 0 :: non_neg_integer(),
+                 early = #{} :: #{non_neg_integer() => [term()]},
+                 %% The batch being taken, from item number First.
+                 pull :: {running, pid(), reference(), First :: non_neg_integer()}
+                       | {reported, First :: non_neg_integer(), Sent :: non_neg_integer(),
+                          more | done | {failed, term()}}
+                       | undefined}).
 
 %% @doc Makes the table of streams; from the supervisor's init.
 -spec create_table() -> ok.
@@ -116,38 +126,25 @@ handle_call(_Request, _From, S) ->
 
 %% @private
 handle_cast({ack, Count}, #stream{unacked = Unacked} = S) ->
+    %% More than are unacknowledged counts as all of them.
     {noreply, maybe_pull(S#stream{unacked = Unacked - min(Count, Unacked)})};
 handle_cast(_Request, S) ->
     {noreply, S}.
 
 %% @private
-handle_info({py_stream_items, Ref, Items}, #stream{ref = Ref, owner = Owner} = S) ->
-    %% Newest first.
-    _ = lists:foldr(fun(Item, ok) -> Owner ! {py_stream, Ref, {data, Item}}, ok end, ok, Items),
-    {noreply, S};
-handle_info({opened, Pid, Source}, #stream{puller = {Pid, _, _}} = S) ->
+handle_info({py_stream_items, Ref, First, Items}, #stream{ref = Ref, early = Early} = S) ->
+    settle(forward_in_order(S#stream{early = Early#{First => Items}}));
+handle_info({opened, Pid, Source}, #stream{pull = {running, Pid, _, _}} = S) ->
     {noreply, S#stream{source = Source}};
-handle_info({pulled, Pid, Source, Sent, Done}, #stream{puller = {Pid, Mon, Asked}} = S) ->
+handle_info({pulled, Pid, Source, Sent, Status}, #stream{pull = {running, Pid, Mon, First}} = S) ->
     erlang:demonitor(Mon, [flush]),
-    Unacked = max(0, S#stream.unacked - (Asked - Sent)),
-    Pulled = S#stream{source = Source, puller = undefined, unacked = Unacked},
-    case Done of
-        true ->
-            S#stream.owner ! {py_stream, S#stream.ref, done},
-            {stop, normal, close(Pulled)};
-        false ->
-            {noreply, maybe_pull(Pulled)}
-    end;
-handle_info({pull_failed, Pid, Source, Reason}, #stream{puller = {Pid, Mon, _}} = S) ->
-    erlang:demonitor(Mon, [flush]),
-    S#stream.owner ! {py_stream, S#stream.ref, {error, Reason}},
-    {stop, normal, close(S#stream{source = Source, puller = undefined})};
+    settle(S#stream{source = Source, pull = {reported, First, Sent, Status}});
 handle_info({'DOWN', _, process, Owner, _}, #stream{owner = Owner} = S) ->
     {stop, normal, stop_python(S)};
-handle_info({'DOWN', Mon, process, Pid, Reason}, #stream{puller = {Pid, Mon, _}} = S) ->
+handle_info({'DOWN', Mon, process, Pid, Reason}, #stream{pull = {running, Pid, Mon, _}} = S) ->
     %% A puller that died without reporting (it never should).
     S#stream.owner ! {py_stream, S#stream.ref, {error, {puller_died, Reason}}},
-    {stop, normal, close(S#stream{puller = undefined})};
+    {stop, normal, close(S#stream{pull = undefined})};
 handle_info({'EXIT', _, Reason}, S) ->
     {stop, Reason, stop_python(S)};
 handle_info(_Message, S) ->
@@ -161,38 +158,79 @@ terminate(_Reason, #stream{ref = Ref} = S) ->
 
 %%% Internals
 
-%% Starts a puller if none runs and the window has room; what it asks for
-%% counts as unacknowledged at once (see the top).
-maybe_pull(#stream{puller = undefined, window = Window, unacked = Unacked} = S)
+%% Hands the owner every group whose turn has come, oldest item first
+%% (groups are newest first).
+forward_in_order(#stream{forwarded = Forwarded, early = Early} = S) ->
+    case maps:take(Forwarded, Early) of
+        {Items, Rest} ->
+            #stream{ref = Ref, owner = Owner, unacked = Unacked} = S,
+            N = lists:foldr(fun(Item, K) -> Owner ! {py_stream, Ref, {data, Item}}, K + 1 end,
+                            0, Items),
+            forward_in_order(S#stream{forwarded = Forwarded + N, early = Rest,
+                                      unacked = Unacked + N});
+        error ->
+            S
+    end.
+
+%% Once every item of a reported batch has been handed on: the next batch,
+%% or the end.
+settle(#stream{pull = {reported, First, Sent, Status}, forwarded = Forwarded} = S)
+  when Forwarded >= First + Sent ->
+    #stream{ref = Ref, owner = Owner} = S,
+    Settled = S#stream{pull = undefined},
+    case Status of
+        more ->
+            {noreply, maybe_pull(Settled)};
+        done ->
+            Owner ! {py_stream, Ref, done},
+            {stop, normal, close(Settled)};
+        {failed, Reason} ->
+            Owner ! {py_stream, Ref, {error, Reason}},
+            {stop, normal, close(Settled)}
+    end;
+settle(S) ->
+    {noreply, S}.
+
+%% Starts a puller if none runs and the window has room.
+maybe_pull(#stream{pull = undefined, window = Window, unacked = Unacked} = S)
   when Window =:= infinity; Unacked < Window ->
     Count = case Window of
                 infinity -> ?BATCH;
                 _ -> min(?BATCH, Window - Unacked)
             end,
     Self = self(),
-    #stream{ref = Ref, source = Source, target = Target} = S,
-    {Pid, Mon} = spawn_monitor(fun() -> pull(Self, Ref, Source, Target, Count) end),
-    S#stream{puller = {Pid, Mon, Count}, unacked = Unacked + Count};
+    #stream{ref = Ref, source = Source, target = Target, forwarded = First} = S,
+    {Pid, Mon} = spawn_monitor(fun() -> pull(Self, Ref, Source, Target, Count, First) end),
+    S#stream{pull = {running, Pid, Mon, First}};
 maybe_pull(S) ->
     S.
 
 %% The puller: opens the Source on the first batch, has it send up to
-%% Count items to this process (Stream), and reports.
-pull(Stream, Ref, Source0, Target, Count) ->
+%% Count items to this process (Stream), numbered from First, and reports
+%% how many it sent and how the iterable ended.
+pull(Stream, Ref, Source0, Target, Count, First) ->
     Opened = case Source0 of
                  undefined -> opened(Stream, open_source(Target));
                  _ -> {ok, Source0}
              end,
-    case Opened of
-        {ok, Source} ->
-            case py:call_method(Source, take, [Count, Stream, Ref], #{}, infinity) of
-                {ok, {Sent, Done}} ->
-                    Stream ! {pulled, self(), Source, Sent, Done};
-                {error, Reason} ->
-                    Stream ! {pull_failed, self(), Source, Reason}
-            end;
+    Report = case Opened of
+                 {ok, Source} ->
+                     {Source, take(Source, [Count, Stream, Ref, First])};
+                 {error, Reason} ->
+                     {undefined, {0, {failed, Reason}}}
+             end,
+    {Source1, {Sent, Status}} = Report,
+    Stream ! {pulled, self(), Source1, Sent, Status}.
+
+take(Source, Args) ->
+    case py:call_method(Source, take, Args, #{}, infinity) of
+        {ok, {Sent, failed}} ->
+            {error, Reason} = py:call_method(Source, failure, [], #{}, infinity),
+            {Sent, {failed, Reason}};
+        {ok, {Sent, Status}} ->
+            {Sent, Status};
         {error, Reason} ->
-            Stream ! {pull_failed, self(), undefined, Reason}
+            {0, {failed, Reason}}
     end.
 
 %% A new Source is reported at once: a stop that kills the puller while
@@ -218,12 +256,12 @@ open_source({Module, Function, Args, Kwargs}) ->
 
 %% Kills a running puller (which interrupts its Python work), waits until
 %% it is gone, and closes the Source.
-stop_python(#stream{puller = {Pid, Mon, _}} = S) ->
+stop_python(#stream{pull = {running, Pid, Mon, _}} = S) ->
     exit(Pid, kill),
     receive {'DOWN', Mon, process, Pid, _} -> ok end,
     %% The puller's report of a Source it opened came before its 'DOWN'.
     Source = receive {opened, Pid, Opened} -> Opened after 0 -> S#stream.source end,
-    stop_python(S#stream{puller = undefined, source = Source});
+    stop_python(S#stream{pull = undefined, source = Source});
 stop_python(S) ->
     close(S).
 

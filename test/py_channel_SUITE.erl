@@ -47,14 +47,19 @@
          try_receive_on_an_empty_channel_is_none/1]).
 -export([py_call_timeout_ends_a_receive_at_once/1,
          killed_caller_ends_its_receive/1,
-         py_call_timeout_ends_an_async_receive/1]).
+         py_call_timeout_ends_an_async_receive/1,
+         py_call_timeout_ends_an_async_receive_under_asyncio_run/1]).
 -export([async_receive_gets_a_message_sent_later/1,
          coroutines_and_a_thread_share_a_channel/1,
          event_loops_in_two_threads_share_a_channel/1]).
 -export([python_actor_thread_answers_requests_until_closed/1,
          actor_serves_many_erlang_clients_at_once/1]).
 -export([python_keeps_a_channel_erlang_dropped/1,
-         channels_survive_a_reload_of_py_nif/1]).
+         channels_survive_a_reload_of_py_nif/1,
+         channels_and_references_stay_apart_across_many_reloads/1,
+         ending_a_wait_twice_loses_no_wake_up/1,
+         an_empty_channel_is_true/1,
+         a_forked_child_cannot_use_a_channel/1]).
 
 %% A hang fails the case instead of stalling the run.
 suite() ->
@@ -94,7 +99,8 @@ groups() ->
        try_receive_on_an_empty_channel_is_none]},
      {interruption, [parallel],
       [py_call_timeout_ends_a_receive_at_once, killed_caller_ends_its_receive,
-       py_call_timeout_ends_an_async_receive]},
+       py_call_timeout_ends_an_async_receive,
+       py_call_timeout_ends_an_async_receive_under_asyncio_run]},
      {asyncio, [parallel],
       [async_receive_gets_a_message_sent_later, coroutines_and_a_thread_share_a_channel,
        event_loops_in_two_threads_share_a_channel]},
@@ -103,7 +109,10 @@ groups() ->
        actor_serves_many_erlang_clients_at_once]},
      %% Sequential: one case reloads py_nif.
      {lifetime, [],
-      [python_keeps_a_channel_erlang_dropped, channels_survive_a_reload_of_py_nif]}].
+      [python_keeps_a_channel_erlang_dropped, channels_survive_a_reload_of_py_nif,
+       channels_and_references_stay_apart_across_many_reloads,
+       ending_a_wait_twice_loses_no_wake_up, an_empty_channel_is_true,
+       a_forked_child_cannot_use_a_channel]}].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start_with_fixtures(Config),
@@ -117,8 +126,8 @@ end_per_suite(_Config) ->
 new_channel_is_open_empty_and_unbounded(_Config) ->
     {ok, Ch} = py_channel:new(),
     true = py_channel:is_channel(Ch),
-    #{size := 0, max_size := infinity, closed := false} = Info = py_channel:info(Ch),
-    3 = map_size(Info),
+    #{size := 0, max_size := infinity, closed := false, waiting := 0} = Info = py_channel:info(Ch),
+    4 = map_size(Info),
     {ok, Same} = py_channel:new(#{}),
     #{size := 0, max_size := infinity, closed := false} = py_channel:info(Same),
     false = Ch =:= Same,
@@ -519,6 +528,19 @@ py_call_timeout_ends_an_async_receive(_Config) ->
     ok = py_channel:send(Ch, next),
     {ok, {got, next}} = py:call('__main__', take, [Ch, 5]).
 
+%% The same, when the coroutine runs under asyncio.run in a plain
+%% function: the loop is its own, not py:call's.
+py_call_timeout_ends_an_async_receive_under_asyncio_run(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    T0 = erlang:monotonic_time(millisecond),
+    {error, timeout} = py:call('__main__', async_receive_later, [async_run_timeout, Ch, self()],
+                               #{}, 200),
+    Elapsed = erlang:monotonic_time(millisecond) - T0,
+    ct:log("asyncio.run with a 200 ms timeout returned after ~b ms", [Elapsed]),
+    ?assert(Elapsed < scaled(2000)),
+    ok = py_channel:send(Ch, next),
+    {ok, {got, next}} = py:call('__main__', take, [Ch, 5]).
+
 %%% asyncio
 
 async_receive_gets_a_message_sent_later(_Config) ->
@@ -642,6 +664,72 @@ channels_survive_a_reload_of_py_nif(_Config) ->
     ok = py_channel:close(Ch),
     wait_until(fun() -> finished(reloaded) end, 5000),
     {ok, [closed]} = py:call('__main__', ends, [reloaded]).
+
+%% Each delete, purge and load of py_nif makes new resource types; those
+%% of a purged library with nothing left are freed, and their addresses
+%% may be taken by the next types. Forty reloads, with channels and
+%% references kept from some of them: every channel is still a channel,
+%% every reference still a reference.
+channels_and_references_stay_apart_across_many_reloads(_Config) ->
+    Kept = lists:foldl(fun(I, Kept0) ->
+                               New = case I rem 4 of
+                                         0 -> [new_object_ref()];
+                                         1 -> [element(2, py_channel:new())];
+                                         _ -> []
+                                     end,
+                               Kept1 = lists:sublist(New ++ Kept0, 5),
+                               true = erlang:garbage_collect(),
+                               ok = py_test_lib:unload_and_load_py_nif(),
+                               ok = apart(element(2, py_channel:new()), new_object_ref()),
+                               Kept1
+                       end, [], lists:seq(1, 40)),
+    [true = py_channel:is_channel(K) orelse py:is_ref(K) || K <- Kept],
+    [ok = apart(C, R) || C <- Kept, py_channel:is_channel(C), R <- Kept, py:is_ref(R)],
+    ok.
+
+new_object_ref() ->
+    {ok, Ref} = py:call(builtins, object, [], #{}, #{return => ref}),
+    Ref.
+
+apart(Ch, Ref) ->
+    {true, false} = {py_channel:is_channel(Ch), py:is_ref(Ch)},
+    {false, true} = {py_channel:is_channel(Ref), py:is_ref(Ref)},
+    {ok, <<"Channel">>} = py:eval(<<"type(c).__name__">>, #{c => Ch}),
+    {ok, <<"object">>} = py:eval(<<"type(r).__name__">>, #{r => Ref}),
+    {error, {badarg, channel}} = py_channel:send(Ref, hello),
+    ok.
+
+%% A coroutine's wait ended twice (a bug in code using the private
+%% _take_or_wait) leaves the count of waiters right: a receive that waits
+%% next still wakes for a message sent after it began.
+ending_a_wait_twice_loses_no_wake_up(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    Self = self(),
+    spawn_link(fun() ->
+                       Self ! {took, py:call('__main__', wait_closed_twice_then_take, [Ch, 10])}
+               end),
+    %% Once the receive waits (and not before: its wait counts).
+    wait_until(fun() -> maps:get(waiting, py_channel:info(Ch)) =:= 1 end, 5000),
+    T0 = erlang:monotonic_time(millisecond),
+    ok = py_channel:send(Ch, wake),
+    receive {took, Took} -> {ok, {got, wake}} = Took after scaled(5000) -> ct:fail(no_wake_up) end,
+    ?assert(erlang:monotonic_time(millisecond) - T0 < scaled(2000)).
+
+an_empty_channel_is_true(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    {ok, {true, 0}} = py:call('__main__', truth_of, [Ch]),
+    ok = py_channel:send(Ch, x),
+    {ok, {true, 1}} = py:call('__main__', truth_of, [Ch]).
+
+%% A child that Python forks cannot reach Erlang: each use of a channel
+%% there raises RuntimeError instead of waiting for messages that can never
+%% come.
+a_forked_child_cannot_use_a_channel(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    ok = py_channel:send(Ch, for_the_parent),
+    {ok, ['RuntimeError', 'RuntimeError', 'RuntimeError']} =
+        py:call('__main__', in_forked_child, [Ch]),
+    {ok, {got, for_the_parent}} = py:call('__main__', take, [Ch, 5]).
 
 %%% helpers
 

@@ -248,3 +248,43 @@ def take_kept(name):
 
 def give_back(name):
     return kept.pop(name)
+
+
+# Bad use, forks, reloads
+
+def wait_closed_twice_then_take(ch, timeout):
+    """A coroutine's wait (what async_receive uses) ended twice over, then
+    one receive."""
+    taken, wait = ch._take_or_wait()
+    assert not taken
+    wait.close()
+    wait.close()
+    del wait
+    return take(ch, timeout)
+
+
+def truth_of(ch):
+    return (bool(ch), len(ch))
+
+
+def in_forked_child(ch):
+    """What ch.receive() and ch.try_receive() raise in a forked child."""
+    import os
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        names = []
+        for attempt in (lambda: ch.receive(timeout=1), ch.try_receive, ch.close):
+            try:
+                attempt()
+                names.append('none')
+            except Exception as e:
+                names.append(type(e).__name__)
+        os.write(write_end, ','.join(names).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, 'rb') as f:
+        told = f.read().decode()
+    os.waitpid(pid, 0)
+    return [Atom(name) for name in told.split(',')]

@@ -15,6 +15,8 @@ import threading
 
 import erlang
 
+MORE, DONE, FAILED = erlang.Atom('more'), erlang.Atom('done'), erlang.Atom('failed')
+
 # How long close waits for a take still running (one whose puller was
 # killed, its Python work being interrupted).
 CLOSE_WAIT_S = 5
@@ -31,30 +33,46 @@ class Source:
             self._iterator = iter(iterable)
             self._loop = None
         self._done = False
+        self._failure = None
+        self._async_sent = 0  # items the running async take has sent
         self._busy = threading.Lock()  # held by take, so that close waits for it
 
-    def take(self, limit, to, ref):
-        """Sends up to limit items to the stream process to, as they come;
-        returns how many, and whether the iterable has ended. An exception
-        of the iterable ends the stream: the items before it have been
-        sent."""
+    def take(self, limit, to, ref, first):
+        """Sends up to limit items to the stream process to, as they come,
+        numbered from first. Returns how many it sent, and MORE, DONE (the
+        iterable has ended) or FAILED: the iterable raised (or gave an item
+        with no Erlang form) after those, and failure() raises what it
+        raised."""
         with self._busy:
             if self._done:
-                return 0, True
+                return 0, DONE
             try:
                 if self._loop is None:
-                    sent, self._done = erlang._stream_pump(self._iterator, limit, to, ref)
+                    sent, status = erlang._stream_pump(self._iterator, limit, to, ref, first)
                 else:
-                    sent, self._done = self._run_async(limit, to, ref)
+                    sent, status = self._run_async(limit, to, ref, first)
             except BaseException:
                 self._done = True
                 raise
-            return sent, self._done
+            if isinstance(status, BaseException):
+                self._done, self._failure = True, status
+                return sent, FAILED
+            self._done = status
+            return sent, DONE if status else MORE
 
-    def _run_async(self, limit, to, ref):
-        task = self._loop.create_task(self._take_async(limit, to, ref))
+    def failure(self):
+        """Raises what the iterable raised (see take)."""
+        failure, self._failure = self._failure, None
+        raise failure
+
+    def _run_async(self, limit, to, ref, first):
+        self._async_sent = 0
+        task = self._loop.create_task(self._take_async(limit, to, ref, first))
         try:
             return self._loop.run_until_complete(task)
+        except Exception as failure:
+            # The loop itself failed (stopped under the take, say).
+            return self._async_sent, failure
         finally:
             if not task.done():
                 # The loop stopped under the take (the iterable stopped
@@ -67,16 +85,17 @@ class Source:
                 except BaseException:
                     pass
 
-    async def _take_async(self, limit, to, ref):
+    async def _take_async(self, limit, to, ref, first):
         send = erlang._stream_send
-        sent = 0
         try:
-            while sent < limit:
-                send(to, ref, await self._iterator.__anext__())
-                sent += 1
+            while self._async_sent < limit:
+                send(to, ref, first + self._async_sent, await self._iterator.__anext__())
+                self._async_sent += 1
         except StopAsyncIteration:
-            return sent, True
-        return sent, False
+            return self._async_sent, True
+        except Exception as failure:
+            return self._async_sent, failure
+        return self._async_sent, False
 
     def close(self):
         """Ends the iterable early: a generator's finally blocks run. Waits
