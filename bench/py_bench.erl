@@ -226,11 +226,22 @@ references(Bases) ->
          1.5)].
 
 %% 11. A call that returns at once, and its result awaited, against the
-%% same py:call made directly, measured in alternating blocks.
+%% same py:call made directly, measured in alternating blocks; and the
+%% floor of any call made in a process of its own: a process spawned to
+%% send one message back, with no Python.
 spawned_calls(Bases) ->
     Spawned = erl(fun() -> {ok, 4.0} = py:await(py:spawn_call(math, sqrt, [16])) end),
+    Floor = erl(fun() ->
+                        Self = self(),
+                        Ref = make_ref(),
+                        spawn_link(fun() -> Self ! {Ref, done} end),
+                        receive {Ref, done} -> ok end
+                end),
+    Bases1 = Bases#{sqrt_call => erl(fun sqrt/0)},
     [row(11, "py:spawn_call(math, sqrt, [16]) + py:await",
-         measure(latency, Spawned, sqrt_call, Bases#{sqrt_call => erl(fun sqrt/0)}), 2)].
+         measure(latency, Spawned, sqrt_call, Bases1), 2),
+     row(11, "a process spawned to answer, no Python (the floor)",
+         measure(latency, Floor, sqrt_call, Bases1))].
 
 %% 12. A stream of 100 000 small integers from a generator, received by the
 %% process that started it, against the same integers returned as one list
@@ -526,7 +537,8 @@ baseline_name(memcpy) -> "1 MB memcpy";
 baseline_name(py_call) -> "py:call(pybench, double, [3])";
 baseline_name(value_call) -> "the same, return => value";
 baseline_name(sqrt_call) -> "py:call(math, sqrt, [16])";
-baseline_name(list_items) -> "one list from py:call".
+baseline_name(list_items) -> "one list from py:call";
+baseline_name(python_sends) -> "erlang.send from Python".
 
 group_title(1) -> "1. py:call(math, sqrt, [16])";
 group_title(2) -> "2. py:eval(<<\"1+1\">>) repeated";
