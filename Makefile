@@ -109,14 +109,15 @@ tsan: build
 # would be wrong everywhere), and a stack pointer move of more than 128 KB
 # is taken for a switch of stacks, not a frame: see test/valgrind.supp.
 # Memcheck's errors fail the run (--error-exitcode); cases are given ten
-# times their time limits. The suites are compiled before, outside
+# times their time limits. Some suites start hundreds of threads at once
+# (500 waiting streams fill the pool), past valgrind's default of 500. The suites are compiled before, outside
 # valgrind: the VM under memcheck crashed in its garbage collector while
 # Common Test compiled them (at the commit before this line too).
 VALGRIND_SUITES ?= py_call_SUITE py_convert_SUITE py_callback_SUITE
 VALGRIND_OUT := $(CURDIR)/_build/valgrind/py_nif.so
 VALGRIND_FLAGS ?= -q --error-exitcode=99 --suppressions=$(CURDIR)/test/valgrind.supp \
 	--leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
-	--undef-value-errors=no --max-stackframe=131072 --num-callers=30 \
+	--undef-value-errors=no --max-stackframe=131072 --num-callers=30 --max-threads=4096 \
 	--trace-children=yes --child-silent-after-fork=yes \
 	--trace-children-skip=/usr/bin/*,/bin/*,*/erl_child_setup,*/inet_gethost,*/epmd,*/dyn_erl
 valgrind: build
