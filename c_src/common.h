@@ -28,15 +28,15 @@
  *     the free-worker lock     worker.c      the pool of idle workers
  *     the pool's lock          pool.c        the job queue, thread counts
  *     a channel's lock         channel.c     its queue, waiters, eventfd
- *   5 the flusher's lock       stream.c      the list of batches being sent
- *   6 a batch's lock           stream.c      its items
+ *   5 the flusher's lock       stream.c      the list of stream senders
+ *   6 a stream sender's lock   stream.c      the group of items it makes
  *
  * The only nestings are the GIL over any other lock, a job's lock over
  * the watchdog's (a cancelled job interrupts its call), and the flusher's
- * over a batch's (it sends batches that wait too long); the locks of row 4
- * are leaves. Nobody waits (a poll, a condition, Erlang's answer) holding
- * the GIL, and no lock is held while a GIL is taken (DESIGN.md, invariant
- * 2).
+ * over a stream sender's (it sends groups that wait too long); the locks
+ * of row 4 are leaves. Nobody waits (a poll, a condition, Erlang's answer)
+ * holding the GIL, and no lock is held while a GIL is taken (DESIGN.md,
+ * invariant 2).
  *
  * ERTS calls made under a lock, all of which return without waiting on
  * anything that could need that lock: enif_monitor_process and
@@ -44,8 +44,8 @@
  * same lock, but ERTS runs it later, never inside these calls);
  * enif_make_copy and enif_clear_env under a worker's lock (into the
  * worker's own env); enif_send under a job's lock (so that cancel and send
- * decide together); enif_send and enif_clear_env under a batch's lock
- * (stream.c: a batch is sent whole, by whichever thread sends it).
+ * decide together); enif_send and enif_clear_env under a stream sender's
+ * lock (stream.c: a group is sent whole, by whichever thread sends it).
  * enif_is_process_alive and enif_whereis_pid are made with no lock held.
  *
  * The locks are pthread mutexes, not enif_mutex: the waits beside them need

@@ -25,15 +25,17 @@
  * of the items sent before it, which the stream must know to send the
  * error after them. Interruptions (BaseException) propagate.
  *
- * The groups of all pumps running are listed for the flusher, a thread
+ * Each pump (and each _stream_send) has a sender: where its items go, and
+ * the group being made. The senders of all pumps running are listed for
+ * the flusher, a thread
  * started by the first pump, which sleeps until the oldest pending item is
  * due, or, with none pending, until a pump signals its first.
  *
  * Locking: `lock` (the flusher's) guards the list and the flusher's state;
- * a group's lock guards its items. The flusher takes a group's lock inside
+ * a sender's lock guards its group. The flusher takes a sender's lock inside
  * its own; a pump takes either, never both, and converts each item outside
  * both (conversion may run Python code), then copies it into the group
- * under the group's lock. No GIL is taken by the flusher.
+ * under the sender's lock. No GIL is taken by the flusher.
  */
 #include "stream.h"
 
@@ -50,14 +52,15 @@
 #define MAX_GROUP 1024
 #define FLUSH_NS (1000 * 1000LL)
 
-struct batch {
-    struct batch *prev, *next; /* in the flusher's list: guarded by `lock` */
-    ErlNifPid to;              /* the stream process */
-    ErlNifEnv *held;           /* holds ref; never cleared */
+/* Where one pump's items go, and the group it is making. */
+struct sender {
+    struct sender *prev, *next; /* in the flusher's list: guarded by `lock` */
+    ErlNifPid to;               /* the stream process */
+    ErlNifEnv *held;            /* holds ref; never cleared */
     ERL_NIF_TERM ref;
     int64_t last_ns; /* when the pump took its last item; the pump's own */
     pthread_mutex_t lock;
-    /* batch-lock-guarded: */
+    /* sender-lock-guarded: */
     ErlNifEnv *env; /* holds items, cleared by each send */
     ERL_NIF_TERM items;
     unsigned count;
@@ -68,13 +71,13 @@ struct batch {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* lock-guarded: */
 static pthread_cond_t flusher_wake;
-static struct batch *batches;
+static struct sender *senders;
 static int flusher_started, flusher_cond_made;
 static int flusher_idle; /* waiting for a signal, with nothing pending */
 
-/* Sends the batch's items, if any. Under the batch's lock. */
+/* Sends the group of items, if any. Under the sender's lock. */
 static void
-send_items(struct batch *b)
+send_items(struct sender *b)
 {
     ERL_NIF_TERM message;
 
@@ -94,7 +97,7 @@ send_items(struct batch *b)
 static void *
 flusher_main(void *unused)
 {
-    struct batch *b;
+    struct sender *b;
     int64_t now, since, earliest;
     struct timespec until;
 
@@ -103,7 +106,7 @@ flusher_main(void *unused)
     for (;;) {
         now = pyerl_now_ns();
         earliest = INT64_MAX;
-        for (b = batches; b; b = b->next) {
+        for (b = senders; b; b = b->next) {
             if (!(since = atomic_load(&b->since_ns))) {
                 continue;
             }
@@ -142,7 +145,7 @@ wake_flusher(void)
 /* Lists b for the flusher, starting it the first time. Returns 0, or -1
  * if the thread cannot be started (b is not listed). */
 static int
-list_batch(struct batch *b)
+list_sender(struct sender *b)
 {
     pthread_attr_t attr;
     pthread_t thread;
@@ -165,24 +168,24 @@ list_batch(struct batch *b)
     }
     if (rc == 0) {
         b->prev = NULL;
-        b->next = batches;
-        if (batches) {
-            batches->prev = b;
+        b->next = senders;
+        if (senders) {
+            senders->prev = b;
         }
-        batches = b;
+        senders = b;
     }
     pthread_mutex_unlock(&lock);
     return rc;
 }
 
 static void
-unlist_batch(struct batch *b)
+unlist_sender(struct sender *b)
 {
     pthread_mutex_lock(&lock);
     if (b->prev) {
         b->prev->next = b->next;
     } else {
-        batches = b->next;
+        senders = b->next;
     }
     if (b->next) {
         b->next->prev = b->prev;
@@ -193,11 +196,11 @@ unlist_batch(struct batch *b)
 /* Readies b for items of to's stream ref from item number first (Python
  * objects). Returns 1, or 0 with an exception set. */
 static int
-batch_open(struct batch *b, PyObject *to, PyObject *ref, PyObject *first)
+sender_open(struct sender *b, PyObject *to, PyObject *ref, PyObject *first)
 {
     ERL_NIF_TERM to_term;
 
-    *b = (struct batch){.items = 0};
+    *b = (struct sender){.items = 0};
     pthread_mutex_init(&b->lock, NULL); /* default attributes: cannot fail */
     if (!pyerl_is_pid(to) || !pyerl_is_opaque(ref) || pyerl_is_pid(ref)) {
         PyErr_SetString(PyExc_TypeError, "the stream must be an erlang.Pid, the ref an erlang.Ref");
@@ -229,7 +232,7 @@ batch_open(struct batch *b, PyObject *to, PyObject *ref, PyObject *first)
 
 /* Sends what is left and frees b, opened or not. No longer listed. */
 static void
-batch_close(struct batch *b)
+sender_close(struct sender *b)
 {
     if (b->env) {
         pthread_mutex_lock(&b->lock);
@@ -247,7 +250,7 @@ batch_close(struct batch *b)
  * 0 with an exception set (item has no Erlang form, or this is a forked
  * child). GIL held. */
 static int
-batch_add(struct batch *b, const struct pyerl_conv *cv, ErlNifEnv *scratch, PyObject *item)
+sender_add(struct sender *b, const struct pyerl_conv *cv, ErlNifEnv *scratch, PyObject *item)
 {
     int64_t now = pyerl_now_ns();
     int first_of_group, slow = now - b->last_ns > FLUSH_NS;
@@ -303,7 +306,7 @@ PyObject *
 pyerl_stream_pump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     struct pyerl_conv cv = {.ctx = pyerl_module_ctx(module)};
-    struct batch b;
+    struct sender b;
     ErlNifEnv *scratch = NULL;
     Py_ssize_t limit, sent = 0;
     PyObject *item, *failure = NULL;
@@ -322,21 +325,21 @@ pyerl_stream_pump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         return NULL;
     }
-    ok = batch_open(&b, args[2], args[3], args[4]) && (scratch = enif_alloc_env());
-    if (ok && !(listed = list_batch(&b) == 0)) {
+    ok = sender_open(&b, args[2], args[3], args[4]) && (scratch = enif_alloc_env());
+    if (ok && !(listed = list_sender(&b) == 0)) {
         PyErr_SetString(PyExc_RuntimeError, "cannot start the stream flusher thread");
         ok = 0;
     }
     b.last_ns = pyerl_now_ns();
     while (ok && sent < limit && (item = PyIter_Next(args[0]))) {
-        ok = batch_add(&b, &cv, scratch, item);
+        ok = sender_add(&b, &cv, scratch, item);
         Py_DECREF(item);
         sent += ok;
     }
     if (listed) {
-        unlist_batch(&b);
+        unlist_sender(&b);
     }
-    batch_close(&b);
+    sender_close(&b);
     if (scratch) {
         enif_free_env(scratch);
     }
@@ -355,7 +358,7 @@ PyObject *
 pyerl_stream_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     struct pyerl_conv cv = {.ctx = pyerl_module_ctx(module)};
-    struct batch b;
+    struct sender b;
     ErlNifEnv *scratch = NULL;
     int ok;
 
@@ -366,9 +369,9 @@ pyerl_stream_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "_stream_send(to, ref, first, item)");
         return NULL;
     }
-    ok = batch_open(&b, args[0], args[1], args[2]) && (scratch = enif_alloc_env()) &&
-         batch_add(&b, &cv, scratch, args[3]);
-    batch_close(&b);
+    ok = sender_open(&b, args[0], args[1], args[2]) && (scratch = enif_alloc_env()) &&
+         sender_add(&b, &cv, scratch, args[3]);
+    sender_close(&b);
     if (scratch) {
         enif_free_env(scratch);
     }
