@@ -47,17 +47,9 @@ state_of(PyObject *self)
 static PyObject *
 convert_message(PyObject *self, struct pyerl_channel_message *msg)
 {
-    struct pyerl_module_state *st = state_of(self);
-    struct pyerl_conv cv = {.ctx = st ? st->ctx : NULL};
-    PyObject *value = NULL;
+    struct pyerl_conv cv = {.ctx = pyerl_module_ctx(PyType_GetModule(Py_TYPE(self)))};
+    PyObject *value = cv.ctx ? pyerl_term_to_py(&cv, msg->env, msg->term, "message") : NULL;
 
-    if (!cv.ctx) {
-        PyErr_SetString(
-            PyExc_RuntimeError,
-            "this interpreter was not started by erlang_python: Erlang is out of reach");
-    } else {
-        value = pyerl_term_to_py(&cv, msg->env, msg->term, "message");
-    }
     pyerl_channel_message_done(channel_of(self), msg);
     return value;
 }

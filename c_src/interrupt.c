@@ -213,9 +213,7 @@ forget_current_call(void)
 void
 pyerl_inflight_set_wake_fd(struct pyerl_inflight *call, int fd)
 {
-    pthread_mutex_lock(&lock);
-    call->wake_fd = fd;
-    pthread_mutex_unlock(&lock);
+    (void)pyerl_inflight_exchange_wake_fd(call, fd);
 }
 
 int

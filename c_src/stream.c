@@ -43,6 +43,7 @@
 #include "clock.h"
 #include "context.h"
 #include "convert.h"
+#include "errors.h"
 #include "module_state.h"
 #include "process.h"
 #include "worker.h"
@@ -282,26 +283,6 @@ sender_add(struct sender *b, const struct pyerl_conv *cv, ErlNifEnv *scratch, Py
     return 1;
 }
 
-/* The pending exception, taken, if it is an Exception (not an
- * interruption): a new reference, or NULL (the error stays set). */
-static PyObject *
-take_exception(void)
-{
-    PyObject *type, *value, *traceback;
-
-    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
-        return NULL;
-    }
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (traceback && value) {
-        PyException_SetTraceback(value, traceback);
-    }
-    Py_XDECREF(type);
-    Py_XDECREF(traceback);
-    return value;
-}
-
 PyObject *
 pyerl_stream_pump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -343,7 +324,9 @@ pyerl_stream_pump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (scratch) {
         enif_free_env(scratch);
     }
-    if (listed && PyErr_Occurred() && !(failure = take_exception())) {
+    /* An Exception is the iterator's failure; an interruption propagates. */
+    if (listed && PyErr_Occurred() &&
+        !(PyErr_ExceptionMatches(PyExc_Exception) && (failure = pyerl_take_exception()))) {
         return NULL;
     }
     if (!ok && !failure) {

@@ -517,27 +517,23 @@ configure() ->
     persistent_term:put(?DEFAULT_TIMEOUT_KEY, Timeout),
     %% One dirty I/O scheduler always stays free to admit new calls.
     Max = erlang:system_info(dirty_io_schedulers) - 1,
-    Limit = case application:get_env(erlang_python, dirty_call_limit, Max) of
-        N when is_integer(N), N >= 0, N =< Max ->
-            N;
-        Other ->
-            logger:warning("erlang_python: dirty_call_limit ~p is not an integer "
-                           "from 0 to ~b; using ~b", [Other, Max, Max]),
-            Max
-    end,
-    ok = py_nif:set_dirty_limit(Limit),
-    PoolLimit = case application:get_env(erlang_python, max_pool_threads, ?MAX_POOL_THREADS) of
-        P when is_integer(P), P >= 1 ->
-            P;
-        OtherPool ->
-            logger:warning("erlang_python: max_pool_threads ~p is not a positive integer; "
-                           "using ~b", [OtherPool, ?MAX_POOL_THREADS]),
-            ?MAX_POOL_THREADS
-    end,
-    ok = py_nif:set_pool_limit(PoolLimit),
+    ok = py_nif:set_dirty_limit(integer_env(dirty_call_limit, 0, Max, Max)),
+    ok = py_nif:set_pool_limit(integer_env(max_pool_threads, 1, infinity, ?MAX_POOL_THREADS)),
     Depth = application:get_env(erlang_python, max_callback_depth, 64),
     ok = py_nif:set_max_depth(Depth),
     add_own_python_path().
+
+%% The application environment's Key if it is an integer from Min to Max
+%% (`infinity': no bound), else Default, with a warning.
+integer_env(Key, Min, Max, Default) ->
+    case application:get_env(erlang_python, Key, Default) of
+        N when is_integer(N), N >= Min, Max =:= infinity orelse N =< Max ->
+            N;
+        Other ->
+            logger:warning("erlang_python: ~p ~p is not an integer from ~b to ~p; using ~b",
+                           [Key, Other, Min, Max, Default]),
+            Default
+    end.
 
 %% priv/python, where the Python code of the application's own features
 %% lives (erlang_python.streams), on sys.path once. Without a timeout: the
