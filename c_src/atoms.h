@@ -12,8 +12,10 @@
 #define PYERL_ATOM_NAMES(X)                                                                        \
     X(badarg)                                                                                      \
     X(busy)                                                                                        \
+    X(calls)                                                                                       \
     X(cancelled)                                                                                   \
     X(closed)                                                                                      \
+    X(context_stopped)                                                                             \
     X(dirty_calls)                                                                                 \
     X(dirty_limit)                                                                                 \
     X(dirty_running)                                                                               \
@@ -27,24 +29,34 @@
     X(false)                                                                                       \
     X(handler_died)                                                                                \
     X(infinity)                                                                                    \
+    X(interrupted)                                                                                 \
     X(max_size)                                                                                    \
+    X(mode)                                                                                        \
     X(nil)                                                                                         \
     X(none)                                                                                        \
+    X(not_supported)                                                                               \
     X(ok)                                                                                          \
     X(overloaded)                                                                                  \
+    X(owner)                                                                                       \
+    X(owngil)                                                                                      \
     X(pool_calls)                                                                                  \
     X(pool_idle)                                                                                   \
     X(pool_limit)                                                                                  \
     X(pool_queued)                                                                                 \
     X(pool_threads)                                                                                \
+    X(py_context_stopped)                                                                          \
     X(py_coordinator)                                                                              \
     X(py_stream_items)                                                                             \
     X(python_version)                                                                              \
     X(queued)                                                                                      \
     X(ref)                                                                                         \
+    X(running)                                                                                     \
     X(sent)                                                                                        \
     X(size)                                                                                        \
     X(stale)                                                                                       \
+    X(state)                                                                                       \
+    X(stopped)                                                                                     \
+    X(stopping)                                                                                    \
     X(timeout)                                                                                     \
     X(true)                                                                                        \
     X(unbound_request)                                                                             \
@@ -52,6 +64,7 @@
     X(unknown)                                                                                     \
     X(value)                                                                                       \
     X(waiting)                                                                                     \
+    X(worker)                                                                                      \
     X(workers_live)                                                                                \
     X(workers_pooled)
 

@@ -31,7 +31,6 @@
 #include "code_cache.h"
 #include "context.h"
 #include "erlang_module.h"
-#include "module_state.h"
 #include "process.h"
 
 #include <dlfcn.h>
@@ -94,22 +93,16 @@ make_main_context(char *err, size_t err_size)
 {
     PyObject *main_module = PyImport_AddModule("__main__"); /* borrowed */
     struct pyerl_ctx *ctx = pyerl_ctx_new(PyInterpreterState_Get());
-    PyObject *module = NULL;
 
     if (!ctx || !(ctx->names = pyerl_names_new()) || !(ctx->code = pyerl_code_cache_new())) {
         snprintf(err, err_size, "out of memory for the main context");
         return -1;
     }
-    if (!main_module || !(ctx->registered = PySet_New(NULL)) ||
-        !(module = PyImport_ImportModule("erlang"))) {
+    if (!main_module || !(ctx->registered = PySet_New(NULL))) {
         goto failed;
     }
     ctx->globals = Py_NewRef(PyModule_GetDict(main_module));
-    ctx->module = module;
-    ctx->state = PyModule_GetState(module);
-    ctx->state->ctx = ctx;
-    if (pyerl_erlang_module_replace_hooks(module) < 0 || pyerl_install_exit_guard() < 0 ||
-        PyDict_SetItemString(ctx->globals, "erlang", module) < 0) {
+    if (pyerl_erlang_module_bind(ctx) < 0) {
         goto failed;
     }
     pyerl_set_main_ctx(ctx);

@@ -8,6 +8,8 @@
  * the object, so the buffer lives as long as any term refers to it. Both
  * kinds are immutable, so the binary never changes under Erlang's feet.
  * Smaller values are copied: a resource costs more than a short memcpy.
+ * So are the values of an own context (a subinterpreter), whose objects
+ * cannot outlive it, where a binary can.
  *
  * The resource's destructor runs on whichever ERTS thread drops the last
  * reference, without the GIL, and must neither take it nor block. It pushes
@@ -110,7 +112,7 @@ pyerl_buffer_to_term(struct pyerl_ctx *ctx, const struct pyerl_large_args *large
         if (find_noted(large, env, owner, out)) {
             return 1;
         }
-        if ((node = enif_alloc(sizeof *node))) {
+        if (!ctx->own && (node = enif_alloc(sizeof *node))) {
             if ((ref = enif_alloc_resource(pyref_type, sizeof *ref))) {
                 node->obj = Py_NewRef(owner);
                 ref->ctx = ctx;

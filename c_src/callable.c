@@ -63,6 +63,20 @@ pyerl_names_new(void)
     return names;
 }
 
+void
+pyerl_names_free(struct pyerl_names *names)
+{
+    struct name_entry *tables[] = {names->modules, names->functions};
+
+    for (size_t t = 0; t < 2; t++) {
+        for (size_t i = 0; i < SLOTS; i++) {
+            Py_XDECREF(tables[t][i].name);
+            Py_XDECREF(tables[t][i].module);
+        }
+    }
+    enif_free(names);
+}
+
 static struct name_entry *
 slot_of(struct name_entry *table, ERL_NIF_TERM atom)
 {

@@ -13,6 +13,9 @@ struct pyerl_names;
 /* New, empty tables; NULL if out of memory. */
 struct pyerl_names *pyerl_names_new(void);
 
+/* Drops the tables and what they hold. The GIL of their interpreter held. */
+void pyerl_names_free(struct pyerl_names *names);
+
 /* The attribute (a dotted path) of obj that name (an atom or binary)
  * names. New reference or NULL with an exception. The GIL of the tables'
  * interpreter held. */

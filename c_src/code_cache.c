@@ -52,6 +52,16 @@ pyerl_code_cache_new(void)
     return cache;
 }
 
+void
+pyerl_code_cache_free(struct pyerl_code_cache *cache)
+{
+    for (size_t i = 0; i < SLOTS; i++) {
+        enif_free(cache->table[i].source);
+        Py_XDECREF(cache->table[i].code);
+    }
+    enif_free(cache);
+}
+
 /* FNV-1a: short sources, and no need for more than a table index. */
 static uint64_t
 hash_source(int kind, const unsigned char *source, size_t size)

@@ -13,6 +13,9 @@ struct pyerl_code_cache;
 /* A new, empty cache; NULL if out of memory. */
 struct pyerl_code_cache *pyerl_code_cache_new(void);
 
+/* Drops the cache and its code. The GIL of its interpreter held. */
+void pyerl_code_cache_free(struct pyerl_code_cache *cache);
+
 /* The code object `kind` (the caller's tag for how it was compiled) of
  * these source bytes compiled to, as a new reference; NULL (no exception)
  * if none is kept. The GIL of the cache's interpreter held. */

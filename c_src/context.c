@@ -21,7 +21,20 @@
  * milliseconds even when no call comes, a burst of drops costs the GIL
  * once, and the thread never takes the GIL from calls that would release
  * the objects anyway (that cost a call 2.4 times a plain one in bench row
- * 10, against 1.6 times without it).
+ * 10, against 1.6 times without it). Own contexts' lists are emptied the
+ * same way, without the wait for calls.
+ *
+ * Own contexts (subinterpreters, contexts.c) can be stopped, so they count
+ * the threads inside them (drain.h) and can be closed. Every thread state
+ * pyerl_ctx_enter makes for one is listed in it, so that its finaliser
+ * can delete them all before Py_EndInterpreter, which insists on being
+ * the last. A thread makes its main-interpreter state before any other:
+ * CPython binds a thread's first state to PyGILState, and a state of an
+ * interpreter that ends must not be the one bound. A pool thread that
+ * exits cannot take an own context's GIL without risking a wait, so it
+ * hands its state there (an orphan) to the next thread that enters.
+ * Own contexts are listed (under list_lock) for that, for the release
+ * thread, and to find the context of an interpreter.
  */
 #include "context.h"
 
@@ -34,6 +47,16 @@
 
 /* Written once by boot.c at the first load, read-only afterwards. */
 static struct pyerl_ctx *main_ctx;
+
+/* Leaf lock: the list of own contexts. */
+static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pyerl_ctx *own_contexts;
+
+/* A thread state of an own context whose thread has exited. */
+struct pyerl_orphan {
+    PyThreadState *tstate;
+    struct pyerl_orphan *next;
+};
 
 /* Posted when a context's list of dropped objects stops being empty. */
 static sem_t dropped_signal;
@@ -59,9 +82,62 @@ pyerl_ctx_new(PyInterpreterState *interp)
 }
 
 struct pyerl_ctx *
+pyerl_ctx_new_own(PyInterpreterState *interp)
+{
+    struct pyerl_ctx *ctx = pyerl_ctx_new(interp);
+
+    if (!ctx) {
+        return NULL;
+    }
+    if (pyerl_drain_init(&ctx->users) < 0) {
+        pthread_key_delete(ctx->tstate_key);
+        enif_free(ctx);
+        return NULL;
+    }
+    pthread_mutex_init(&ctx->objrefs_lock, NULL);
+    ctx->own = 1;
+    atomic_init(&ctx->holders, 1);
+    atomic_init(&ctx->orphans, NULL);
+    pthread_mutex_lock(&list_lock);
+    ctx->next = own_contexts;
+    own_contexts = ctx;
+    pthread_mutex_unlock(&list_lock);
+    return ctx;
+}
+
+void
+pyerl_ctx_ref(struct pyerl_ctx *ctx)
+{
+    if (ctx->own) {
+        atomic_fetch_add(&ctx->holders, 1);
+    }
+}
+
+void
+pyerl_ctx_unref(struct pyerl_ctx *ctx)
+{
+    if (!ctx->own || atomic_fetch_sub(&ctx->holders, 1) != 1) {
+        return;
+    }
+    pyerl_drain_destroy(&ctx->users);
+    pthread_mutex_destroy(&ctx->objrefs_lock);
+    enif_free(ctx->tstates);
+    enif_free(ctx);
+}
+
+struct pyerl_ctx *
 pyerl_ctx_of_interp(PyInterpreterState *interp)
 {
-    return main_ctx && main_ctx->interp == interp ? main_ctx : NULL;
+    struct pyerl_ctx *ctx;
+
+    if (main_ctx && main_ctx->interp == interp) {
+        return main_ctx;
+    }
+    pthread_mutex_lock(&list_lock);
+    for (ctx = own_contexts; ctx && ctx->interp != interp; ctx = ctx->next) {
+    }
+    pthread_mutex_unlock(&list_lock);
+    return ctx;
 }
 
 struct pyerl_ctx *
@@ -92,43 +168,237 @@ release_dropped(struct pyerl_ctx *ctx)
     }
 }
 
-int
-pyerl_ctx_enter(struct pyerl_ctx *ctx)
+/* The calling thread's state for the main interpreter, made if need be
+ * (see the top). 0 or -1. */
+static int
+have_main_state(void)
 {
-    PyThreadState *tstate = pthread_getspecific(ctx->tstate_key);
+    PyThreadState *tstate;
 
-    if (!tstate) {
-        if (!(tstate = PyThreadState_New(ctx->interp))) {
+    if (pthread_getspecific(main_ctx->tstate_key)) {
+        return 0;
+    }
+    if (!(tstate = PyThreadState_New(main_ctx->interp))) {
+        return -1;
+    }
+    pthread_setspecific(main_ctx->tstate_key, tstate);
+    return 0;
+}
+
+/* GIL held: lists a state just made for an own context. 0, or -1 if out
+ * of memory. */
+static int
+list_tstate(struct pyerl_ctx *ctx, PyThreadState *tstate)
+{
+    size_t size = ctx->tstates_size ? 2 * ctx->tstates_size : 8;
+    PyThreadState **tstates;
+
+    if (ctx->n_tstates == ctx->tstates_size) {
+        if (!(tstates = enif_realloc(ctx->tstates, size * sizeof *tstates))) {
             return -1;
         }
+        ctx->tstates = tstates;
+        ctx->tstates_size = size;
+    }
+    ctx->tstates[ctx->n_tstates++] = tstate;
+    return 0;
+}
+
+/* GIL held: deletes a listed state of another thread, and unlists it. */
+static void
+delete_tstate(struct pyerl_ctx *ctx, PyThreadState *tstate)
+{
+    for (size_t i = 0; i < ctx->n_tstates; i++) {
+        if (ctx->tstates[i] == tstate) {
+            ctx->tstates[i] = ctx->tstates[--ctx->n_tstates];
+            PyThreadState_Clear(tstate);
+            PyThreadState_Delete(tstate);
+            return;
+        }
+    }
+}
+
+/* GIL held: deletes the states that exited threads left. */
+static void
+delete_orphans(struct pyerl_ctx *ctx)
+{
+    struct pyerl_orphan *orphan = atomic_exchange(&ctx->orphans, NULL), *next;
+
+    for (; orphan; orphan = next) {
+        next = orphan->next;
+        delete_tstate(ctx, orphan->tstate);
+        enif_free(orphan);
+    }
+}
+
+int
+pyerl_ctx_adopt_current(struct pyerl_ctx *ctx)
+{
+    PyThreadState *tstate = PyThreadState_Get();
+
+    if (list_tstate(ctx, tstate) < 0) {
+        return -1;
+    }
+    pthread_setspecific(ctx->tstate_key, tstate);
+    return 0;
+}
+
+/* Takes the GIL of ctx, which the caller is counted inside. */
+static int
+take_gil(struct pyerl_ctx *ctx)
+{
+    PyThreadState *tstate = pthread_getspecific(ctx->tstate_key);
+    int made = 0;
+
+    if (!tstate) {
+        if ((ctx->own && have_main_state() < 0) || !(tstate = PyThreadState_New(ctx->interp))) {
+            return PYERL_CTX_NO_STATE;
+        }
         pthread_setspecific(ctx->tstate_key, tstate);
+        made = 1;
     }
     PyEval_RestoreThread(tstate);
+    if (ctx->own) {
+        if (made && list_tstate(ctx, tstate) < 0) {
+            PyThreadState_Clear(tstate);
+            PyThreadState_DeleteCurrent();
+            pthread_setspecific(ctx->tstate_key, NULL);
+            return PYERL_CTX_NO_STATE;
+        }
+        if (atomic_load_explicit(&ctx->orphans, memory_order_relaxed)) {
+            delete_orphans(ctx);
+        }
+    }
     if (atomic_load_explicit(&ctx->dropped, memory_order_relaxed)) {
         release_dropped(ctx);
     }
     return 0;
 }
 
-void
-pyerl_ctx_leave(struct pyerl_ctx *ctx)
+int
+pyerl_ctx_enter(struct pyerl_ctx *ctx)
 {
-    (void)ctx;
-    PyEval_SaveThread();
+    int rc;
+
+    if (ctx->own && pyerl_drain_enter(&ctx->users) < 0) {
+        return PYERL_CTX_CLOSED;
+    }
+    if ((rc = take_gil(ctx)) < 0 && ctx->own) {
+        pyerl_drain_leave(&ctx->users);
+    }
+    return rc;
 }
 
 void
-pyerl_ctx_forget_thread(struct pyerl_ctx *ctx)
+pyerl_ctx_hold(struct pyerl_ctx *ctx)
 {
-    PyThreadState *tstate = pthread_getspecific(ctx->tstate_key);
+    if (ctx->own) {
+        pyerl_drain_hold(&ctx->users);
+    }
+}
 
-    if (!tstate) {
+void
+pyerl_ctx_unhold(struct pyerl_ctx *ctx)
+{
+    if (ctx->own) {
+        pyerl_drain_leave(&ctx->users);
+    }
+}
+
+int
+pyerl_ctx_enter_held(struct pyerl_ctx *ctx)
+{
+    int rc = take_gil(ctx);
+
+    if (rc < 0 && ctx->own) {
+        pyerl_drain_leave(&ctx->users);
+    }
+    return rc;
+}
+
+void
+pyerl_ctx_leave(struct pyerl_ctx *ctx)
+{
+    PyEval_SaveThread();
+    if (ctx->own) {
+        pyerl_drain_leave(&ctx->users);
+    }
+}
+
+int
+pyerl_ctx_close(struct pyerl_ctx *ctx)
+{
+    return pyerl_drain_close(&ctx->users);
+}
+
+void
+pyerl_ctx_forget_thread(void)
+{
+    PyThreadState *tstate;
+    struct pyerl_orphan *orphan;
+    struct pyerl_ctx *ctx;
+
+    /* The own contexts' states first, while the main one is still the
+     * thread's PyGILState state. An own context's list cannot end while
+     * it is listed, and a closed one is swept by its finaliser. */
+    pthread_mutex_lock(&list_lock);
+    for (ctx = own_contexts; ctx; ctx = ctx->next) {
+        if (!(tstate = pthread_getspecific(ctx->tstate_key))) {
+            continue;
+        }
+        pthread_setspecific(ctx->tstate_key, NULL);
+        /* Out of memory: the state stays listed, and the finaliser
+         * deletes it. */
+        if ((orphan = enif_alloc(sizeof *orphan))) {
+            orphan->tstate = tstate;
+            orphan->next = atomic_load(&ctx->orphans);
+            while (!atomic_compare_exchange_weak(&ctx->orphans, &orphan->next, orphan)) {
+            }
+        }
+    }
+    pthread_mutex_unlock(&list_lock);
+    if (!(tstate = pthread_getspecific(main_ctx->tstate_key))) {
         return;
     }
     PyEval_RestoreThread(tstate);
     PyThreadState_Clear(tstate);
     PyThreadState_DeleteCurrent();
+    pthread_setspecific(main_ctx->tstate_key, NULL);
+}
+
+void
+pyerl_ctx_end(struct pyerl_ctx *ctx)
+{
+    PyThreadState *self = PyThreadState_Get();
+    struct pyerl_orphan *orphan, *next;
+    struct pyerl_ctx **at;
+    size_t i = 0;
+
+    /* Unlisted first: no exiting thread hands over a state from now on. */
+    pthread_mutex_lock(&list_lock);
+    for (at = &own_contexts; *at && *at != ctx; at = &(*at)->next) {
+    }
+    if (*at) {
+        *at = ctx->next;
+    }
+    pthread_mutex_unlock(&list_lock);
+    release_dropped(ctx);
+    /* Orphans are listed states too: the sweep below deletes them. */
+    for (orphan = atomic_exchange(&ctx->orphans, NULL); orphan; orphan = next) {
+        next = orphan->next;
+        enif_free(orphan);
+    }
+    while (i < ctx->n_tstates) {
+        if (ctx->tstates[i] == self) {
+            i++;
+        } else {
+            delete_tstate(ctx, ctx->tstates[i]);
+        }
+    }
+    ctx->n_tstates = 0;
+    Py_EndInterpreter(self);
     pthread_setspecific(ctx->tstate_key, NULL);
+    pthread_key_delete(ctx->tstate_key);
 }
 
 void
@@ -169,21 +439,54 @@ left_to_release(struct pyerl_ctx *ctx)
     }
 }
 
+#define OWN_BATCH 16
+
+/* Releases the dropped objects of own contexts, OWN_BATCH contexts at a
+ * time; returns whether more may be left. */
+static int
+release_own(void)
+{
+    struct pyerl_ctx *batch[OWN_BATCH], *ctx;
+    int n = 0, more = 0;
+
+    pthread_mutex_lock(&list_lock);
+    for (ctx = own_contexts; ctx; ctx = ctx->next) {
+        if (!atomic_load_explicit(&ctx->dropped, memory_order_relaxed)) {
+            continue;
+        }
+        if (n == OWN_BATCH) {
+            more = 1;
+            break;
+        }
+        /* Counted inside, it stays listed until we leave; a closed one is
+         * emptied by its finaliser. */
+        if (pyerl_drain_enter(&ctx->users) == 0) {
+            batch[n++] = ctx;
+        }
+    }
+    pthread_mutex_unlock(&list_lock);
+    for (int i = 0; i < n; i++) {
+        if (pyerl_ctx_enter_held(batch[i]) == 0) {
+            pyerl_ctx_leave(batch[i]);
+        }
+    }
+    return more;
+}
+
 /* The release thread: waits for the signal, and releases what no call
  * releases. */
 static void *
 releaser_main(void *arg)
 {
-    struct pyerl_ctx *ctx;
-
     (void)arg;
     for (;;) {
         while (sem_wait(&dropped_signal) < 0 && errno == EINTR) {
         }
-        /* The main context is the only one yet. */
-        ctx = main_ctx;
-        if (ctx && left_to_release(ctx) && pyerl_ctx_enter(ctx) == 0) {
-            pyerl_ctx_leave(ctx);
+        if (main_ctx && left_to_release(main_ctx) && pyerl_ctx_enter(main_ctx) == 0) {
+            pyerl_ctx_leave(main_ctx);
+        }
+        if (release_own()) {
+            sem_post(&dropped_signal);
         }
     }
     return NULL;

@@ -2,21 +2,28 @@
  * context.h: a context is one Python interpreter as the NIF uses it, with
  * everything that belongs to that interpreter (context.c).
  *
- * Today there is one context, the main interpreter's, made at load by
- * boot.c and kept for the life of the VM. Every in-flight call knows its
- * context (interrupt.h), every conversion is given it (convert.h), and
- * nothing that belongs to an interpreter is a C global.
+ * The main interpreter's context is made at load by boot.c and kept for
+ * the life of the VM. From Python 3.12, contexts.c also makes contexts of
+ * subinterpreters with their own GIL ("own" contexts), which are stopped:
+ * closed to new work, drained of the threads inside, then finalised.
+ * Every in-flight call knows its context (interrupt.h), every conversion
+ * is given it (convert.h), and nothing that belongs to an interpreter is
+ * a C global.
  */
 #ifndef PYERL_CONTEXT_H
 #define PYERL_CONTEXT_H
 
 #include "common.h"
 
+#include "drain.h"
+
 #include <stdatomic.h>
 
 struct pyerl_module_state;
 struct pyerl_names;
 struct pyerl_code_cache;
+struct pyerl_objref;
+struct pyerl_orphan;
 
 /* A Python object that Erlang has let go of, waiting for a thread that
  * holds the context's GIL to release it (a resource destructor may
@@ -40,11 +47,39 @@ struct pyerl_ctx {
     /* Lock-free, any thread: */
     _Atomic(struct pyerl_dropped *) dropped; /* objects to release */
     atomic_ulong releases;                   /* times the list was emptied */
+
+    /* Only in an own context (own is set once, when made): */
+    int own;
+    struct pyerl_drain users; /* threads inside (enter to leave) */
+    atomic_int holders;       /* of the struct: its handle, its references;
+                               * the last frees it (pyerl_ctx_unref) */
+    PyThreadState **tstates;  /* the states pyerl_ctx_enter made, which the
+                               * finaliser deletes; guarded by the GIL */
+    size_t n_tstates, tstates_size;
+    _Atomic(struct pyerl_orphan *) orphans; /* states of exited threads */
+    pthread_mutex_t objrefs_lock;           /* leaf; guards the two below (objref.c) */
+    struct pyerl_objref *objrefs;           /* its live references */
+    int objrefs_closed;                     /* set by the finaliser: no more */
+    struct pyerl_ctx *next;                 /* in the list of own contexts */
 };
 
 /* A new context for interp, with nothing else filled in yet; NULL if out
  * of memory. */
 struct pyerl_ctx *pyerl_ctx_new(PyInterpreterState *interp);
+
+/* A new own context for interp (a subinterpreter), held once and listed
+ * among the own contexts; NULL if out of memory or of pthread keys. */
+struct pyerl_ctx *pyerl_ctx_new_own(PyInterpreterState *interp);
+
+/* Makes the calling thread's current state (holding the GIL of ctx, an
+ * own context just made) its state for ctx, listed. 0, or -1 if out of
+ * memory. */
+int pyerl_ctx_adopt_current(struct pyerl_ctx *ctx);
+
+/* One more holder; and one fewer, the last freeing the struct (after
+ * pyerl_ctx_end). Any thread, no GIL. */
+void pyerl_ctx_ref(struct pyerl_ctx *ctx);
+void pyerl_ctx_unref(struct pyerl_ctx *ctx);
 
 /* The context of interp, or NULL if it is none of ours. */
 struct pyerl_ctx *pyerl_ctx_of_interp(PyInterpreterState *interp);
@@ -53,18 +88,45 @@ struct pyerl_ctx *pyerl_ctx_of_interp(PyInterpreterState *interp);
 struct pyerl_ctx *pyerl_main_ctx(void);
 void pyerl_set_main_ctx(struct pyerl_ctx *ctx);
 
+#define PYERL_CTX_NO_STATE (-1)
+#define PYERL_CTX_CLOSED (-2)
+
 /* Takes ctx's GIL on the calling thread, with the thread's state for its
  * interpreter (made on the thread's first use and kept), and releases the
- * objects dropped meanwhile. Returns -1 (nothing taken) if the thread state
- * cannot be made. The caller holds no lock and no other GIL. */
+ * objects dropped meanwhile. Returns 0, or (nothing taken)
+ * PYERL_CTX_NO_STATE if the thread state cannot be made, PYERL_CTX_CLOSED
+ * if ctx is an own context being stopped. The caller holds no lock and no
+ * other GIL. */
 int pyerl_ctx_enter(struct pyerl_ctx *ctx);
 
-/* Releases the GIL that pyerl_ctx_enter took. */
+/* For a thread that knows a thread is inside ctx (the watchdog, which
+ * sees its call listed): counts it inside even if ctx is closed, without
+ * taking the GIL; pyerl_ctx_enter_held then takes it (0, or
+ * PYERL_CTX_NO_STATE having left). */
+void pyerl_ctx_hold(struct pyerl_ctx *ctx);
+int pyerl_ctx_enter_held(struct pyerl_ctx *ctx);
+void pyerl_ctx_unhold(struct pyerl_ctx *ctx); /* a hold not entered */
+
+/* Releases the GIL that pyerl_ctx_enter took, and leaves. */
 void pyerl_ctx_leave(struct pyerl_ctx *ctx);
 
-/* Deletes the calling thread's state for ctx's interpreter, for a thread
- * about to exit. The caller holds no GIL. */
-void pyerl_ctx_forget_thread(struct pyerl_ctx *ctx);
+/* For a thread about to exit, holding no GIL: deletes its state for the
+ * main interpreter, and hands its states for own contexts to be deleted
+ * by the next thread that enters each. */
+void pyerl_ctx_forget_thread(void);
+
+/* Closes an own context to new entries (pyerl_ctx_enter fails). Returns 1
+ * if this call closed it. */
+int pyerl_ctx_close(struct pyerl_ctx *ctx);
+
+/* The GIL of an own context held by its finaliser (through
+ * pyerl_ctx_enter_held), with nobody else inside (closed and drained), its
+ * references emptied (objref.c) and its caches and objects released
+ * (contexts.c): releases the dropped objects, deletes the other thread
+ * states it made, ends the interpreter (which leaves no GIL held) and
+ * unlists the context. What happens to a thread the interpreter's code started and
+ * that has not ended is Py_EndInterpreter's: it waits for it. */
+void pyerl_ctx_end(struct pyerl_ctx *ctx);
 
 /* Hands obj (a reference node) to the next thread that enters ctx, to be
  * released there, or to the release thread within milliseconds. Any

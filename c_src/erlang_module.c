@@ -21,7 +21,8 @@
  * nothing it holds is shared between interpreters. boot.c ties the main
  * interpreter's module to its context (the state's ctx); in an interpreter
  * that is no context, Erlang is out of reach (erlang.call raises
- * RuntimeError) but the types work.
+ * RuntimeError) but the types work. pyerl_erlang_module_bind does the
+ * same for every context boot.c and contexts.c make.
  *
  * A purge and reload of the NIF keeps the interpreter and this module (in
  * sys.modules): the library stays loaded (boot.c), so the functions and
@@ -35,6 +36,7 @@
 #include "context.h"
 #include "interrupt.h"
 #include "module_state.h"
+#include "process.h"
 #include "stream.h"
 
 #include <string.h>
@@ -222,8 +224,10 @@ pyerl_erlang_module_init(void)
     return PyModuleDef_Init(&erlang_module_def);
 }
 
-int
-pyerl_erlang_module_replace_hooks(PyObject *module)
+/* Makes time.sleep and sys.unraisablehook the module's in the module's
+ * interpreter. Returns 0 or -1 with an exception set. */
+static int
+replace_hooks(PyObject *module)
 {
     PyObject *time_module = PyImport_ImportModule("time");
     PyObject *sleep = time_module ? PyObject_GetAttrString(module, "sleep") : NULL;
@@ -237,4 +241,22 @@ pyerl_erlang_module_replace_hooks(PyObject *module)
     Py_XDECREF(sleep);
     Py_XDECREF(hook);
     return rc;
+}
+
+int
+pyerl_erlang_module_bind(struct pyerl_ctx *ctx)
+{
+    PyObject *module = PyImport_ImportModule("erlang");
+
+    if (!module) {
+        return -1;
+    }
+    ctx->module = module;
+    ctx->state = PyModule_GetState(module);
+    ctx->state->ctx = ctx;
+    if (replace_hooks(module) < 0 || pyerl_install_exit_guard() < 0 ||
+        PyDict_SetItemString(ctx->globals, "erlang", module) < 0) {
+        return -1;
+    }
+    return 0;
 }

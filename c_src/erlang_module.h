@@ -16,8 +16,12 @@ int pyerl_erlang_module_set_python_half(const char *path, size_t size);
  * interpreter that imports it. */
 PyObject *pyerl_erlang_module_init(void);
 
-/* Makes time.sleep and sys.unraisablehook the module's in the module's
- * interpreter (whose GIL is held). Returns 0 or -1 with an exception set. */
-int pyerl_erlang_module_replace_hooks(PyObject *module);
+struct pyerl_ctx;
+
+/* Imports the erlang module into ctx's interpreter (whose GIL is held),
+ * ties it to ctx (ctx->module, ctx->state), puts it in ctx->globals (set
+ * already) and makes the interpreter's time.sleep, sys.unraisablehook and
+ * os._exit the VM's. Returns 0 or -1 with an exception set. */
+int pyerl_erlang_module_bind(struct pyerl_ctx *ctx);
 
 #endif

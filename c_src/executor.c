@@ -19,14 +19,16 @@
  * only looks at its argument, on the normal scheduler.
  *
  * Arguments are checked before the GIL is taken; a caller's mistake gives
- * {error, {badarg, What}}. The work itself is run.c's; today every call
- * runs in the main interpreter's context.
+ * {error, {badarg, What}}. The work itself is run.c's, in the main
+ * interpreter's context, or in the context (contexts.c) a context_ NIF
+ * names.
  */
 #include "executor.h"
 
 #include "atoms.h"
 #include "clock.h"
 #include "context.h"
+#include "contexts.h"
 #include "convert.h"
 #include "erts_access.h"
 #include "errors.h"
@@ -183,17 +185,20 @@ get_target(ErlNifEnv *env, ERL_NIF_TERM term, struct pyerl_request *req, ERL_NIF
     return 1;
 }
 
-/* call(Module, Function, Args, Kwargs, Timeout, Depth, Return) */
-ERL_NIF_TERM
-pyerl_nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+/* Module, Function, Args, Kwargs, Timeout, Depth, Return of a call in
+ * req's context, or in the context Context names if not 0. */
+static ERL_NIF_TERM
+call_in(ErlNifEnv *env, ERL_NIF_TERM context, const ERL_NIF_TERM argv[])
 {
     struct pyerl_request req = {.op = PYERL_CALL, .ctx = pyerl_main_ctx()};
     char name[NAME_SIZE];
     ERL_NIF_TERM error;
 
-    (void)argc;
     if (pyerl_name_text(env, argv[0], name, sizeof name) <= 0) {
         return pyerl_badarg(env, "module");
+    }
+    if (context && !pyerl_context_request(env, context, &req, strcmp(name, "__main__") == 0)) {
+        return pyerl_badarg(env, "context");
     }
     if (!get_call(env, argv + 1, "function", &req, &error) ||
         !get_limits(env, argv + 4, &req, &error) || !get_return(env, argv[6], &req, &error)) {
@@ -203,14 +208,33 @@ pyerl_nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     return dispatch(env, &req);
 }
 
-/* eval(Code, Locals, Timeout, Depth, Return) */
+/* call(Module, Function, Args, Kwargs, Timeout, Depth, Return) */
 ERL_NIF_TERM
-pyerl_nif_eval(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+pyerl_nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    return call_in(env, 0, argv);
+}
+
+/* context_call(Context, Module, Function, Args, Kwargs, Timeout, Depth,
+ * Return) */
+ERL_NIF_TERM
+pyerl_nif_context_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    return call_in(env, argv[0], argv + 1);
+}
+
+/* Code, Locals, Timeout, Depth, Return of an eval, as call_in. */
+static ERL_NIF_TERM
+eval_in(ErlNifEnv *env, ERL_NIF_TERM context, const ERL_NIF_TERM argv[])
 {
     struct pyerl_request req = {.op = PYERL_EVAL, .ctx = pyerl_main_ctx()};
     ERL_NIF_TERM error;
 
-    (void)argc;
+    if (context && !pyerl_context_request(env, context, &req, 0)) {
+        return pyerl_badarg(env, "context");
+    }
     if (!enif_is_binary(env, argv[0])) {
         return pyerl_badarg(env, "code");
     }
@@ -223,6 +247,22 @@ pyerl_nif_eval(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     req.code = argv[0];
     req.locals = argv[1];
     return dispatch(env, &req);
+}
+
+/* eval(Code, Locals, Timeout, Depth, Return) */
+ERL_NIF_TERM
+pyerl_nif_eval(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    return eval_in(env, 0, argv);
+}
+
+/* context_eval(Context, Code, Locals, Timeout, Depth, Return) */
+ERL_NIF_TERM
+pyerl_nif_context_eval(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    return eval_in(env, argv[0], argv + 1);
 }
 
 /* call_method(Ref, Name, Args, Kwargs, Timeout, Depth, Return) */
@@ -297,14 +337,16 @@ pyerl_nif_is_ref(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     return pyerl_objref_get(env, argv[0]) ? ATOM(true) : ATOM(false);
 }
 
-/* exec(Code, Timeout, Depth) */
-ERL_NIF_TERM
-pyerl_nif_exec(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+/* Code, Timeout, Depth of an exec, as call_in. */
+static ERL_NIF_TERM
+exec_in(ErlNifEnv *env, ERL_NIF_TERM context, const ERL_NIF_TERM argv[])
 {
     struct pyerl_request req = {.op = PYERL_EXEC, .ctx = pyerl_main_ctx()};
     ERL_NIF_TERM error;
 
-    (void)argc;
+    if (context && !pyerl_context_request(env, context, &req, 0)) {
+        return pyerl_badarg(env, "context");
+    }
     if (!enif_is_binary(env, argv[0])) {
         return pyerl_badarg(env, "code");
     }
@@ -313,6 +355,22 @@ pyerl_nif_exec(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     }
     req.code = argv[0];
     return dispatch(env, &req);
+}
+
+/* exec(Code, Timeout, Depth) */
+ERL_NIF_TERM
+pyerl_nif_exec(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    return exec_in(env, 0, argv);
+}
+
+/* context_exec(Context, Code, Timeout, Depth) */
+ERL_NIF_TERM
+pyerl_nif_context_exec(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    return exec_in(env, argv[0], argv + 1);
 }
 
 /* set_dirty_limit(N): how many calls may run on dirty schedulers at once;

@@ -137,12 +137,13 @@ pyerl_inflight_rearm(struct pyerl_inflight *call)
 /* ---- registering calls ------------------------------------------------ */
 
 void
-pyerl_inflight_begin(struct pyerl_inflight *call, struct pyerl_ctx *ctx, const ErlNifPid *caller,
-                     ErlNifEnv *env, int64_t deadline_ns, int depth)
+pyerl_inflight_begin(struct pyerl_inflight *call, struct pyerl_ctx *ctx, const void *tag,
+                     const ErlNifPid *caller, ErlNifEnv *env, int64_t deadline_ns, int depth)
 {
     int64_t now = pyerl_coarse_now_ns();
 
     call->ctx = ctx;
+    call->tag = tag;
     call->thread_id = PyThread_get_thread_ident();
     call->caller = *caller;
     call->env = env;
@@ -155,6 +156,7 @@ pyerl_inflight_begin(struct pyerl_inflight *call, struct pyerl_ctx *ctx, const E
     call->deadline_ns = deadline_ns;
     call->next_check_ns = now + LIVENESS_NS;
     call->interrupted = 0;
+    call->reason = PYERL_TIMED_OUT;
     call->delivered = 0;
     call->registered = 1;
     call->prev = NULL;
@@ -186,7 +188,7 @@ pyerl_inflight_end(struct pyerl_inflight *call)
         call->next->prev = call->prev;
     }
     call->registered = 0;
-    interrupted = call->interrupted;
+    interrupted = call->interrupted ? call->reason : 0;
     pthread_mutex_unlock(&lock);
     pthread_cond_destroy(&call->wake);
     if (interrupted) {
@@ -250,13 +252,33 @@ pyerl_inflight_abandon(struct pyerl_inflight *call)
     pthread_mutex_unlock(&lock);
 }
 
+void
+pyerl_inflight_interrupt_all(const void *tag, struct pyerl_ctx *ctx, enum pyerl_interruption reason)
+{
+    struct pyerl_inflight *c;
+    int any = 0;
+
+    pthread_mutex_lock(&lock);
+    for (c = calls; c; c = c->next) {
+        if (!c->interrupted && ((tag && c->tag == tag) || (ctx && c->ctx == ctx))) {
+            c->reason = reason;
+            c->deadline_ns = 0;
+            any = 1;
+        }
+    }
+    if (any) {
+        pthread_cond_signal(&watchdog_wake);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 /* ---- the watchdog ----------------------------------------------------- */
 
 struct target {
     struct pyerl_inflight *call; /* compared, never dereferenced unless listed */
     uint64_t serial;
     ErlNifPid caller;
-    struct pyerl_ctx *ctx; /* the call's context, which outlives its calls */
+    struct pyerl_ctx *ctx; /* the call's context, held while the target is due */
 };
 
 /* Lock held. The listed call that target names, or NULL if it has ended. */
@@ -273,8 +295,10 @@ find_listed(const struct target *t)
     return NULL;
 }
 
-/* Lock held. Fills due (calls past deadline) and check (callers to look at);
- * returns when the watchdog should wake next. */
+/* Lock held. Fills due (calls past deadline, their contexts held: a
+ * listed call is inside its context, which therefore cannot end before
+ * the hold) and check (callers to look at); returns when the watchdog
+ * should wake next. */
 static int64_t
 scan(int64_t now, struct target *due, int *n_due, struct target *check, int *n_check)
 {
@@ -284,6 +308,7 @@ scan(int64_t now, struct target *due, int *n_due, struct target *check, int *n_c
     *n_due = *n_check = 0;
     for (c = calls; c; c = c->next) {
         if (c->deadline_ns <= now && *n_due < BATCH) {
+            pyerl_ctx_hold(c->ctx);
             due[(*n_due)++] = (struct target){c, c->serial, c->caller, c->ctx};
         } else if (c->deadline_ns < next) {
             next = c->deadline_ns;
@@ -347,6 +372,7 @@ raise_due_in(struct pyerl_ctx *ctx, const struct target *due, int n_due)
 }
 
 /* No lock held. Interrupts each due call still running, in two steps.
+ * Lets go of the targets' holds on their contexts.
  * First, with no GIL, what the call's own waits look at: the flag, the
  * sleep's condition and the wake fd (an erlang.call, an erlang.sleep or an
  * event loop watching the fd then stops at once, however busy other
@@ -379,11 +405,10 @@ interrupt_due(struct target *due, int n_due)
     for (i = 0; i < n_due; i++) {
         for (j = 0; j < i && due[j].ctx != due[i].ctx; j++) {
         }
-        if (j < i) {
-            continue; /* its context was done with due[j]'s */
-        }
         ctx = due[i].ctx;
-        if (pyerl_ctx_enter(ctx) == 0) {
+        if (j < i) {
+            pyerl_ctx_unhold(ctx); /* its context was done with due[j]'s */
+        } else if (pyerl_ctx_enter_held(ctx) == 0) {
             raise_due_in(ctx, due, n_due);
             pyerl_ctx_leave(ctx);
         }

@@ -13,8 +13,18 @@ struct pyerl_ctx;
  * to the watchdog so that it can be interrupted. Owned by whoever runs the
  * call (on its stack, or in a pool job). Fields after `lock-guarded` are
  * guarded by the watchdog's lock. */
+/* Why a call was interrupted (pyerl_inflight_end's answer); 0: it was
+ * not. */
+enum pyerl_interruption {
+    PYERL_TIMED_OUT = 1, /* its deadline passed, or its caller died or gave up */
+    PYERL_INTERRUPTED,   /* py:interrupt on its context */
+    PYERL_STOPPED        /* its context is being stopped */
+};
+
 struct pyerl_inflight {
     struct pyerl_ctx *ctx;   /* the interpreter the call runs in */
+    const void *tag;         /* what else names the calls to interrupt
+                              * together (a context's), or NULL */
     unsigned long thread_id; /* PyThread ident of the running thread */
     ErlNifPid caller;        /* the Erlang process waiting for the call */
     ErlNifEnv *env;          /* the caller's env on a dirty scheduler, else NULL */
@@ -26,6 +36,7 @@ struct pyerl_inflight {
     int64_t next_check_ns; /* when to look again whether the caller lives */
     int registered;
     int interrupted;     /* for good: its deadline passed or its caller died */
+    int reason;          /* enum pyerl_interruption, once interrupted */
     int delivered;       /* this round's CallInterrupted is raised or armed */
     int wake_fd;         /* an eventfd the call waits on in erlang.call, or -1 */
     pthread_cond_t wake; /* wakes an erlang.sleep in this call */
@@ -36,12 +47,19 @@ int pyerl_watchdog_start(void);
 
 /* Starts and ends the watch over one call; both on the running thread with
  * ctx's GIL held. caller is the process waiting for the call (its death
- * interrupts it); deadline_ns is monotonic. pyerl_inflight_end returns 1
- * when the call was interrupted (timeout or dead caller), after disarming
- * any interruption not yet delivered to Python. */
-void pyerl_inflight_begin(struct pyerl_inflight *call, struct pyerl_ctx *ctx,
+ * interrupts it); deadline_ns is monotonic; tag as in the struct.
+ * pyerl_inflight_end returns why the call was interrupted (enum
+ * pyerl_interruption), after disarming any interruption not yet delivered
+ * to Python, or 0. */
+void pyerl_inflight_begin(struct pyerl_inflight *call, struct pyerl_ctx *ctx, const void *tag,
                           const ErlNifPid *caller, ErlNifEnv *env, int64_t deadline_ns, int depth);
 int pyerl_inflight_end(struct pyerl_inflight *call);
+
+/* Interrupts, for reason, every running call tagged tag (if not NULL) or
+ * running in ctx (if not NULL) that is not interrupted already. Any
+ * thread, no GIL, never blocks but on the watchdog's short lock. */
+void pyerl_inflight_interrupt_all(const void *tag, struct pyerl_ctx *ctx,
+                                  enum pyerl_interruption reason);
 
 /* The call running on this thread, or NULL (a thread Python started). */
 struct pyerl_inflight *pyerl_inflight_current(void);

@@ -5,8 +5,8 @@
  * its main context (boot.c), the watchdog thread (interrupt.c), the thread
  * that releases dropped objects (context.c), the pool (pool.c) and the
  * resource types of jobs (pool.c), thread workers (worker.c), binaries over
- * Python buffers (buffers.c), references to Python objects (objref.c) and
- * channels (channel.c).
+ * Python buffers (buffers.c), references to Python objects (objref.c),
+ * channels (channel.c) and contexts (contexts.c).
  * Nothing is torn down on unload: Python cannot be restarted in a process,
  * so a reload (upgrade) picks up what is already running.
  *
@@ -20,6 +20,7 @@
 #include "callback.h"
 #include "channel.h"
 #include "context.h"
+#include "contexts.h"
 #include "erlang_module.h"
 #include "erts_access.h"
 #include "executor.h"
@@ -73,12 +74,14 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
     pyerl_executor_init(dirty_io);
     /* Opened, then made current only once nothing can fail: ERTS drops the
      * types a failed load opened (generations.h). */
-    if (pyerl_objref_init(env) < 0 || pyerl_channel_init(env) < 0) {
-        enif_fprintf(stderr, "py_nif: cannot set up references to Python objects or channels\r\n");
+    if (pyerl_objref_init(env) < 0 || pyerl_channel_init(env) < 0 || pyerl_contexts_init(env) < 0) {
+        enif_fprintf(
+            stderr, "py_nif: cannot set up references to Python objects, channels or contexts\r\n");
         return 2;
     }
     pyerl_objref_commit();
     pyerl_channel_commit();
+    pyerl_contexts_commit();
     return 0;
 }
 
@@ -106,6 +109,15 @@ static ErlNifFunc nif_funcs[] = {
     {"to_term", 3, pyerl_nif_to_term, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"release", 3, pyerl_nif_release, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"is_ref", 1, pyerl_nif_is_ref, 0},
+    {"context_call", 8, pyerl_nif_context_call, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"context_eval", 6, pyerl_nif_context_eval, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"context_exec", 4, pyerl_nif_context_exec, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"context_new", 2, pyerl_nif_context_new, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"context_stop", 2, pyerl_nif_context_stop, 0},
+    {"context_interrupt", 1, pyerl_nif_context_interrupt, 0},
+    {"context_info", 1, pyerl_nif_context_info, 0},
+    {"is_context", 1, pyerl_nif_is_context, 0},
+    {"subinterp_supported", 0, pyerl_nif_subinterp_supported, 0},
     {"channel_new", 2, pyerl_nif_channel_new, 0},
     {"channel_send", 2, pyerl_nif_channel_send, 0},
     {"channel_close", 1, pyerl_nif_channel_close, 0},

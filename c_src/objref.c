@@ -17,6 +17,11 @@
  * the object at once, under the GIL; the resource then stays, empty, and
  * every later use finds it released.
  *
+ * A reference into an own context (a subinterpreter, contexts.c) holds
+ * the context's struct and is listed in it, so that its finaliser can let
+ * go of every object before the interpreter ends; a reference used after
+ * that finds it released, and its context closed.
+ *
  * The library and the interpreter outlive any reload of py_nif (boot.c),
  * and so do the objects: the resource type is one of generations.c's, so
  * that a reference made before a delete, purge and load of py_nif is still
@@ -39,11 +44,14 @@
 #define NOTES_FIRST 8
 
 struct pyerl_objref {
-    struct pyerl_ctx *ctx;      /* set when made, read-only afterwards */
-    struct pyerl_dropped *node; /* node->obj: the object, strong, or NULL once
-                                 * released; read and written under the GIL of
-                                 * ctx, or by the destructor */
-    int generation;             /* its type's slot (generations.h) */
+    struct pyerl_ctx *ctx;            /* set when made, read-only afterwards; held
+                                       * if an own context */
+    struct pyerl_objref *prev, *next; /* in an own context's list, under its
+                                       * objrefs_lock */
+    struct pyerl_dropped *node;       /* node->obj: the object, strong, or NULL once
+                                       * released; read and written under the GIL of
+                                       * ctx, or by the destructor */
+    int generation;                   /* its type's slot (generations.h) */
 };
 
 static void objref_dtor(ErlNifEnv *env, void *arg);
@@ -51,16 +59,38 @@ static void objref_dtor(ErlNifEnv *env, void *arg);
 static struct pyerl_generations generations = {.name = "pyerl_objref",
                                                .init = {.dtor = objref_dtor}};
 
+/* objrefs_lock held. */
+static void
+unlink_ref(struct pyerl_objref *ref)
+{
+    if (ref->prev) {
+        ref->prev->next = ref->next;
+    } else {
+        ref->ctx->objrefs = ref->next;
+    }
+    if (ref->next) {
+        ref->next->prev = ref->prev;
+    }
+}
+
 static void
 objref_dtor(ErlNifEnv *env, void *arg)
 {
     struct pyerl_objref *ref = arg;
 
     (void)env;
+    if (ref->ctx->own) {
+        pthread_mutex_lock(&ref->ctx->objrefs_lock);
+        unlink_ref(ref);
+    }
     if (ref->node->obj) {
         pyerl_ctx_drop_later(ref->ctx, ref->node);
     } else {
         enif_free(ref->node);
+    }
+    if (ref->ctx->own) {
+        pthread_mutex_unlock(&ref->ctx->objrefs_lock);
+        pyerl_ctx_unref(ref->ctx);
     }
     pyerl_generations_destroyed(&generations, ref->generation);
 }
@@ -80,11 +110,16 @@ pyerl_objref_commit(void)
 int
 pyerl_objref_make(struct pyerl_ctx *ctx, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
 {
-    struct pyerl_dropped *node = enif_alloc(sizeof *node);
+    struct pyerl_dropped *node;
     struct pyerl_objref *ref;
     int generation;
 
-    if (!node) {
+    /* Set by the finaliser under this same GIL. */
+    if (ctx->own && ctx->objrefs_closed) {
+        PyErr_SetString(PyExc_RuntimeError, "the context is being stopped");
+        return 0;
+    }
+    if (!(node = enif_alloc(sizeof *node))) {
         PyErr_NoMemory();
         return 0;
     }
@@ -93,10 +128,22 @@ pyerl_objref_make(struct pyerl_ctx *ctx, ErlNifEnv *env, PyObject *obj, ERL_NIF_
         PyErr_NoMemory();
         return 0;
     }
-    node->obj = Py_NewRef(obj);
+    node->obj = NULL;
     ref->ctx = ctx;
     ref->node = node;
     ref->generation = generation;
+    ref->prev = NULL;
+    if (ctx->own) {
+        pthread_mutex_lock(&ctx->objrefs_lock);
+        ref->next = ctx->objrefs;
+        if (ref->next) {
+            ref->next->prev = ref;
+        }
+        ctx->objrefs = ref;
+        pyerl_ctx_ref(ctx);
+        pthread_mutex_unlock(&ctx->objrefs_lock);
+    }
+    node->obj = Py_NewRef(obj);
     *out = enif_make_resource(env, ref);
     enif_release_resource(ref);
     return 1;
@@ -118,6 +165,38 @@ PyObject *
 pyerl_objref_object(const struct pyerl_objref *ref)
 {
     return Py_XNewRef(ref->node->obj);
+}
+
+void
+pyerl_objref_release_all(struct pyerl_ctx *ctx)
+{
+    struct pyerl_objref *ref;
+    PyObject **objs;
+    size_t n = 0, size = 0;
+
+    /* References are made under this GIL, so the list can only shrink
+     * (destructors) between the count and the emptying. */
+    pthread_mutex_lock(&ctx->objrefs_lock);
+    for (ref = ctx->objrefs; ref; ref = ref->next) {
+        size++;
+    }
+    pthread_mutex_unlock(&ctx->objrefs_lock);
+    objs = enif_alloc((size ? size : 1) * sizeof *objs);
+    pthread_mutex_lock(&ctx->objrefs_lock);
+    for (ref = ctx->objrefs; ref; ref = ref->next) {
+        /* Out of memory, the objects are left to the interpreter's end. */
+        if (ref->node->obj && objs) {
+            objs[n++] = ref->node->obj;
+        }
+        ref->node->obj = NULL;
+    }
+    ctx->objrefs_closed = 1;
+    pthread_mutex_unlock(&ctx->objrefs_lock);
+    /* Outside the lock: __del__ may drop references. */
+    for (size_t i = 0; i < n; i++) {
+        Py_DECREF(objs[i]);
+    }
+    enif_free(objs);
 }
 
 void

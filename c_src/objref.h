@@ -18,7 +18,8 @@ int pyerl_objref_init(ErlNifEnv *env);
 void pyerl_objref_commit(void);
 
 /* A new reference to obj, an object of ctx, as a term of env. Returns 1, or
- * 0 with MemoryError set. The GIL of ctx held. */
+ * 0 with an exception set (out of memory, or ctx being finalised). The
+ * GIL of ctx held. */
 int pyerl_objref_make(struct pyerl_ctx *ctx, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out);
 
 /* The reference term is, or NULL if it is none. Any thread, no GIL. */
@@ -30,6 +31,11 @@ struct pyerl_ctx *pyerl_objref_ctx(const struct pyerl_objref *ref);
 /* A new reference to the object, or NULL (no exception) once released.
  * The GIL of its context held. */
 PyObject *pyerl_objref_object(const struct pyerl_objref *ref);
+
+/* Lets go of the objects of every reference into ctx, an own context
+ * being finalised, and refuses new references there. The GIL of ctx
+ * held. */
+void pyerl_objref_release_all(struct pyerl_ctx *ctx);
 
 /* Lets go of the object now (py:release); later uses find it released.
  * The GIL of its context held. */

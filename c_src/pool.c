@@ -146,8 +146,7 @@ pool_thread_main(void *arg)
         run_job(job);
         enif_release_resource(job); /* the queue's reference */
     }
-    /* Pool jobs run in the main interpreter's context only (run.c). */
-    pyerl_ctx_forget_thread(pyerl_main_ctx());
+    pyerl_ctx_forget_thread();
     return NULL;
 }
 
@@ -211,6 +210,7 @@ pyerl_pool_submit(ErlNifEnv *env, const struct pyerl_request *req)
     job->req.code = copy_term(job->env, req->code);
     job->req.locals = copy_term(job->env, req->locals);
     job->req.target = copy_term(job->env, req->target);
+    job->req.context = copy_term(job->env, req->context);
     job->ref = enif_make_ref(job->env);
     job->state = JOB_QUEUED;
     enif_self(env, &job->caller);

@@ -17,6 +17,7 @@
 #include "code_cache.h"
 #include "context.h"
 #include "convert.h"
+#include "drain.h"
 #include "erts_access.h"
 #include "errors.h"
 #include "interrupt.h"
@@ -55,7 +56,9 @@ static PyObject *run_code(const struct pyerl_conv *cv, ErlNifEnv *env,
 static PyObject *
 run_call(const struct pyerl_conv *cv, ErlNifEnv *env, const struct pyerl_request *req)
 {
-    PyObject *function = pyerl_callable(req->ctx->names, env, req->module, req->function);
+    PyObject *function =
+        req->main_module ? pyerl_attribute(req->ctx->names, env, req->main_module, req->function)
+                         : pyerl_callable(req->ctx->names, env, req->module, req->function);
     PyObject *result = function ? call_with_args(cv, env, req, function) : NULL;
 
     Py_XDECREF(function);
@@ -181,7 +184,7 @@ compile_request(ErlNifEnv *env, const struct pyerl_request *req)
 static PyObject *
 run_code(const struct pyerl_conv *cv, ErlNifEnv *env, const struct pyerl_request *req)
 {
-    PyObject *globals = req->ctx->globals;
+    PyObject *globals = req->globals ? req->globals : req->ctx->globals;
     int is_eval = req->op == PYERL_EVAL;
     PyObject *code = compile_request(env, req);
     PyObject *locals = NULL, *result = NULL;
@@ -216,12 +219,22 @@ pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env
     int returns_ok = req->op == PYERL_EXEC || req->op == PYERL_RELEASE;
     PyObject *result;
     ERL_NIF_TERM value = ATOM(ok), out;
-    int converted, interrupted, released = 0;
+    int converted, interrupted, released = 0, entered;
 
-    if (pyerl_ctx_enter(req->ctx) < 0) {
-        return enif_make_tuple2(out_env, ATOM(error), enif_make_atom(out_env, "no_thread_state"));
+    if (req->calls && pyerl_drain_enter(req->calls) < 0) {
+        return enif_make_tuple2(out_env, ATOM(error), ATOM(context_stopped));
     }
-    pyerl_inflight_begin(call, req->ctx, caller, req->process_env, req->deadline_ns, req->depth);
+    if ((entered = pyerl_ctx_enter(req->ctx)) < 0) {
+        if (req->calls) {
+            pyerl_drain_leave(req->calls);
+        }
+        return enif_make_tuple2(out_env, ATOM(error),
+                                entered == PYERL_CTX_CLOSED
+                                    ? ATOM(context_stopped)
+                                    : enif_make_atom(out_env, "no_thread_state"));
+    }
+    pyerl_inflight_begin(call, req->ctx, req->calls, caller, req->process_env, req->deadline_ns,
+                         req->depth);
     result = run_request(&cv, in_env, req, &released);
     if (result && (req->op == PYERL_CALL || req->op == PYERL_EVAL || req->op == PYERL_METHOD) &&
         PyCoro_CheckExact(result)) {
@@ -241,7 +254,10 @@ pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env
     interrupted = pyerl_inflight_end(call);
     if (interrupted) {
         PyErr_Clear();
-        out = enif_make_tuple2(out_env, ATOM(error), ATOM(timeout));
+        out = enif_make_tuple2(out_env, ATOM(error),
+                               interrupted == PYERL_STOPPED       ? ATOM(context_stopped)
+                               : interrupted == PYERL_INTERRUPTED ? ATOM(interrupted)
+                                                                  : ATOM(timeout));
     } else if (released) {
         out = pyerl_badarg(out_env, "ref");
     } else if (!converted) {
@@ -250,5 +266,8 @@ pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env
         out = returns_ok ? ATOM(ok) : enif_make_tuple2(out_env, ATOM(ok), value);
     }
     pyerl_ctx_leave(req->ctx);
+    if (req->calls) {
+        pyerl_drain_leave(req->calls);
+    }
     return out;
 }

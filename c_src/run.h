@@ -9,6 +9,7 @@
 #include "common.h"
 
 struct pyerl_ctx;
+struct pyerl_drain;
 struct pyerl_inflight;
 
 enum pyerl_op {
@@ -29,6 +30,12 @@ enum pyerl_op {
 struct pyerl_request {
     enum pyerl_op op;
     struct pyerl_ctx *ctx; /* where it runs; the target's context */
+    /* A call through a context handle (contexts.h), else all NULL and 0: */
+    ERL_NIF_TERM context;      /* the handle's term, which keeps these alive */
+    struct pyerl_drain *calls; /* the handle's calls, counted while this runs */
+    PyObject *globals;         /* its namespace; NULL: the context's globals */
+    PyObject *main_module;     /* what Module '__main__' names, if not the
+                                * interpreter's __main__ */
     ERL_NIF_TERM module, function, args, kwargs;
     ERL_NIF_TERM code, locals;
     ERL_NIF_TERM target;
@@ -42,6 +49,7 @@ struct pyerl_request {
 /* Runs the request in its context on the calling thread (which must not be
  * a normal scheduler and must hold no GIL), watched as call, and returns
  * the result term made in out_env: {ok, V} | ok | {error, timeout} |
+ * {error, interrupted} (py:interrupt) | {error, context_stopped} |
  * {error, {T, M}, Traceback} | {error, {badarg, ref}} (a target released). */
 ERL_NIF_TERM pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env,
                        struct pyerl_inflight *call, const ErlNifPid *caller);

@@ -10,7 +10,9 @@
 %% <li>py_coordinator, which starts a handler for a worker's first request
 %%     and binds the worker to it.</li>
 %% </ul>
-%% and py_stream_sup supervises the streams of py:stream_start/4, found by
+%% py_context_pool owns the contexts of py:context/0, and each context the
+%% environment's `contexts' names has a process of its own (py_context);
+%% py_stream_sup supervises the streams of py:stream_start/4, found by
 %% their references in a table this supervisor owns too. It also owns the
 %% table of the shared state (py_state), which no process serves: callers
 %% read and write it directly. Owned here, the tables outlive a crash of
@@ -51,5 +53,9 @@ init([]) ->
                   type => supervisor, shutdown => infinity},
                 #{id => py_coordinator, start => {py_coordinator, start_link, []}},
                 #{id => py_stream_sup, start => {py_stream_sup, start_link, []},
-                  type => supervisor, shutdown => infinity}],
+                  type => supervisor, shutdown => infinity},
+                #{id => py_context_pool, start => {py_context_pool, start_link, []},
+                  shutdown => 10000}
+                | [py_context:child_spec(Opts)
+                   || Opts <- application:get_env(erlang_python, contexts, [])]],
     {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, Children}}.

@@ -55,7 +55,9 @@
 -module(py).
 
 -export([call/3, call/4, call/5]).
--export([eval/1, eval/2, eval/3, exec/1, exec/2]).
+-export([eval/1, eval/2, eval/3, eval/4, exec/1, exec/2, exec/3]).
+-export([interrupt/1, context/0, context/1, start_contexts/0, start_contexts/1,
+         contexts_started/0, stop_contexts/0, subinterp_supported/0]).
 -export([call_method/3, call_method/4, call_method/5, getattr/2, getattr/3]).
 -export([to_term/1, release/1, is_ref/1]).
 -export([stream_start/3, stream_start/4, stream_ack/1, stream_ack/2, stream_cancel/1,
@@ -72,7 +74,8 @@
 -export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
          state_incr/1, state_incr/2, state_decr/1, state_decr/2]).
 
--export_type([name/0, code/0, py_error/0, ref/0, opts/0, call_result/0, gather_call/0]).
+-export_type([name/0, code/0, py_error/0, ref/0, opts/0, call_result/0, gather_call/0,
+              context/0, context_opts/0]).
 
 -type name() :: atom() | binary().
 -type code() :: iodata() | unicode:chardata().
@@ -81,7 +84,13 @@
     | {error, timeout}
     | {error, {badarg, atom()}}
     | {error, {remote_ref, node()}}
-    | {error, overloaded}.
+    | {error, overloaded}
+    | {error, interrupted | context_stopped}.
+%% A context (py_context), or the name of one started by
+%% py_context:start_link/1.
+-type context() :: py_context:context() | atom().
+%% The options of a call in a context.
+-type context_opts() :: #{kwargs => map(), timeout => timeout(), return => value | ref}.
 %% A reference to a Python object (see docs/references.md): an Erlang
 %% reference term that keeps the object alive while any term refers to it.
 -type ref() :: reference().
@@ -106,8 +115,13 @@
 call(Module, Function, Args) ->
     call(Module, Function, Args, #{}).
 
-%% @equiv call(Module, Function, Args, Kwargs, DefaultTimeout)
--spec call(name(), name(), list(), map()) -> {ok, term()} | py_error().
+%% @doc `call(Module, Function, Args, Kwargs)', with the default timeout;
+%% or, when the fourth argument is a list, `call(Context, Module,
+%% Function, Args)': the call in a context, as {@link call/5}.
+-spec call(name(), name(), list(), map()) -> {ok, term()} | py_error();
+          (context(), name(), name(), list()) -> {ok, term()} | py_error().
+call(Context, Module, Function, Args) when is_list(Args) ->
+    call(Context, Module, Function, Args, #{});
 call(Module, Function, Args, Kwargs) ->
     call(Module, Function, Args, Kwargs, default_timeout()).
 
@@ -115,7 +129,18 @@ call(Module, Function, Args, Kwargs) ->
 %% Kwargs keys are atoms or binaries. `Opts' is a timeout in milliseconds
 %% or `infinity', or a map `#{timeout => T, return => value | ref}'; with
 %% `return => ref' the result is a reference to the Python object.
--spec call(name(), name(), list(), map(), opts()) -> {ok, term()} | py_error().
+%%
+%% When the fourth argument is a list, this is `call(Context, Module,
+%% Function, Args, Opts)': the call runs in the context (py_context),
+%% with `Opts' a map of `kwargs', `timeout' and `return'. `Module'
+%% `__main__' names the context's own namespace.
+-spec call(name(), name(), list(), map(), opts()) -> {ok, term()} | py_error();
+          (context(), name(), name(), list(), context_opts()) -> {ok, term()} | py_error().
+call(Context, Module, Function, Args, Opts) when is_list(Args) ->
+    with_context_opts(Context, Opts, fun(Ctx, Kwargs, Timeout, Return) ->
+        finish(py_nif:context_call(Ctx, Module, Function, Args, Kwargs, Timeout, depth(), Return),
+               Timeout)
+    end);
 call(Module, Function, Args, Kwargs, Opts) ->
     with_opts(Opts, fun(Timeout, Return) ->
         finish(py_nif:call(Module, Function, Args, Kwargs, Timeout, depth(), Return), Timeout)
@@ -126,19 +151,37 @@ call(Module, Function, Args, Kwargs, Opts) ->
 eval(Code) ->
     eval(Code, #{}).
 
-%% @equiv eval(Code, Locals, DefaultTimeout)
--spec eval(code(), map()) -> {ok, term()} | py_error().
+%% @doc `eval(Code, Locals)' with the default timeout; or, when the first
+%% argument is a context, `eval(Context, Code)': as {@link eval/4}.
+-spec eval(code(), map()) -> {ok, term()} | py_error();
+          (context(), code()) -> {ok, term()} | py_error().
+eval(Context, Code) when is_reference(Context); is_atom(Context) ->
+    eval(Context, Code, #{}, #{});
 eval(Code, Locals) ->
     eval(Code, Locals, default_timeout()).
 
 %% @doc Evaluates a Python expression. Globals are the interpreter's shared
 %% `__main__' namespace; `Locals' (keys atoms or binaries) are local names
-%% for this evaluation only. `Opts' as for {@link call/5}.
--spec eval(code(), map(), opts()) -> {ok, term()} | py_error().
+%% for this evaluation only. `Opts' as for {@link call/5}. When the first
+%% argument is a context, this is `eval(Context, Code, Locals)'.
+-spec eval(code(), map(), opts()) -> {ok, term()} | py_error();
+          (context(), code(), map()) -> {ok, term()} | py_error().
+eval(Context, Code, Locals) when is_reference(Context); is_atom(Context) ->
+    eval(Context, Code, Locals, #{});
 eval(Code, Locals, Opts) ->
     with_opts(Opts, fun(Timeout, Return) ->
         with_code(Code, fun(Source) ->
             finish(py_nif:eval(Source, Locals, Timeout, depth(), Return), Timeout)
+        end)
+    end).
+
+%% @doc Evaluates a Python expression in the context's namespace, with
+%% `Locals' as for {@link eval/3}; `Opts': `timeout', `return'.
+-spec eval(context(), code(), map(), context_opts()) -> {ok, term()} | py_error().
+eval(Context, Code, Locals, Opts) ->
+    with_context_opts(Context, maps:remove(kwargs, Opts), fun(Ctx, _Kwargs, Timeout, Return) ->
+        with_code(Code, fun(Source) ->
+            finish(py_nif:context_eval(Ctx, Source, Locals, Timeout, depth(), Return), Timeout)
         end)
     end).
 
@@ -148,10 +191,74 @@ exec(Code) ->
     exec(Code, default_timeout()).
 
 %% @doc Executes Python statements in the shared `__main__' namespace, so
-%% that what they define is visible to later calls from any process.
--spec exec(code(), timeout()) -> ok | py_error().
+%% that what they define is visible to later calls from any process. When
+%% the first argument is a context, this is `exec(Context, Code)', as
+%% {@link exec/3}.
+-spec exec(code(), timeout()) -> ok | py_error();
+          (context(), code()) -> ok | py_error().
+exec(Context, Code) when is_reference(Context); is_atom(Context) ->
+    exec(Context, Code, #{});
 exec(Code, Timeout) ->
     with_code(Code, fun(Source) -> finish(py_nif:exec(Source, Timeout, depth()), Timeout) end).
+
+%% @doc Executes Python statements in the context's namespace; `Opts':
+%% `timeout'.
+-spec exec(context(), code(), #{timeout => timeout()}) -> ok | py_error().
+exec(Context, Code, Opts) when is_map(Opts) ->
+    with_context_opts(Context, maps:remove(kwargs, Opts), fun(Ctx, _Kwargs, Timeout, value) ->
+        with_code(Code, fun(Source) ->
+            finish(py_nif:context_exec(Ctx, Source, Timeout, depth()), Timeout)
+        end)
+    end);
+exec(_Context, _Code, _Opts) ->
+    {error, {badarg, opts}}.
+
+%% @doc Interrupts the calls running in the context: each returns
+%% `{error, interrupted}'. The context goes on.
+-spec interrupt(context()) -> ok | {error, context_stopped | {badarg, context}}.
+interrupt(Context) ->
+    with_context(Context, fun py_nif:context_interrupt/1).
+
+%% @doc The calling process's context among those of start_contexts/1
+%% (started with the defaults if they are not): the same one at every call
+%% from a process.
+-spec context() -> py_context:context() | {error, term()}.
+context() ->
+    py_context_pool:context().
+
+%% @doc The Nth (from 1) of the contexts of start_contexts/1.
+-spec context(pos_integer()) -> py_context:context() | {error, term()}.
+context(N) ->
+    py_context_pool:context(N).
+
+%% @equiv start_contexts(#{})
+-spec start_contexts() -> {ok, [py_context:context()]} | {error, term()}.
+start_contexts() ->
+    start_contexts(#{}).
+
+%% @doc Starts the contexts that context/0,1 choose from, unless started
+%% (then gives those): `count' (default: the schedulers online) contexts
+%% of `mode' (default `worker'), owned by the application.
+-spec start_contexts(#{count => pos_integer(), mode => py_context:mode()}) ->
+          {ok, [py_context:context()]} | {error, term()}.
+start_contexts(Opts) ->
+    py_context_pool:start_contexts(Opts).
+
+%% @doc Whether start_contexts/1 has started the contexts.
+-spec contexts_started() -> boolean().
+contexts_started() ->
+    py_context_pool:contexts_started().
+
+%% @doc Stops the contexts of start_contexts/1.
+-spec stop_contexts() -> ok.
+stop_contexts() ->
+    py_context_pool:stop_contexts().
+
+%% @doc Whether this Python has subinterpreters with their own GIL (3.12
+%% and later), which `owngil' contexts are.
+-spec subinterp_supported() -> boolean().
+subinterp_supported() ->
+    py_nif:subinterp_supported().
 
 %% @equiv call_method(Ref, Name, Args, #{})
 -spec call_method(ref(), name(), list()) -> {ok, term()} | py_error().
@@ -610,6 +717,29 @@ with_opts(Opts, Run) when is_map(Opts) ->
     end;
 with_opts(Timeout, Run) ->
     Run(Timeout, value).
+
+%% A context's options: kwargs, timeout and return.
+with_context_opts(Context, Opts, Run) when is_map(Opts) ->
+    case maps:size(maps:without([kwargs, timeout, return], Opts)) of
+        0 ->
+            with_context(Context, fun(Ctx) ->
+                Run(Ctx, maps:get(kwargs, Opts, #{}), maps:get(timeout, Opts, default_timeout()),
+                    maps:get(return, Opts, value))
+            end);
+        _ ->
+            {error, {badarg, opts}}
+    end;
+with_context_opts(_Context, _Opts, _Run) ->
+    {error, {badarg, opts}}.
+
+%% A context's name stands for the context.
+with_context(Name, Run) when is_atom(Name) ->
+    case py_context:whereis(Name) of
+        undefined -> {error, {badarg, context}};
+        Context -> Run(Context)
+    end;
+with_context(Context, Run) ->
+    Run(Context).
 
 %% A reference made on another node is a plain reference here: say so.
 on_ref(Ref, {error, {badarg, ref}}) when is_reference(Ref), node(Ref) =/= node() ->

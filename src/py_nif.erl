@@ -9,6 +9,8 @@
 
 -export([call/7, eval/5, exec/3, cancel/1, stats/0]).
 -export([call_method/7, getattr/5, to_term/3, release/3, is_ref/1]).
+-export([context_new/2, context_stop/2, context_interrupt/1, context_info/1, is_context/1,
+         subinterp_supported/0, context_call/8, context_eval/6, context_exec/4]).
 -export([channel_new/2, channel_send/2, channel_close/1, channel_info/1, is_channel/1]).
 -export([worker_bind/2, worker_handler/1, worker_reply/3, worker_async_reply/3]).
 -export([set_dirty_limit/1, set_pool_limit/1, set_max_depth/1]).
@@ -65,6 +67,37 @@ release(_Ref, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
 
 -spec is_ref(term()) -> boolean().
 is_ref(_Term) -> erlang:nif_error(not_loaded).
+
+-spec context_new(worker | owngil, pid()) -> {ok, py_context:context()} | {error, term()}.
+context_new(_Mode, _Owner) -> erlang:nif_error(not_loaded).
+
+-spec context_stop(py_context:context(), reference()) ->
+          stopped | stopping | {error, enomem | {badarg, context}}.
+context_stop(_Context, _Ref) -> erlang:nif_error(not_loaded).
+
+-spec context_interrupt(py_context:context()) -> ok | {error, context_stopped | {badarg, context}}.
+context_interrupt(_Context) -> erlang:nif_error(not_loaded).
+
+-spec context_info(py_context:context()) -> map() | {error, {badarg, context}}.
+context_info(_Context) -> erlang:nif_error(not_loaded).
+
+-spec is_context(term()) -> boolean().
+is_context(_Term) -> erlang:nif_error(not_loaded).
+
+-spec subinterp_supported() -> boolean().
+subinterp_supported() -> erlang:nif_error(not_loaded).
+
+-spec context_call(py_context:context(), py:name(), py:name(), list(), map(), timeout(),
+                   non_neg_integer(), value | ref) -> term().
+context_call(_Context, _Module, _Function, _Args, _Kwargs, _Timeout, _Depth, _Return) ->
+    erlang:nif_error(not_loaded).
+
+-spec context_eval(py_context:context(), binary(), map(), timeout(), non_neg_integer(),
+                   value | ref) -> term().
+context_eval(_Context, _Code, _Locals, _Timeout, _Depth, _Return) -> erlang:nif_error(not_loaded).
+
+-spec context_exec(py_context:context(), binary(), timeout(), non_neg_integer()) -> term().
+context_exec(_Context, _Code, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
 
 -spec channel_new(non_neg_integer(), pid()) -> py_channel:channel() | {error, {badarg, atom()}}.
 channel_new(_MaxSize, _Owner) -> erlang:nif_error(not_loaded).

@@ -17,6 +17,11 @@
 %% start of the application, whose previous run may have left names in
 %% Python), clears the set.
 %%
+%% Each own-GIL context (py_context) has an interpreter, and so a set of
+%% names, of its own: py_context adds it here when it is made, which sets
+%% its names, and every change is made there too, until the context is
+%% found stopped. (Worker contexts share the main interpreter's.)
+%%
 %% Names that begin with `_erlang_python.' are reserved for the
 %% application's own functions (erlang.state_* call them): they are not in
 %% the table but built in to lookup/1, so that neither a user's
@@ -25,7 +30,8 @@
 -module(py_registry).
 -behaviour(gen_server).
 
--export([start_link/0, create_table/0, register/2, unregister/1, lookup/1, is_reserved/1]).
+-export([start_link/0, create_table/0, register/2, unregister/1, lookup/1, is_reserved/1,
+         add_context/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TABLE, py_functions).
@@ -62,6 +68,12 @@ register(Name, Function) ->
 unregister(Name) ->
     gen_server:call(?MODULE, {unregister, Name}, infinity).
 
+%% @doc Gives an own-GIL context the registered names, and keeps it in
+%% step from now on.
+-spec add_context(py_context:context()) -> ok.
+add_context(Context) ->
+    gen_server:call(?MODULE, {add_context, Context}, infinity).
+
 %% @doc The function registered under Name (a binary, or an atom when
 %% Python passed an erlang.Atom).
 -spec lookup(binary() | atom()) -> {ok, function_spec()} | error.
@@ -83,28 +95,31 @@ is_reserved(_Name) -> false.
 
 %% @doc Makes Python's set of names that of the table (gen_server
 %% callback).
--spec init([]) -> {ok, #{}}.
+-spec init([]) -> {ok, #{contexts := [py_context:context()]}}.
 init([]) ->
-    case ets:select(?TABLE, [{{'$1', '_'}, [], ['$1']}]) of
+    case names() of
         [] ->
             {ok, none} = py:call(erlang, '_clear_registered', [], #{}, infinity),
             ok;
         Names ->
             lists:foreach(fun(Name) -> set_in_python(Name, true) end, Names)
     end,
-    {ok, #{}}.
+    {ok, #{contexts => []}}.
 
 %% @doc Registers and unregisters; answers `{error, unknown_call}' to
 %% anything else (gen_server callback).
 -spec handle_call(term(), gen_server:from(), map()) -> {reply, ok | {error, unknown_call}, map()}.
-handle_call({register, Name, Function}, _From, State) ->
+handle_call({register, Name, Function}, _From, #{contexts := Contexts} = State) ->
     true = ets:insert(?TABLE, {Name, Function}),
     set_in_python(Name, true),
-    {reply, ok, State};
-handle_call({unregister, Name}, _From, State) ->
+    {reply, ok, State#{contexts := set_in_contexts(Contexts, [Name], true)}};
+handle_call({unregister, Name}, _From, #{contexts := Contexts} = State) ->
     set_in_python(Name, false),
+    Live = set_in_contexts(Contexts, [Name], false),
     true = ets:delete(?TABLE, Name),
-    {reply, ok, State};
+    {reply, ok, State#{contexts := Live}};
+handle_call({add_context, Context}, _From, #{contexts := Contexts} = State) ->
+    {reply, ok, State#{contexts := set_in_contexts([Context], names(), true) ++ Contexts}};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
@@ -126,6 +141,21 @@ reserved(<<?RESERVED_PREFIX, "state_delete">>) -> {ok, {py_state, py_delete}};
 reserved(<<?RESERVED_PREFIX, "state_keys">>) -> {ok, {py_state, py_keys}};
 reserved(<<?RESERVED_PREFIX, "state_incr">>) -> {ok, {py_state, py_incr}};
 reserved(_Name) -> error.
+
+names() ->
+    ets:select(?TABLE, [{{'$1', '_'}, [], ['$1']}]).
+
+%% Sets the names in each context, and returns those still running.
+set_in_contexts(Contexts, Names, Registered) ->
+    [Context || Context <- Contexts, set_in_context(Context, Names, Registered)].
+
+set_in_context(Context, [Name | Names], Registered) ->
+    case py:call(Context, erlang, '_set_registered', [Name, Registered], #{timeout => infinity}) of
+        {ok, none} -> set_in_context(Context, Names, Registered);
+        {error, _} -> false
+    end;
+set_in_context(_Context, [], _Registered) ->
+    true.
 
 set_in_python(Name, Registered) ->
     {ok, none} = py:call(erlang, '_set_registered', [Name, Registered], #{}, infinity),
