@@ -44,15 +44,19 @@
 -define(WORKER_SPIN_NS, 20000).
 -define(RESULTS_DIR, "bench/results").
 -define(CHANNEL_MESSAGES, 100000).
+%% Row 14: iterations of the CPU-bound loop (about 30 ms), and contexts
+%% made to weigh one.
+-define(SPIN, 600000).
+-define(WEIGHED_CONTEXTS, 10).
 
 -type baseline() :: dirty_nif | round_trip | memcpy | py_call | value_call | sqrt_call
-                    | list_items | python_sends.
+                    | list_items | python_sends | one_process.
 -type sampler() :: fun((non_neg_integer()) -> [number()]).
 -type shape() :: latency | slow | runs.
 -type stats() :: #{median := float(), p90 => float(), p99 := float() | undefined,
                    rate => float(), unit => us | kib | fd, vs => baseline() | absolute,
                    base => float()}.
--type row() :: #{group := 1..13, name := binary(), unit := us | kib | fd,
+-type row() :: #{group := 1..14, name := binary(), unit := us | kib | fd,
                  median := float(), p90 => float(), p99 := float() | undefined, rate := float() | undefined,
                  vs := baseline() | absolute | undefined, base := float() | undefined,
                  limit := number() | undefined,
@@ -99,7 +103,7 @@ run(Formats) ->
                                                fun async_calls/1, fun conversions/1,
                                                fun references/1, fun spawned_calls/1,
                                                fun streams/1, fun channels/1,
-                                               fun on_pool_threads/1]]),
+                                               fun contexts/1, fun on_pool_threads/1]]),
     Rows = judge(lists:sort(fun(A, B) -> maps:get(group, A) =< maps:get(group, B) end,
                             Measured)),
     Wall = (now_ns() - Start) / 1.0e9,
@@ -317,6 +321,77 @@ channels(Bases) ->
     [row(13, "100 000 integers, per message", measure(runs, Channel, python_sends,
                                                        Bases#{python_sends => Sends}), 2)].
 
+%% 14. Contexts: a call in a worker context and in an own-GIL context
+%% against the same call made without one; a CPU-bound pure-Python
+%% function called from 2 processes at once, each on its own own-GIL
+%% context, against the same two calls made one after the other from 1
+%% process (a run: the two calls, wall time); and the memory an own-GIL
+%% context takes (resident memory grown by ?WEIGHED_CONTEXTS new contexts,
+%% divided). The own-GIL rows need Python 3.12 or later.
+contexts(Bases) ->
+    Bases1 = Bases#{sqrt_call => erl(fun sqrt/0)},
+    {ok, Worker} = py_context:new(#{mode => worker}),
+    Rows = [row(14, "py:call(Ctx, math, sqrt, [16]), worker context",
+                measure(latency, erl(fun() -> {ok, 4.0} = py:call(Worker, math, sqrt, [16]) end),
+                        sqrt_call, Bases1), 1.3)],
+    ok = py_context:stop(Worker),
+    case py:subinterp_supported() of
+        true ->
+            Rows ++ own_gil_rows(Bases1);
+        false ->
+            io:format("row 14: Python ~ts has no own-GIL subinterpreters; "
+                      "only the worker row is measured~n", [maps:get(python_version, py:stats())]),
+            Rows
+    end.
+
+own_gil_rows(Bases) ->
+    Spin = <<"def spin(n):\n    t = 0\n    for i in range(n):\n        t += i\n    return t\n">>,
+    Contexts = [begin
+                    {ok, C} = py_context:new(#{mode => owngil}),
+                    ok = py:exec(C, Spin),
+                    C
+                end || _ <- [1, 2]],
+    [A, B] = Contexts,
+    SpinIn = fun(C) -> {ok, _} = py:call(C, '__main__', spin, [?SPIN], #{timeout => infinity}) end,
+    Parallel = runs(fun() ->
+                            Start = now_ns(),
+                            Pids = [spawn_monitor(fun() -> SpinIn(C) end) || C <- Contexts],
+                            [receive {'DOWN', M, process, P, normal} -> ok end || {P, M} <- Pids],
+                            now_ns() - Start
+                    end),
+    Serial = runs(fun() ->
+                          Start = now_ns(),
+                          SpinIn(A),
+                          SpinIn(A),
+                          now_ns() - Start
+                  end),
+    Rows = [row(14, "py:call(Ctx, math, sqrt, [16]), owngil context",
+                measure(latency, erl(fun() -> {ok, 4.0} = py:call(B, math, sqrt, [16]) end),
+                        sqrt_call, Bases), 1.3),
+            row(14, "CPU-bound function, 2 processes on 2 owngil contexts, per run",
+                measure(runs, Parallel, one_process, Bases#{one_process => Serial}), 0.6),
+            row(14, "resident memory per owngil context", context_weight())],
+    [ok = py_context:stop(C) || C <- Contexts],
+    Rows.
+
+%% Resident memory grown by new own-GIL contexts, each having run a call,
+%% per context, in KiB.
+context_weight() ->
+    Before = rss_kib(),
+    Contexts = [begin
+                    {ok, C} = py_context:new(#{mode => owngil}),
+                    {ok, 4.0} = py:call(C, math, sqrt, [16]),
+                    C
+                end || _ <- lists:seq(1, ?WEIGHED_CONTEXTS)],
+    After = rss_kib(),
+    [ok = py_context:stop(C) || C <- Contexts],
+    #{median => (After - Before) / ?WEIGHED_CONTEXTS, p99 => undefined, unit => kib}.
+
+rss_kib() ->
+    {ok, Status} = file:read_file("/proc/self/status"),
+    {match, [Kib]} = re:run(Status, "VmRSS:\\s+(\\d+)", [{capture, all_but_first, binary}]),
+    binary_to_integer(Kib).
+
 send_all(_Ch, 0) -> ok;
 send_all(Ch, K) -> ok = py_channel:send(Ch, K), send_all(Ch, K - 1).
 
@@ -488,6 +563,7 @@ measure(Shape, Sampler, Vs, Bases) ->
 base_block(value_call) -> 1;
 base_block(list_items) -> 1;
 base_block(python_sends) -> 1;
+base_block(one_process) -> 1;
 base_block(_) -> ?BASE_BLOCK.
 
 %% Median, p90 and p99 of durations in ns, in us.
@@ -506,7 +582,7 @@ row(Group, Name, Stats) -> row(Group, Name, Stats, undefined).
 
 %% A row of the table from a measurement's stats; Limit is its target, a
 %% ratio to its baseline (or, for vs `absolute', a bound on the value).
--spec row(1..13, unicode:chardata(), stats(), number() | undefined) -> row().
+-spec row(1..14, unicode:chardata(), stats(), number() | undefined) -> row().
 row(Group, Name, Stats, Limit) ->
     maps:merge(#{rate => undefined, unit => us, vs => undefined, base => undefined},
                Stats#{group => Group, name => unicode:characters_to_binary(Name),
@@ -538,7 +614,8 @@ baseline_name(py_call) -> "py:call(pybench, double, [3])";
 baseline_name(value_call) -> "the same, return => value";
 baseline_name(sqrt_call) -> "py:call(math, sqrt, [16])";
 baseline_name(list_items) -> "one list from py:call";
-baseline_name(python_sends) -> "erlang.send from Python".
+baseline_name(python_sends) -> "erlang.send from Python";
+baseline_name(one_process) -> "the same two calls from 1 process".
 
 group_title(1) -> "1. py:call(math, sqrt, [16])";
 group_title(2) -> "2. py:eval(<<\"1+1\">>) repeated";
@@ -553,7 +630,8 @@ group_title(9) -> "9. baselines";
 group_title(10) -> "10. references to Python objects";
 group_title(11) -> "11. calls that return at once";
 group_title(12) -> "12. streams (py:stream_start)";
-group_title(13) -> "13. channels (py_channel:send, then Python receive)".
+group_title(13) -> "13. channels (py_channel:send, then Python receive)";
+group_title(14) -> "14. contexts (py_context)".
 
 %% ---- output --------------------------------------------------------------
 

@@ -28,18 +28,26 @@
  *     the free-worker lock     worker.c      the pool of idle workers
  *     the pool's lock          pool.c        the job queue, thread counts
  *     a channel's lock         channel.c     its queue, waiters, eventfd
+ *     a context's lock         contexts.c    its state and stoppers
+ *     an own context's         context.c,    its references
+ *       objrefs lock           objref.c
+ *     the own contexts' lock   context.c     the list of own contexts
  *   5 the flusher's lock       stream.c      the list of stream senders
  *   6 a stream sender's lock   stream.c      the group of items it makes
+ *     a drain's lock           drain.c       a closer's wait
  *
  * The only nestings are the GIL over any other lock, a job's lock over
- * the watchdog's (a cancelled job interrupts its call), and the flusher's
- * over a stream sender's (it sends groups that wait too long); the locks
- * of row 4 are leaves. Nobody waits (a poll, a condition, Erlang's answer)
+ * the watchdog's (a cancelled job interrupts its call), the flusher's
+ * over a stream sender's (it sends groups that wait too long), and the
+ * own contexts' lock over a drain's (the release thread counts itself
+ * into a context it found listed, and may be the last to leave a closed
+ * one); the other locks of row 4 are leaves. Nobody waits (a poll, a condition, Erlang's answer)
  * holding the GIL, and no lock is held while a GIL is taken (DESIGN.md,
  * invariant 2).
  *
  * ERTS calls made under a lock, all of which return without waiting on
- * anything that could need that lock: enif_monitor_process and
+ * anything that could need that lock: enif_send under a context's lock
+ * (contexts.c: the stoppers are told); enif_monitor_process and
  * enif_demonitor_process under a worker's lock (the down callback takes the
  * same lock, but ERTS runs it later, never inside these calls);
  * enif_make_copy and enif_clear_env under a worker's lock (into the

@@ -116,11 +116,12 @@ call(Module, Function, Args) ->
     call(Module, Function, Args, #{}).
 
 %% @doc `call(Module, Function, Args, Kwargs)', with the default timeout;
-%% or, when the fourth argument is a list, `call(Context, Module,
-%% Function, Args)': the call in a context, as {@link call/5}.
+%% or, when the fourth argument is a list (and the third is no list),
+%% `call(Context, Module, Function, Args)': the call in a context, as
+%% {@link call/5}.
 -spec call(name(), name(), list(), map()) -> {ok, term()} | py_error();
           (context(), name(), name(), list()) -> {ok, term()} | py_error().
-call(Context, Module, Function, Args) when is_list(Args) ->
+call(Context, Module, Function, Args) when is_list(Args), not is_list(Function) ->
     call(Context, Module, Function, Args, #{});
 call(Module, Function, Args, Kwargs) ->
     call(Module, Function, Args, Kwargs, default_timeout()).
@@ -130,13 +131,13 @@ call(Module, Function, Args, Kwargs) ->
 %% or `infinity', or a map `#{timeout => T, return => value | ref}'; with
 %% `return => ref' the result is a reference to the Python object.
 %%
-%% When the fourth argument is a list, this is `call(Context, Module,
-%% Function, Args, Opts)': the call runs in the context (py_context),
+%% When the fourth argument is a list (and the third is no list), this is
+%% `call(Context, Module, Function, Args, Opts)': the call runs in the context (py_context),
 %% with `Opts' a map of `kwargs', `timeout' and `return'. `Module'
 %% `__main__' names the context's own namespace.
 -spec call(name(), name(), list(), map(), opts()) -> {ok, term()} | py_error();
           (context(), name(), name(), list(), context_opts()) -> {ok, term()} | py_error().
-call(Context, Module, Function, Args, Opts) when is_list(Args) ->
+call(Context, Module, Function, Args, Opts) when is_list(Args), not is_list(Function) ->
     with_context_opts(Context, Opts, fun(Ctx, Kwargs, Timeout, Return) ->
         finish(py_nif:context_call(Ctx, Module, Function, Args, Kwargs, Timeout, depth(), Return),
                Timeout)
