@@ -370,9 +370,32 @@ own_gil_rows(Bases) ->
                         sqrt_call, Bases), 1.3),
             row(14, "CPU-bound function, 2 processes on 2 owngil contexts, per run",
                 measure(runs, Parallel, one_process, Bases#{one_process => Serial}), 0.6),
+            row(14, "the same in pure Erlang, 2 processes (the floor: this VM's parallelism)",
+                measure(runs, erlang_spins(parallel), one_process,
+                        Bases#{one_process => erlang_spins(serial)})),
             row(14, "resident memory per owngil context", context_weight())],
     [ok = py_context:stop(C) || C <- Contexts],
     Rows.
+
+%% Two runs of a CPU-bound Erlang loop of about the Python one's length,
+%% one after the other or in two processes at once: wall time.
+erlang_spins(How) ->
+    Spin = fun() -> spin(?SPIN * 20, 0) end,
+    runs(fun() ->
+                 Start = now_ns(),
+                 case How of
+                     serial ->
+                         Spin(),
+                         Spin();
+                     parallel ->
+                         Pids = [spawn_monitor(Spin) || _ <- [1, 2]],
+                         [receive {'DOWN', M, process, P, normal} -> ok end || {P, M} <- Pids]
+                 end,
+                 now_ns() - Start
+         end).
+
+spin(0, Sum) -> Sum;
+spin(N, Sum) -> spin(N - 1, Sum + N).
 
 %% Resident memory grown by new own-GIL contexts, each having run a call,
 %% per context, in KiB.
