@@ -289,6 +289,28 @@ pyerl_ctx_enter(struct pyerl_ctx *ctx)
     return rc;
 }
 
+int
+pyerl_ctx_enter_for_now(struct pyerl_ctx *ctx, int *made)
+{
+    *made = !pthread_getspecific(ctx->tstate_key);
+    return pyerl_ctx_enter(ctx);
+}
+
+void
+pyerl_ctx_leave_for_now(struct pyerl_ctx *ctx, int made)
+{
+    PyThreadState *tstate;
+
+    if (!made || ctx->own) {
+        pyerl_ctx_leave(ctx);
+        return;
+    }
+    tstate = PyThreadState_Get();
+    PyThreadState_Clear(tstate);
+    PyThreadState_DeleteCurrent();
+    pthread_setspecific(ctx->tstate_key, NULL);
+}
+
 void
 pyerl_ctx_hold(struct pyerl_ctx *ctx)
 {

@@ -107,6 +107,12 @@ void pyerl_ctx_hold(struct pyerl_ctx *ctx);
 int pyerl_ctx_enter_held(struct pyerl_ctx *ctx);
 void pyerl_ctx_unhold(struct pyerl_ctx *ctx); /* a hold not entered */
 
+/* As pyerl_ctx_enter, for a thread that may not keep a state for ctx
+ * (one that a subinterpreter's code started): *made says whether the
+ * state was made now, and pyerl_ctx_leave_for_now then deletes it. */
+int pyerl_ctx_enter_for_now(struct pyerl_ctx *ctx, int *made);
+void pyerl_ctx_leave_for_now(struct pyerl_ctx *ctx, int made);
+
 /* Releases the GIL that pyerl_ctx_enter took, and leaves. */
 void pyerl_ctx_leave(struct pyerl_ctx *ctx);
 

@@ -247,12 +247,13 @@ set_paths(const struct paths *paths)
     return rc;
 }
 
-/* The new interpreter's GIL held: what a context needs there. 0, or -1
- * with an exception set. */
+/* The new interpreter's GIL held: what a context needs there, the guard
+ * on extension modules (extensions.c) among it. 0, or -1 with an
+ * exception set. */
 static int
 set_up_own(struct pyerl_ctx *ctx, const struct paths *paths)
 {
-    PyObject *main_module;
+    PyObject *main_module, *guarded;
 
     if (!(ctx->names = pyerl_names_new()) || !(ctx->code = pyerl_code_cache_new())) {
         PyErr_NoMemory();
@@ -263,7 +264,12 @@ set_up_own(struct pyerl_ctx *ctx, const struct paths *paths)
         return -1;
     }
     ctx->globals = Py_NewRef(PyModule_GetDict(main_module));
-    return pyerl_erlang_module_bind(ctx);
+    if (pyerl_erlang_module_bind(ctx) < 0 ||
+        !(guarded = PyObject_CallMethod(ctx->module, "_guard_extensions", NULL))) {
+        return -1;
+    }
+    Py_DECREF(guarded);
+    return 0;
 }
 
 /* A subinterpreter with its own GIL, made on this thread, which keeps its

@@ -11,6 +11,7 @@
  *   an interruption that a callback swallowed;
  * - erlang.ref, here: wraps an object to be handed to Erlang by reference;
  * - erlang._stream_pump and _stream_send: stream.c;
+ * - erlang._prime_extension: extensions.c;
  * - erlang.Atom, Pid, Ref, ObjectRef and the exception classes:
  *   module_state.c; erlang.Channel: channel_type.c.
  *
@@ -34,6 +35,7 @@
 #include "callback.h"
 #include "channel_type.h"
 #include "context.h"
+#include "extensions.h"
 #include "interrupt.h"
 #include "module_state.h"
 #include "process.h"
@@ -139,6 +141,9 @@ static PyMethodDef erlang_methods[] = {
      "Sends a stream's items as they come; used by erlang_python.streams."},
     {"_stream_send", (PyCFunction)(void (*)(void))pyerl_stream_send, METH_FASTCALL,
      "Sends one item of a stream; used by erlang_python.streams."},
+    {"_prime_extension", (PyCFunction)(void (*)(void))pyerl_erlang_prime_extension, METH_FASTCALL,
+     "In a context of its own on Python 3.12: creates an extension module in the main "
+     "interpreter before it is imported here (extensions.c)."},
     {"_unraisablehook", erlang_unraisablehook, METH_O,
      "sys.unraisablehook inside the VM: an interruption a callback swallowed is raised again."},
     {"ref", erlang_ref, METH_O,

@@ -1,6 +1,7 @@
 # erlang_async.py: the Python half of the `erlang` module: erlang.async_call,
 # the coroutines of py:async_gather (_gather), the shared state
-# (erlang.state_*), and what erlang.Channel does for asyncio.
+# (erlang.state_*), what erlang.Channel does for asyncio, and the guard on
+# extension modules in a context of its own (_guard_extensions).
 #
 # This file runs once, inside the namespace of the built-in `erlang` module,
 # when the interpreter starts (c_src/async.c loads it); call, _async_submit,
@@ -473,3 +474,24 @@ async def _channel_anext(channel):
         return await _channel_receive(channel)
     except ChannelClosed:
         raise StopAsyncIteration from None
+
+
+def _guard_extensions():
+    """In a context of its own (a subinterpreter) under Python 3.12: every
+    extension module is first created in the main interpreter, so that
+    CPython refuses one that cannot load here (single-phase init) without
+    running its init function in this interpreter (c_src/extensions.c)."""
+    import sys
+
+    if sys.version_info[:2] != (3, 12):
+        return
+    from importlib.machinery import ExtensionFileLoader
+
+    create = ExtensionFileLoader.create_module
+
+    def create_module(self, spec):
+        if spec.origin:
+            _prime_extension(spec.name, spec.origin)
+        return create(self, spec)
+
+    ExtensionFileLoader.create_module = create_module
