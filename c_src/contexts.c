@@ -435,8 +435,11 @@ finaliser_main(void *arg)
         if (pyerl_ctx_enter_held(ctx) == 0) {
             end_own(ctx);
         }
-        pyerl_ctx_forget_thread();
     }
+    /* The thread ends: a state of it left in the main interpreter would
+     * share its ident with a later thread, and the watchdog could then
+     * not tell which of the two to interrupt. */
+    pyerl_ctx_forget_thread();
     pthread_mutex_lock(&h->lock);
     h->state = STOPPED;
     tell_waiters(h);

@@ -179,12 +179,14 @@ eval(Code, Locals, Opts) ->
 %% @doc Evaluates a Python expression in the context's namespace, with
 %% `Locals' as for {@link eval/3}; `Opts': `timeout', `return'.
 -spec eval(context(), code(), map(), context_opts()) -> {ok, term()} | py_error().
-eval(Context, Code, Locals, Opts) ->
+eval(Context, Code, Locals, Opts) when is_map(Opts) ->
     with_context_opts(Context, maps:remove(kwargs, Opts), fun(Ctx, _Kwargs, Timeout, Return) ->
         with_code(Code, fun(Source) ->
             finish(py_nif:context_eval(Ctx, Source, Locals, Timeout, depth(), Return), Timeout)
         end)
-    end).
+    end);
+eval(_Context, _Code, _Locals, _Opts) ->
+    {error, {badarg, opts}}.
 
 %% @equiv exec(Code, DefaultTimeout)
 -spec exec(code()) -> ok | py_error().

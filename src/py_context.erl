@@ -107,7 +107,17 @@ info(Context) ->
 %% `undefined'.
 -spec whereis(atom()) -> context() | undefined.
 whereis(Name) ->
-    persistent_term:get(?NAME_KEY(Name), undefined).
+    %% The term outlives a process killed before it could erase it: the
+    %% context counts only while its process is the one of that name.
+    case persistent_term:get(?NAME_KEY(Name), undefined) of
+        {Pid, Context} ->
+            case erlang:whereis(Name) of
+                Pid -> Context;
+                _ -> undefined
+            end;
+        undefined ->
+            undefined
+    end.
 
 %% @doc Starts a process that owns a context named `Name', for a
 %% supervision tree: `Opts' as for new/1, with `name'. The process is
@@ -129,7 +139,7 @@ init(Opts) ->
     Name = registered_name(),
     case new(Opts) of
         {ok, Context} ->
-            persistent_term:put(?NAME_KEY(Name), Context),
+            persistent_term:put(?NAME_KEY(Name), {self(), Context}),
             {ok, #{name => Name, context => Context}};
         {error, Reason} ->
             {stop, Reason}
