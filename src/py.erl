@@ -153,10 +153,11 @@ eval(Code) ->
     eval(Code, #{}).
 
 %% @doc `eval(Code, Locals)' with the default timeout; or, when the first
-%% argument is a context, `eval(Context, Code)': as {@link eval/4}.
+%% argument is a context (or a context's name) and the second no map,
+%% `eval(Context, Code)': as {@link eval/4}.
 -spec eval(code(), map()) -> {ok, term()} | py_error();
           (context(), code()) -> {ok, term()} | py_error().
-eval(Context, Code) when is_reference(Context); is_atom(Context) ->
+eval(Context, Code) when is_reference(Context) orelse is_atom(Context), not is_map(Code) ->
     eval(Context, Code, #{}, #{});
 eval(Code, Locals) ->
     eval(Code, Locals, default_timeout()).
@@ -164,10 +165,11 @@ eval(Code, Locals) ->
 %% @doc Evaluates a Python expression. Globals are the interpreter's shared
 %% `__main__' namespace; `Locals' (keys atoms or binaries) are local names
 %% for this evaluation only. `Opts' as for {@link call/5}. When the first
-%% argument is a context, this is `eval(Context, Code, Locals)'.
+%% argument is a context (or a context's name) and the second no map, this
+%% is `eval(Context, Code, Locals)'.
 -spec eval(code(), map(), opts()) -> {ok, term()} | py_error();
           (context(), code(), map()) -> {ok, term()} | py_error().
-eval(Context, Code, Locals) when is_reference(Context); is_atom(Context) ->
+eval(Context, Code, Locals) when is_reference(Context) orelse is_atom(Context), not is_map(Code) ->
     eval(Context, Code, Locals, #{});
 eval(Code, Locals, Opts) ->
     with_opts(Opts, fun(Timeout, Return) ->
@@ -195,11 +197,12 @@ exec(Code) ->
 
 %% @doc Executes Python statements in the shared `__main__' namespace, so
 %% that what they define is visible to later calls from any process. When
-%% the first argument is a context, this is `exec(Context, Code)', as
-%% {@link exec/3}.
+%% the first argument is a context (or a context's name) and the second
+%% code, this is `exec(Context, Code)', as {@link exec/3}.
 -spec exec(code(), timeout()) -> ok | py_error();
           (context(), code()) -> ok | py_error().
-exec(Context, Code) when is_reference(Context); is_atom(Context) ->
+exec(Context, Code) when is_reference(Context) orelse is_atom(Context),
+                         is_binary(Code) orelse is_list(Code) ->
     exec(Context, Code, #{});
 exec(Code, Timeout) ->
     with_code(Code, fun(Source) -> finish(py_nif:exec(Source, Timeout, depth()), Timeout) end).

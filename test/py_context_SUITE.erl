@@ -65,7 +65,8 @@
 -export([owngil_context_has_its_own_modules/1,
          owngil_references_are_refused_elsewhere/1,
          owngil_references_end_with_their_context/1,
-         numpy_import_fails_cleanly_in_an_owngil_context/1]).
+         numpy_import_fails_cleanly_in_an_owngil_context/1,
+         single_phase_extension_is_refused_and_harms_nothing/1]).
 %% pool
 -export([pool_starts_on_demand_and_gives_a_process_the_same_context/1,
          start_contexts_makes_the_pool_once/1,
@@ -119,7 +120,8 @@ groups() ->
      {owngil_only, [parallel],
       [owngil_context_has_its_own_modules, owngil_references_are_refused_elsewhere,
        owngil_references_end_with_their_context,
-       numpy_import_fails_cleanly_in_an_owngil_context]},
+       numpy_import_fails_cleanly_in_an_owngil_context,
+       single_phase_extension_is_refused_and_harms_nothing]},
      %% Sequential: the pool is one for the VM.
      {pool, [],
       [pool_starts_on_demand_and_gives_a_process_the_same_context,
@@ -840,6 +842,29 @@ numpy_import_fails_cleanly_in_an_owngil_context(Config) ->
             {ok, 2} = py:eval(Ctx, <<"1 + 1">>),
             {ok, 2} = py:eval(Other, <<"1 + 1">>),
             {ok, 6} = py:eval(<<"int(__import__('numpy').arange(4).sum())">>)
+    end.
+
+%% _testsinglephase, CPython's own single-phase extension (in Pythons built
+%% with their test modules, as pyenv's are), stands in for numpy where
+%% numpy is missing: refused in an owngil context, then imported in the
+%% main interpreter. Under 3.12 that import aborted the VM ("double free or
+%% corruption") until an own context's extension imports ran the init
+%% function in the main interpreter first (c_src/extensions.c).
+single_phase_extension_is_refused_and_harms_nothing(Config) ->
+    Find = <<"__import__('importlib.util').util.find_spec('_testsinglephase') is not None">>,
+    case py:eval(Find) of
+        {ok, false} ->
+            {skip, "this Python has no _testsinglephase"};
+        {ok, true} ->
+            Ctx = new_context(Config),
+            {'ImportError', Message} = py_error(py:exec(Ctx, <<"import _testsinglephase">>)),
+            true = binary:match(Message, <<"_testsinglephase">>) =/= nomatch,
+            {ok, <<"_testsinglephase">>} = py:eval(<<"__import__('_testsinglephase').__name__">>),
+            ok = py_context:stop(Ctx),
+            Again = new_context(Config),
+            {'ImportError', _} = py_error(py:exec(Again, <<"import _testsinglephase">>)),
+            {ok, 2} = py:eval(Again, <<"1 + 1">>),
+            {ok, 2} = py:eval(<<"1 + 1">>)
     end.
 
 %%% pool
