@@ -31,6 +31,10 @@
  *     a context's lock         contexts.c    its state and stoppers
  *     an own context's         context.c,    its references
  *       objrefs lock           objref.c
+ *     an own context's         context.c     making and deleting its
+ *       tstates lock                         thread states (a GIL is
+ *                                            released under it, never
+ *                                            taken)
  *     the own contexts' lock   context.c     the list of own contexts
  *   5 the flusher's lock       stream.c      the list of stream senders
  *   6 a stream sender's lock   stream.c      the group of items it makes

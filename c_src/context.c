@@ -5,8 +5,9 @@
  * Every OS thread that runs Python for us (dirty schedulers, pool threads,
  * the watchdog) gets one PyThreadState per context on its first use and
  * keeps it: making one per call would cost more than a short call. It is
- * found through a pthread key of the context. Only pool threads exit while
- * the VM runs, and they forget their states first.
+ * found through a pthread key of the context (the main interpreter's;
+ * own contexts differ, below). Only pool threads and contexts' finalisers
+ * exit while the VM runs, and they forget their states first.
  *
  * Objects that Erlang drops (the owner of a binary made over a Python
  * buffer, see buffers.c; the object of a reference, objref.c) are released
@@ -25,16 +26,31 @@
  * same way, without the wait for calls.
  *
  * Own contexts (subinterpreters, contexts.c) can be stopped, so they count
- * the threads inside them (drain.h) and can be closed. Every thread state
- * pyerl_ctx_enter makes for one is listed in it, so that its finaliser
- * can delete them all before Py_EndInterpreter, which insists on being
- * the last. A thread makes its main-interpreter state before any other:
- * CPython binds a thread's first state to PyGILState, and a state of an
- * interpreter that ends must not be the one bound. A pool thread that
- * exits cannot take an own context's GIL without risking a wait, so it
- * hands its state there (an orphan) to the next thread that enters.
- * Own contexts are listed (under list_lock) for that, for the release
- * thread, and to find the context of an interpreter.
+ * the threads inside them (drain.h) and can be closed. A thread takes a
+ * new state for an own context each time it enters and deletes it when it
+ * leaves, rather than keeping one: CPython (3.12, 3.13) binds a thread's
+ * PyGILState to the state it last activated and, when it later activates
+ * another, writes into that one, so a kept state of an interpreter that
+ * ended, deleted by its finaliser on another thread, would be written
+ * after it was freed (ThreadSanitizer saw that SEGV). Deleting its own
+ * state on the way out leaves a thread bound to none. It costs about
+ * 0.3 us a call (1.13-1.17 times a plain py:call against 1.0-1.07 with
+ * kept states, warm, measured in turns), and an own context then has no
+ * state left but the one it keeps (below) once nobody is inside, which
+ * is what Py_EndInterpreter requires of all but its caller's. Python's
+ * thread-local data therefore lasts one call in an own context.
+ *
+ * The interpreter's first state is kept for its whole life, detached:
+ * CPython 3.12.1 gives a new state the interpreter's built-in first one
+ * whenever its list of states is empty, and does not reset that one when
+ * it is deleted, so the next call failed, fatally, with "thread state
+ * already initialized". The kept state is bound to no thread and has
+ * thread id 0, so that the watchdog, which finds a call's state by its
+ * thread's id, never takes it for the state of a call made later on the
+ * thread that made the context.
+ *
+ * Own contexts are listed (under list_lock) for the release thread and to
+ * find the context of an interpreter.
  */
 #include "context.h"
 
@@ -48,61 +64,80 @@
 /* Written once by boot.c at the first load, read-only afterwards. */
 static struct pyerl_ctx *main_ctx;
 
-/* Leaf lock: the list of own contexts. */
+/* The list of own contexts; held while a drain's lock may be taken
+ * (common.h), else a leaf. */
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pyerl_ctx *own_contexts;
-
-/* A thread state of an own context whose thread has exited. */
-struct pyerl_orphan {
-    PyThreadState *tstate;
-    struct pyerl_orphan *next;
-};
 
 /* Posted when a context's list of dropped objects stops being empty. */
 static sem_t dropped_signal;
 static atomic_int releaser_started; /* set once by pyerl_ctx_start_releaser, from load */
 
-struct pyerl_ctx *
-pyerl_ctx_new(PyInterpreterState *interp)
+/* A zeroed context for interp; NULL if out of memory. */
+static struct pyerl_ctx *
+alloc_ctx(PyInterpreterState *interp)
 {
     struct pyerl_ctx *ctx = enif_alloc(sizeof *ctx);
 
-    if (!ctx) {
-        return NULL;
+    if (ctx) {
+        memset(ctx, 0, sizeof *ctx);
+        ctx->interp = interp;
+        atomic_init(&ctx->dropped, NULL);
+        atomic_init(&ctx->releases, 0);
     }
-    memset(ctx, 0, sizeof *ctx);
-    if (pthread_key_create(&ctx->tstate_key, NULL) != 0) {
+    return ctx;
+}
+
+struct pyerl_ctx *
+pyerl_ctx_new(PyInterpreterState *interp)
+{
+    struct pyerl_ctx *ctx = alloc_ctx(interp);
+
+    if (ctx && pthread_key_create(&ctx->tstate_key, NULL) != 0) {
         enif_free(ctx);
         return NULL;
     }
-    ctx->interp = interp;
-    atomic_init(&ctx->dropped, NULL);
-    atomic_init(&ctx->releases, 0);
     return ctx;
 }
 
 struct pyerl_ctx *
 pyerl_ctx_new_own(PyInterpreterState *interp)
 {
-    struct pyerl_ctx *ctx = pyerl_ctx_new(interp);
+    struct pyerl_ctx *ctx = alloc_ctx(interp);
 
     if (!ctx) {
         return NULL;
     }
     if (pyerl_drain_init(&ctx->users) < 0) {
-        pthread_key_delete(ctx->tstate_key);
         enif_free(ctx);
         return NULL;
     }
     pthread_mutex_init(&ctx->objrefs_lock, NULL);
     ctx->own = 1;
     atomic_init(&ctx->holders, 1);
-    atomic_init(&ctx->orphans, NULL);
     pthread_mutex_lock(&list_lock);
     ctx->next = own_contexts;
     own_contexts = ctx;
     pthread_mutex_unlock(&list_lock);
     return ctx;
+}
+
+int
+pyerl_ctx_keep_first_state(struct pyerl_ctx *ctx)
+{
+    PyThreadState *first = PyThreadState_Get(), *passing = PyThreadState_New(ctx->interp);
+
+    if (!passing) {
+        return -1;
+    }
+    /* Running passing binds the thread to it instead of first; deleting
+     * passing then leaves the thread bound to none. */
+    PyThreadState_Swap(passing);
+    first->thread_id = 0;
+    ctx->keeper = first;
+    PyThreadState_Clear(passing);
+    PyThreadState_DeleteCurrent();
+    return 0;
 }
 
 void
@@ -121,7 +156,6 @@ pyerl_ctx_unref(struct pyerl_ctx *ctx)
     }
     pyerl_drain_destroy(&ctx->users);
     pthread_mutex_destroy(&ctx->objrefs_lock);
-    enif_free(ctx->tstates);
     enif_free(ctx);
 }
 
@@ -168,107 +202,24 @@ release_dropped(struct pyerl_ctx *ctx)
     }
 }
 
-/* The calling thread's state for the main interpreter, made if need be
- * (see the top). 0 or -1. */
-static int
-have_main_state(void)
-{
-    PyThreadState *tstate;
-
-    if (pthread_getspecific(main_ctx->tstate_key)) {
-        return 0;
-    }
-    if (!(tstate = PyThreadState_New(main_ctx->interp))) {
-        return -1;
-    }
-    pthread_setspecific(main_ctx->tstate_key, tstate);
-    return 0;
-}
-
-/* GIL held: lists a state just made for an own context. 0, or -1 if out
- * of memory. */
-static int
-list_tstate(struct pyerl_ctx *ctx, PyThreadState *tstate)
-{
-    size_t size = ctx->tstates_size ? 2 * ctx->tstates_size : 8;
-    PyThreadState **tstates;
-
-    if (ctx->n_tstates == ctx->tstates_size) {
-        if (!(tstates = enif_realloc(ctx->tstates, size * sizeof *tstates))) {
-            return -1;
-        }
-        ctx->tstates = tstates;
-        ctx->tstates_size = size;
-    }
-    ctx->tstates[ctx->n_tstates++] = tstate;
-    return 0;
-}
-
-/* GIL held: deletes a listed state of another thread, and unlists it. */
-static void
-delete_tstate(struct pyerl_ctx *ctx, PyThreadState *tstate)
-{
-    for (size_t i = 0; i < ctx->n_tstates; i++) {
-        if (ctx->tstates[i] == tstate) {
-            ctx->tstates[i] = ctx->tstates[--ctx->n_tstates];
-            PyThreadState_Clear(tstate);
-            PyThreadState_Delete(tstate);
-            return;
-        }
-    }
-}
-
-/* GIL held: deletes the states that exited threads left. */
-static void
-delete_orphans(struct pyerl_ctx *ctx)
-{
-    struct pyerl_orphan *orphan = atomic_exchange(&ctx->orphans, NULL), *next;
-
-    for (; orphan; orphan = next) {
-        next = orphan->next;
-        delete_tstate(ctx, orphan->tstate);
-        enif_free(orphan);
-    }
-}
-
-int
-pyerl_ctx_adopt_current(struct pyerl_ctx *ctx)
-{
-    PyThreadState *tstate = PyThreadState_Get();
-
-    if (list_tstate(ctx, tstate) < 0) {
-        return -1;
-    }
-    pthread_setspecific(ctx->tstate_key, tstate);
-    return 0;
-}
-
-/* Takes the GIL of ctx, which the caller is counted inside. */
+/* Takes the GIL of ctx, which the caller is counted inside: with the
+ * thread's kept state for the main interpreter, or a new state for an own
+ * context (see the top). */
 static int
 take_gil(struct pyerl_ctx *ctx)
 {
-    PyThreadState *tstate = pthread_getspecific(ctx->tstate_key);
-    int made = 0;
+    PyThreadState *tstate;
 
-    if (!tstate) {
-        if ((ctx->own && have_main_state() < 0) || !(tstate = PyThreadState_New(ctx->interp))) {
-            return PYERL_CTX_NO_STATE;
-        }
+    if (ctx->own) {
+        tstate = PyThreadState_New(ctx->interp);
+    } else if (!(tstate = pthread_getspecific(ctx->tstate_key)) &&
+               (tstate = PyThreadState_New(ctx->interp))) {
         pthread_setspecific(ctx->tstate_key, tstate);
-        made = 1;
+    }
+    if (!tstate) {
+        return PYERL_CTX_NO_STATE;
     }
     PyEval_RestoreThread(tstate);
-    if (ctx->own) {
-        if (made && list_tstate(ctx, tstate) < 0) {
-            PyThreadState_Clear(tstate);
-            PyThreadState_DeleteCurrent();
-            pthread_setspecific(ctx->tstate_key, NULL);
-            return PYERL_CTX_NO_STATE;
-        }
-        if (atomic_load_explicit(&ctx->orphans, memory_order_relaxed)) {
-            delete_orphans(ctx);
-        }
-    }
     if (atomic_load_explicit(&ctx->dropped, memory_order_relaxed)) {
         release_dropped(ctx);
     }
@@ -292,7 +243,7 @@ pyerl_ctx_enter(struct pyerl_ctx *ctx)
 int
 pyerl_ctx_enter_for_now(struct pyerl_ctx *ctx, int *made)
 {
-    *made = !pthread_getspecific(ctx->tstate_key);
+    *made = !ctx->own && !pthread_getspecific(ctx->tstate_key);
     return pyerl_ctx_enter(ctx);
 }
 
@@ -341,10 +292,13 @@ pyerl_ctx_enter_held(struct pyerl_ctx *ctx)
 void
 pyerl_ctx_leave(struct pyerl_ctx *ctx)
 {
-    PyEval_SaveThread();
-    if (ctx->own) {
-        pyerl_drain_leave(&ctx->users);
+    if (!ctx->own) {
+        PyEval_SaveThread();
+        return;
     }
+    PyThreadState_Clear(PyThreadState_Get());
+    PyThreadState_DeleteCurrent();
+    pyerl_drain_leave(&ctx->users);
 }
 
 int
@@ -356,30 +310,9 @@ pyerl_ctx_close(struct pyerl_ctx *ctx)
 void
 pyerl_ctx_forget_thread(void)
 {
-    PyThreadState *tstate;
-    struct pyerl_orphan *orphan;
-    struct pyerl_ctx *ctx;
+    PyThreadState *tstate = pthread_getspecific(main_ctx->tstate_key);
 
-    /* The own contexts' states first, while the main one is still the
-     * thread's PyGILState state. An own context's list cannot end while
-     * it is listed, and a closed one is swept by its finaliser. */
-    pthread_mutex_lock(&list_lock);
-    for (ctx = own_contexts; ctx; ctx = ctx->next) {
-        if (!(tstate = pthread_getspecific(ctx->tstate_key))) {
-            continue;
-        }
-        pthread_setspecific(ctx->tstate_key, NULL);
-        /* Out of memory: the state stays listed, and the finaliser
-         * deletes it. */
-        if ((orphan = enif_alloc(sizeof *orphan))) {
-            orphan->tstate = tstate;
-            orphan->next = atomic_load(&ctx->orphans);
-            while (!atomic_compare_exchange_weak(&ctx->orphans, &orphan->next, orphan)) {
-            }
-        }
-    }
-    pthread_mutex_unlock(&list_lock);
-    if (!(tstate = pthread_getspecific(main_ctx->tstate_key))) {
+    if (!tstate) {
         return;
     }
     PyEval_RestoreThread(tstate);
@@ -391,12 +324,8 @@ pyerl_ctx_forget_thread(void)
 void
 pyerl_ctx_end(struct pyerl_ctx *ctx)
 {
-    PyThreadState *self = PyThreadState_Get();
-    struct pyerl_orphan *orphan, *next;
     struct pyerl_ctx **at;
-    size_t i = 0;
 
-    /* Unlisted first: no exiting thread hands over a state from now on. */
     pthread_mutex_lock(&list_lock);
     for (at = &own_contexts; *at && *at != ctx; at = &(*at)->next) {
     }
@@ -405,22 +334,12 @@ pyerl_ctx_end(struct pyerl_ctx *ctx)
     }
     pthread_mutex_unlock(&list_lock);
     release_dropped(ctx);
-    /* Orphans are listed states too: the sweep below deletes them. */
-    for (orphan = atomic_exchange(&ctx->orphans, NULL); orphan; orphan = next) {
-        next = orphan->next;
-        enif_free(orphan);
+    if (ctx->keeper) {
+        PyThreadState_Clear(ctx->keeper);
+        PyThreadState_Delete(ctx->keeper);
+        ctx->keeper = NULL;
     }
-    while (i < ctx->n_tstates) {
-        if (ctx->tstates[i] == self) {
-            i++;
-        } else {
-            delete_tstate(ctx, ctx->tstates[i]);
-        }
-    }
-    ctx->n_tstates = 0;
-    Py_EndInterpreter(self);
-    pthread_setspecific(ctx->tstate_key, NULL);
-    pthread_key_delete(ctx->tstate_key);
+    Py_EndInterpreter(PyThreadState_Get());
 }
 
 void

@@ -23,7 +23,6 @@ struct pyerl_module_state;
 struct pyerl_names;
 struct pyerl_code_cache;
 struct pyerl_objref;
-struct pyerl_orphan;
 
 /* A Python object that Erlang has let go of, waiting for a thread that
  * holds the context's GIL to release it (a resource destructor may
@@ -39,7 +38,8 @@ struct pyerl_ctx {
     PyObject *globals;                /* the namespace of py:eval/exec; strong */
     PyObject *module;                 /* the interpreter's erlang module; strong */
     struct pyerl_module_state *state; /* the module's state (module_state.h) */
-    pthread_key_t tstate_key;         /* each OS thread's PyThreadState for interp */
+    pthread_key_t tstate_key;         /* each OS thread's PyThreadState for interp;
+                                       * not in an own context (context.c) */
     /* Guarded by the context's GIL: */
     struct pyerl_names *names;     /* py:call's names and modules (callable.c) */
     struct pyerl_code_cache *code; /* compiled eval and exec sources (code_cache.c) */
@@ -50,31 +50,30 @@ struct pyerl_ctx {
 
     /* Only in an own context (own is set once, when made): */
     int own;
-    struct pyerl_drain users; /* threads inside (enter to leave) */
-    atomic_int holders;       /* of the struct: its handle, its references;
-                               * the last frees it (pyerl_ctx_unref) */
-    PyThreadState **tstates;  /* the states pyerl_ctx_enter made, which the
-                               * finaliser deletes; guarded by the GIL */
-    size_t n_tstates, tstates_size;
-    _Atomic(struct pyerl_orphan *) orphans; /* states of exited threads */
-    pthread_mutex_t objrefs_lock;           /* leaf; guards the two below (objref.c) */
-    struct pyerl_objref *objrefs;           /* its live references */
-    int objrefs_closed;                     /* set by the finaliser: no more */
-    struct pyerl_ctx *next;                 /* in the list of own contexts */
+    struct pyerl_drain users;     /* threads inside (enter to leave) */
+    atomic_int holders;           /* of the struct: its handle, its references;
+                                   * the last frees it (pyerl_ctx_unref) */
+    PyThreadState *keeper;        /* its first state, kept (context.c) */
+    pthread_mutex_t objrefs_lock; /* leaf; guards the two below (objref.c) */
+    struct pyerl_objref *objrefs; /* its live references */
+    int objrefs_closed;           /* set by the finaliser: no more */
+    struct pyerl_ctx *next;       /* in the list of own contexts */
 };
 
 /* A new context for interp, with nothing else filled in yet; NULL if out
  * of memory. */
 struct pyerl_ctx *pyerl_ctx_new(PyInterpreterState *interp);
 
-/* A new own context for interp (a subinterpreter), held once and listed
- * among the own contexts; NULL if out of memory or of pthread keys. */
+/* A new own context for interp, a subinterpreter just made, whose first
+ * state is the calling thread's current one, the GIL held: held once and
+ * listed among the own contexts. NULL if out of memory. */
 struct pyerl_ctx *pyerl_ctx_new_own(PyInterpreterState *interp);
 
-/* Makes the calling thread's current state (holding the GIL of ctx, an
- * own context just made) its state for ctx, listed. 0, or -1 if out of
- * memory. */
-int pyerl_ctx_adopt_current(struct pyerl_ctx *ctx);
+/* Called by the thread that made an own context, when it has set it up:
+ * keeps the context's first state, detached and bound to no thread, and
+ * releases the GIL. 0, or -1 (the GIL still held) if no state can be
+ * made. */
+int pyerl_ctx_keep_first_state(struct pyerl_ctx *ctx);
 
 /* One more holder; and one fewer, the last freeing the struct (after
  * pyerl_ctx_end). Any thread, no GIL. */
@@ -92,11 +91,10 @@ void pyerl_set_main_ctx(struct pyerl_ctx *ctx);
 #define PYERL_CTX_CLOSED (-2)
 
 /* Takes ctx's GIL on the calling thread, with the thread's state for its
- * interpreter (made on the thread's first use and kept), and releases the
- * objects dropped meanwhile. Returns 0, or (nothing taken)
- * PYERL_CTX_NO_STATE if the thread state cannot be made, PYERL_CTX_CLOSED
- * if ctx is an own context being stopped. The caller holds no lock and no
- * other GIL. */
+ * interpreter (made on the thread's first use and kept; made for this
+ * entry in an own context), and releases the objects dropped meanwhile. Returns 0, or (nothing
+ * taken) PYERL_CTX_NO_STATE if the thread state cannot be made, PYERL_CTX_CLOSED if ctx is an own
+ * context being stopped. The caller holds no lock and no other GIL. */
 int pyerl_ctx_enter(struct pyerl_ctx *ctx);
 
 /* For a thread that knows a thread is inside ctx (the watchdog, which
@@ -113,12 +111,12 @@ void pyerl_ctx_unhold(struct pyerl_ctx *ctx); /* a hold not entered */
 int pyerl_ctx_enter_for_now(struct pyerl_ctx *ctx, int *made);
 void pyerl_ctx_leave_for_now(struct pyerl_ctx *ctx, int made);
 
-/* Releases the GIL that pyerl_ctx_enter took, and leaves. */
+/* Releases the GIL that pyerl_ctx_enter took (deleting the state of an
+ * own context), and leaves. */
 void pyerl_ctx_leave(struct pyerl_ctx *ctx);
 
 /* For a thread about to exit, holding no GIL: deletes its state for the
- * main interpreter, and hands its states for own contexts to be deleted
- * by the next thread that enters each. */
+ * main interpreter. */
 void pyerl_ctx_forget_thread(void);
 
 /* Closes an own context to new entries (pyerl_ctx_enter fails). Returns 1
@@ -128,9 +126,9 @@ int pyerl_ctx_close(struct pyerl_ctx *ctx);
 /* The GIL of an own context held by its finaliser (through
  * pyerl_ctx_enter_held), with nobody else inside (closed and drained), its
  * references emptied (objref.c) and its caches and objects released
- * (contexts.c): releases the dropped objects, deletes the other thread
- * states it made, ends the interpreter (which leaves no GIL held) and
- * unlists the context. What happens to a thread the interpreter's code started and
+ * (contexts.c): unlists the context, releases the dropped objects and
+ * ends the interpreter (which leaves no GIL held and deletes the
+ * finaliser's state). What happens to a thread the interpreter's code started and
  * that has not ended is Py_EndInterpreter's: it waits for it. */
 void pyerl_ctx_end(struct pyerl_ctx *ctx);
 

@@ -152,8 +152,8 @@ make_worker(struct pyerl_context *h, ErlNifEnv *env, ERL_NIF_TERM *error)
     return 1;
 }
 
-/* The GIL of an own context held, through a listed thread state: lets go
- * of what it holds and ends its interpreter (context.h). From here on its
+/* The GIL of an own context held: lets go of what it holds and ends its
+ * interpreter (context.h). From here on its
  * erlang module no longer reaches Erlang, so that the interpreter's last
  * code (atexit, threads ending) cannot use what is being released. */
 static void
@@ -272,8 +272,7 @@ set_up_own(struct pyerl_ctx *ctx, const struct paths *paths)
     return 0;
 }
 
-/* A subinterpreter with its own GIL, made on this thread, which keeps its
- * state there for later calls. */
+/* A subinterpreter with its own GIL, made on this thread. */
 static int
 make_own(struct pyerl_context *h, ErlNifEnv *env, ERL_NIF_TERM *error)
 {
@@ -316,10 +315,10 @@ make_own(struct pyerl_context *h, ErlNifEnv *env, ERL_NIF_TERM *error)
     if (!(ctx = pyerl_ctx_new_own(PyThreadState_GetInterpreter(tstate)))) {
         Py_EndInterpreter(tstate);
         free_paths(&paths);
-        *error = enif_make_tuple2(env, ATOM(error), enif_make_atom(env, "too_many_contexts"));
+        *error = enif_make_tuple2(env, ATOM(error), ATOM(enomem));
         return 0;
     }
-    if (pyerl_ctx_adopt_current(ctx) < 0 || set_up_own(ctx, &paths) < 0) {
+    if (set_up_own(ctx, &paths) < 0 || pyerl_ctx_keep_first_state(ctx) < 0) {
         *error = PyErr_Occurred() ? pyerl_error_from_python(env)
                                   : enif_make_tuple2(env, ATOM(error), ATOM(enomem));
         PyErr_Clear();
@@ -328,7 +327,6 @@ make_own(struct pyerl_context *h, ErlNifEnv *env, ERL_NIF_TERM *error)
         free_paths(&paths);
         return 0;
     }
-    PyEval_SaveThread();
     free_paths(&paths);
     h->ctx = ctx;
     h->globals = ctx->globals;

@@ -48,8 +48,7 @@ new() ->
 %% @doc Makes a context owned by the calling process. `Opts': `mode'
 %% (`worker', the default, or `owngil'). Errors:
 %% `{error, {not_supported, owngil}}' before Python 3.12,
-%% `{error, {badarg, opts}}', `{error, too_many_contexts}' when the
-%% system's thread keys run out (about a thousand `owngil' contexts).
+%% `{error, {badarg, opts}}'.
 -spec new(#{mode => mode()}) -> {ok, context()} | {error, term()}.
 new(Opts) when is_map(Opts) ->
     case maps:merge(#{mode => worker}, Opts) of
