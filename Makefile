@@ -86,12 +86,14 @@ asan: build
 # off, since ERTS holds more mutexes at once than it can track. The races
 # ERTS's own synchronisation hides are in test/tsan.supp. Any report stops
 # the VM, which counts as a failure. ASLR is off for the run: some kernels'
-# mmap layout makes TSan abort. The objects get their own OBJDIR: asan's
-# would otherwise be taken for up to date.
+# mmap layout makes TSan abort. The objects get their own OBJDIR, one per
+# PYTHON: asan's, or another Python's, would otherwise be taken for up to
+# date.
 TSAN_SUITES ?= py_thread_SUITE py_callback_SUITE
 TSAN_OUT := $(CURDIR)/_build/tsan/py_nif.so
 tsan: build
-	$(MAKE) -C c_src OUT=$(TSAN_OUT) OBJDIR=$(CURDIR)/_build/tsan/obj SANITIZE="-fsanitize=thread"
+	$(MAKE) -C c_src OUT=$(TSAN_OUT) OBJDIR=$(CURDIR)/_build/tsan/obj$(subst /,_,$(PYTHON)) \
+		SANITIZE="-fsanitize=thread"
 	ERL_AFLAGS="-env LD_PRELOAD $$($(CC) -print-file-name=libtsan.so) +Mea min -eval 'os:unsetenv(\"LD_PRELOAD\")'" \
 	TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1 detect_deadlocks=0 suppressions=$(CURDIR)/test/tsan.supp" \
 	ERLANG_PYTHON_NIF=$(TSAN_OUT) CT_LOGDIR=_build/tsan/logs SUITES="$(TSAN_SUITES)" \
@@ -122,7 +124,8 @@ VALGRIND_FLAGS ?= -q --error-exitcode=99 --suppressions=$(CURDIR)/test/valgrind.
 	--trace-children-skip=/usr/bin/*,/bin/*,*/erl_child_setup,*/inet_gethost,*/epmd,*/dyn_erl
 valgrind: build
 	@scripts/ensure-deps.sh valgrind
-	$(MAKE) -C c_src OUT=$(VALGRIND_OUT) OBJDIR=$(CURDIR)/_build/valgrind/obj SANITIZE=-DPYERL_VALGRIND
+	$(MAKE) -C c_src OUT=$(VALGRIND_OUT) OBJDIR=$(CURDIR)/_build/valgrind/obj$(subst /,_,$(PYTHON)) \
+		SANITIZE=-DPYERL_VALGRIND
 	erlc +debug_info -o test test/*.erl
 	@rm -f _build/valgrind/counts; status=0; \
 	for suite in $(VALGRIND_SUITES); do \
