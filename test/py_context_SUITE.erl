@@ -50,6 +50,7 @@
          killed_caller_interrupts_its_python_work/1,
          references_are_used_in_their_context_from_any_process/1,
          erlang_module_works_inside/1,
+         async_calls_work_inside/1,
          reentry_into_the_same_context_nests_ten_deep/1,
          reentry_with_a_single_dirty_scheduler/1,
          many_processes_call_one_context_at_once/1,
@@ -110,6 +111,7 @@ groups() ->
        owners_killed_mid_call_at_once_stop_their_contexts,
        killed_caller_interrupts_its_python_work,
        references_are_used_in_their_context_from_any_process, erlang_module_works_inside,
+       async_calls_work_inside,
        reentry_into_the_same_context_nests_ten_deep, reentry_with_a_single_dirty_scheduler,
        many_processes_call_one_context_at_once, two_contexts_called_from_many_processes_at_once,
        cpu_bound_work_in_two_contexts_at_once_gives_right_answers,
@@ -572,6 +574,19 @@ erlang_module_works_inside(Config) ->
     true = py:is_ref(R),
     {ok, 4} = py:call_method(R, add, [4]),
     {ok, 2} = py:eval(Ctx, <<"1 + 1">>).
+
+%% erlang.async_call from a coroutine, and a coroutine function called
+%% from Erlang (run to its end in an event loop of the context's).
+async_calls_work_inside(Config) ->
+    Ctx = new_context(Config),
+    ok = py:exec(Ctx, <<"import asyncio\n"
+                        "async def doubled_both(a, b):\n"
+                        "    return await asyncio.gather(erlang.async_call('ctx_suite_double', a),\n"
+                        "                                erlang.async_call('ctx_suite_double', b))\n">>),
+    {ok, [2, 4]} = py:call(Ctx, '__main__', doubled_both, [1, 2]),
+    {ok, [6, 8]} = py:eval(Ctx, <<"asyncio.run(doubled_both(3, 4))">>),
+    {error, timeout} = py:eval(Ctx, <<"asyncio.run(asyncio.sleep(30))">>, #{}, #{timeout => 100}),
+    {ok, [10, 12]} = py:call(Ctx, '__main__', doubled_both, [5, 6]).
 
 reentry_into_the_same_context_nests_ten_deep(Config) ->
     Ctx = new_context(Config),
