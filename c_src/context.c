@@ -44,10 +44,9 @@
  * CPython 3.12.1 gives a new state the interpreter's built-in first one
  * whenever its list of states is empty, and does not reset that one when
  * it is deleted, so the next call failed, fatally, with "thread state
- * already initialized". The kept state is bound to no thread and has
- * thread id 0, so that the watchdog, which finds a call's state by its
- * thread's id, never takes it for the state of a call made later on the
- * thread that made the context.
+ * already initialized". The kept state is bound to no thread; a call
+ * made later on the thread that made the context has a newer state with
+ * the same ident, which is the one Python finds first (interrupt.c).
  *
  * Own contexts are listed (under list_lock) for the release thread and to
  * find the context of an interpreter.
@@ -133,7 +132,6 @@ pyerl_ctx_keep_first_state(struct pyerl_ctx *ctx)
     /* Running passing binds the thread to it instead of first; deleting
      * passing then leaves the thread bound to none. */
     PyThreadState_Swap(passing);
-    first->thread_id = 0;
     ctx->keeper = first;
     PyThreadState_Clear(passing);
     PyThreadState_DeleteCurrent();
@@ -356,30 +354,6 @@ pyerl_ctx_drop_later(struct pyerl_ctx *ctx, struct pyerl_dropped *node)
     }
 }
 
-/* Waits GATHER_NS, then whether ctx still has dropped objects and no call
- * has released any meanwhile: calls that come release them, and taking
- * the GIL from under them would only slow them down. */
-static int
-left_to_release(struct pyerl_ctx *ctx)
-{
-    struct timespec gather = {.tv_sec = 0, .tv_nsec = GATHER_NS};
-    unsigned long releases;
-
-    for (;;) {
-        releases = atomic_load_explicit(&ctx->releases, memory_order_relaxed);
-        nanosleep(&gather, NULL);
-        /* One pass answers every post made so far. */
-        while (sem_trywait(&dropped_signal) == 0) {
-        }
-        if (!atomic_load_explicit(&ctx->dropped, memory_order_relaxed)) {
-            return 0;
-        }
-        if (atomic_load_explicit(&ctx->releases, memory_order_relaxed) == releases) {
-            return 1;
-        }
-    }
-}
-
 #define OWN_BATCH 16
 
 /* Releases the dropped objects of own contexts, OWN_BATCH contexts at a
@@ -399,9 +373,11 @@ release_own(void)
             more = 1;
             break;
         }
-        /* Counted inside, it stays listed until we leave; a closed one is
-         * emptied by its finaliser. */
+        /* Counted inside, it stays listed until we leave, and held, its
+         * struct stays until we are done with it; a closed one is emptied
+         * by its finaliser. */
         if (pyerl_drain_enter(&ctx->users) == 0) {
+            pyerl_ctx_ref(ctx);
             batch[n++] = ctx;
         }
     }
@@ -410,8 +386,36 @@ release_own(void)
         if (pyerl_ctx_enter_held(batch[i]) == 0) {
             pyerl_ctx_leave(batch[i]);
         }
+        pyerl_ctx_unref(batch[i]);
     }
     return more;
+}
+
+/* Waits GATHER_NS, then whether ctx still has dropped objects and no call
+ * has released any meanwhile: calls that come release them, and taking
+ * the GIL from under them would only slow them down. */
+static int
+left_to_release(struct pyerl_ctx *ctx)
+{
+    struct timespec gather = {.tv_sec = 0, .tv_nsec = GATHER_NS};
+    unsigned long releases;
+
+    for (;;) {
+        releases = atomic_load_explicit(&ctx->releases, memory_order_relaxed);
+        nanosleep(&gather, NULL);
+        /* One pass answers every post made so far; own contexts do not
+         * wait for the main interpreter's calls to stop. */
+        while (sem_trywait(&dropped_signal) == 0) {
+        }
+        while (release_own()) {
+        }
+        if (!atomic_load_explicit(&ctx->dropped, memory_order_relaxed)) {
+            return 0;
+        }
+        if (atomic_load_explicit(&ctx->releases, memory_order_relaxed) == releases) {
+            return 1;
+        }
+    }
 }
 
 /* The release thread: waits for the signal, and releases what no call
@@ -425,9 +429,6 @@ releaser_main(void *arg)
         }
         if (main_ctx && left_to_release(main_ctx) && pyerl_ctx_enter(main_ctx) == 0) {
             pyerl_ctx_leave(main_ctx);
-        }
-        if (release_own()) {
-            sem_post(&dropped_signal);
         }
     }
     return NULL;

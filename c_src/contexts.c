@@ -50,6 +50,7 @@
 #include "run.h"
 
 #include <string.h>
+#include <time.h>
 
 #define WAIT_SLICE_NS (50 * 1000 * 1000LL)
 #define OWNGIL_SUPPORTED (PY_VERSION_HEX >= 0x030C0000)
@@ -68,6 +69,7 @@ struct pyerl_context {
     ErlNifPid owner;
     int generation;           /* its type's slot (generations.h) */
     struct pyerl_drain calls; /* calls through this handle */
+    int calls_ready;          /* calls is made (for the destructor) */
     pthread_mutex_t lock;     /* guards the fields below */
     int state;                /* enum state */
     int finaliser_started;
@@ -152,17 +154,45 @@ make_worker(struct pyerl_context *h, ErlNifEnv *env, ERL_NIF_TERM *error)
     return 1;
 }
 
-/* The GIL of an own context held: lets go of what it holds and ends its
- * interpreter (context.h). From here on its
- * erlang module no longer reaches Erlang, so that the interpreter's last
- * code (atexit, threads ending) cannot use what is being released. */
+/* The GIL of an own context held: waits, the GIL released between looks,
+ * until no thread state is left in it but the caller's and the kept one.
+ * Py_EndInterpreter waits for the threads that `threading` started, but
+ * aborts the process if any other state is left: a thread of
+ * _thread.start_new_thread's, or of a C extension's. */
+static void
+wait_for_other_threads(struct pyerl_ctx *ctx)
+{
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000L};
+    PyThreadState *self = PyThreadState_Get(), *t;
+    int others;
+
+    for (;;) {
+        others = 0;
+        for (t = PyInterpreterState_ThreadHead(ctx->interp); t; t = PyThreadState_Next(t)) {
+            others += t != self && t != ctx->keeper;
+        }
+        if (!others) {
+            return;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        nanosleep(&pause, NULL);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+/* The GIL of an own context held: lets go of its references, waits for
+ * its own threads to end (they may still call Erlang), then lets go of
+ * the rest and ends its interpreter (context.h). Its erlang module no
+ * longer reaches Erlang from then on, so that the interpreter's last code
+ * (atexit) cannot use what is being released. */
 static void
 end_own(struct pyerl_ctx *ctx)
 {
+    pyerl_objref_release_all(ctx);
+    wait_for_other_threads(ctx);
     if (ctx->state) {
         ctx->state->ctx = NULL;
     }
-    pyerl_objref_release_all(ctx);
     Py_CLEAR(ctx->globals);
     Py_CLEAR(ctx->module);
     Py_CLEAR(ctx->registered);
@@ -365,11 +395,12 @@ pyerl_nif_context_new(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     h->state = STOPPED; /* until made: the destructor then has nothing to stop */
     h->mode = argv[0] == ATOM(worker) ? WORKER : OWNGIL;
     h->owner = owner;
+    pthread_mutex_init(&h->lock, NULL);
     if (pyerl_drain_init(&h->calls) < 0) {
-        pyerl_generations_destroyed(&generations, generation);
+        enif_release_resource(h);
         return enif_make_tuple2(env, ATOM(error), ATOM(enomem));
     }
-    pthread_mutex_init(&h->lock, NULL);
+    h->calls_ready = 1;
 #if OWNGIL_SUPPORTED
     made = h->mode == WORKER ? make_worker(h, env, &error) : make_own(h, env, &error);
 #else
@@ -539,7 +570,9 @@ context_dtor(ErlNifEnv *env, void *arg)
         enif_free_env(h->waiters_env);
     }
     enif_free(h->waiters);
-    pyerl_drain_destroy(&h->calls);
+    if (h->calls_ready) {
+        pyerl_drain_destroy(&h->calls);
+    }
     pthread_mutex_destroy(&h->lock);
     pyerl_generations_destroyed(&generations, h->generation);
 }

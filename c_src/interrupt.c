@@ -74,11 +74,15 @@ static _Thread_local struct pyerl_inflight *current_call;
 /* The GIL of ctx held. Sets exc (NULL: clears it) as the pending async
  * exception of the thread of ctx's interpreter whose ident is id; returns
  * -1, doing nothing, if more than one thread state has that ident (see the
- * top). Thread states are added and removed with the GIL held, so the list
- * is stable while walked. */
+ * top; from 3.12 a new thread's state has its own ident from the start, and
+ * the newest state with an ident, the one Python finds first, is the
+ * call's). Before 3.12 there are no own contexts, and the main
+ * interpreter's states are added and removed with its GIL held, so the
+ * list is stable while walked. */
 static int
 set_async_exc(struct pyerl_ctx *ctx, unsigned long id, PyObject *exc)
 {
+#if PY_VERSION_HEX < 0x030C0000
     PyThreadState *t;
     int matches = 0;
 
@@ -88,6 +92,9 @@ set_async_exc(struct pyerl_ctx *ctx, unsigned long id, PyObject *exc)
     if (matches > 1) {
         return -1;
     }
+#else
+    (void)ctx;
+#endif
     PyThreadState_SetAsyncExc(id, exc);
     return 0;
 }
@@ -295,10 +302,11 @@ find_listed(const struct target *t)
     return NULL;
 }
 
-/* Lock held. Fills due (calls past deadline, their contexts held: a
- * listed call is inside its context, which therefore cannot end before
- * the hold) and check (callers to look at); returns when the watchdog
- * should wake next. */
+/* Lock held. Fills due (calls past deadline, their contexts held, and
+ * their structs too, until the watchdog has left them: a listed call is
+ * inside its context, which therefore cannot end before the hold) and
+ * check (callers to look at); returns when the watchdog should wake
+ * next. */
 static int64_t
 scan(int64_t now, struct target *due, int *n_due, struct target *check, int *n_check)
 {
@@ -308,6 +316,7 @@ scan(int64_t now, struct target *due, int *n_due, struct target *check, int *n_c
     *n_due = *n_check = 0;
     for (c = calls; c; c = c->next) {
         if (c->deadline_ns <= now && *n_due < BATCH) {
+            pyerl_ctx_ref(c->ctx);
             pyerl_ctx_hold(c->ctx);
             due[(*n_due)++] = (struct target){c, c->serial, c->caller, c->ctx};
         } else if (c->deadline_ns < next) {
@@ -412,6 +421,7 @@ interrupt_due(struct target *due, int n_due)
             raise_due_in(ctx, due, n_due);
             pyerl_ctx_leave(ctx);
         }
+        pyerl_ctx_unref(ctx);
     }
 }
 

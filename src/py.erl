@@ -181,8 +181,8 @@ eval(Code, Locals, Opts) ->
 %% @doc Evaluates a Python expression in the context's namespace, with
 %% `Locals' as for {@link eval/3}; `Opts': `timeout', `return'.
 -spec eval(context(), code(), map(), context_opts()) -> {ok, term()} | py_error().
-eval(Context, Code, Locals, Opts) when is_map(Opts) ->
-    with_context_opts(Context, maps:remove(kwargs, Opts), fun(Ctx, _Kwargs, Timeout, Return) ->
+eval(Context, Code, Locals, Opts) when is_map(Opts), not is_map_key(kwargs, Opts) ->
+    with_context_opts(Context, Opts, fun(Ctx, _Kwargs, Timeout, Return) ->
         with_code(Code, fun(Source) ->
             finish(py_nif:context_eval(Ctx, Source, Locals, Timeout, depth(), Return), Timeout)
         end)
@@ -210,8 +210,9 @@ exec(Code, Timeout) ->
 %% @doc Executes Python statements in the context's namespace; `Opts':
 %% `timeout'.
 -spec exec(context(), code(), #{timeout => timeout()}) -> ok | py_error().
-exec(Context, Code, Opts) when is_map(Opts) ->
-    with_context_opts(Context, maps:remove(kwargs, Opts), fun(Ctx, _Kwargs, Timeout, value) ->
+exec(Context, Code, Opts) when is_map(Opts), not is_map_key(kwargs, Opts),
+                               not is_map_key(return, Opts) ->
+    with_context_opts(Context, Opts, fun(Ctx, _Kwargs, Timeout, _Return) ->
         with_code(Code, fun(Source) ->
             finish(py_nif:context_exec(Ctx, Source, Timeout, depth()), Timeout)
         end)

@@ -74,18 +74,26 @@ stop(Context) ->
 %% Stopping a stopped context is `ok'.
 -spec stop(context(), timeout()) -> ok | {error, timeout | {badarg, context}}.
 stop(Context, Timeout) ->
+    %% Waited for in a process of its own, so that an answer that comes
+    %% after the timeout dies with it instead of staying in the caller's
+    %% mailbox.
+    {Pid, Mon} = spawn_monitor(fun() -> exit({stop, stop_and_wait(Context)}) end),
+    receive
+        {'DOWN', Mon, process, Pid, {stop, Result}} -> Result
+    after Timeout ->
+        exit(Pid, kill),
+        receive
+            {'DOWN', Mon, process, Pid, {stop, Result}} -> Result;
+            {'DOWN', Mon, process, Pid, _Killed} -> {error, timeout}
+        end
+    end.
+
+stop_and_wait(Context) ->
     Ref = make_ref(),
     case py_nif:context_stop(Context, Ref) of
-        stopped ->
-            ok;
-        stopping ->
-            receive
-                {py_context_stopped, Ref} -> ok
-            after Timeout ->
-                {error, timeout}
-            end;
-        {error, _} = Error ->
-            Error
+        stopped -> ok;
+        stopping -> receive {py_context_stopped, Ref} -> ok end;
+        {error, _} = Error -> Error
     end.
 
 %% @doc Whether `Term' is a context (stopped or not).

@@ -20,7 +20,8 @@
 %% Each own-GIL context (py_context) has an interpreter, and so a set of
 %% names, of its own: py_context adds it here when it is made, which sets
 %% its names, and every change is made there too, until the context is
-%% found stopped. (Worker contexts share the main interpreter's.)
+%% found stopped (at a change, or when another context is added). Worker
+%% contexts share the main interpreter's set.
 %%
 %% Names that begin with `_erlang_python.' are reserved for the
 %% application's own functions (erlang.state_* call them): they are not in
@@ -119,7 +120,8 @@ handle_call({unregister, Name}, _From, #{contexts := Contexts} = State) ->
     true = ets:delete(?TABLE, Name),
     {reply, ok, State#{contexts := Live}};
 handle_call({add_context, Context}, _From, #{contexts := Contexts} = State) ->
-    {reply, ok, State#{contexts := set_in_contexts([Context], names(), true) ++ Contexts}};
+    Running = [C || C <- Contexts, maps:get(state, py_context:info(C)) =/= stopped],
+    {reply, ok, State#{contexts := set_in_contexts([Context], names(), true) ++ Running}};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
@@ -145,14 +147,23 @@ reserved(_Name) -> error.
 names() ->
     ets:select(?TABLE, [{{'$1', '_'}, [], ['$1']}]).
 
-%% Sets the names in each context, and returns those still running.
+%% Sets the names in each context, and returns those not stopped. A call
+%% that fails otherwise (overloaded) leaves that context's set behind, with
+%% a warning, and the context kept.
 set_in_contexts(Contexts, Names, Registered) ->
     [Context || Context <- Contexts, set_in_context(Context, Names, Registered)].
 
 set_in_context(Context, [Name | Names], Registered) ->
     case py:call(Context, erlang, '_set_registered', [Name, Registered], #{timeout => infinity}) of
-        {ok, none} -> set_in_context(Context, Names, Registered);
-        {error, _} -> false
+        {ok, none} ->
+            set_in_context(Context, Names, Registered);
+        {error, context_stopped} ->
+            false;
+        {error, Reason} ->
+            logger:warning("erlang_python: the registered name ~ts could not be ~ts in a context: ~0p",
+                           [Name, case Registered of true -> "set"; false -> "unset" end, Reason],
+                           #{domain => [erlang_python]}),
+            set_in_context(Context, Names, Registered)
     end;
 set_in_context(_Context, [], _Registered) ->
     true.

@@ -67,7 +67,8 @@
          owngil_references_are_refused_elsewhere/1,
          owngil_references_end_with_their_context/1,
          numpy_import_fails_cleanly_in_an_owngil_context/1,
-         single_phase_extension_is_refused_and_harms_nothing/1]).
+         single_phase_extension_is_refused_and_harms_nothing/1,
+         stop_waits_for_threads_the_context_started/1]).
 %% pool
 -export([pool_starts_on_demand_and_gives_a_process_the_same_context/1,
          start_contexts_makes_the_pool_once/1,
@@ -123,7 +124,8 @@ groups() ->
       [owngil_context_has_its_own_modules, owngil_references_are_refused_elsewhere,
        owngil_references_end_with_their_context,
        numpy_import_fails_cleanly_in_an_owngil_context,
-       single_phase_extension_is_refused_and_harms_nothing]},
+       single_phase_extension_is_refused_and_harms_nothing,
+       stop_waits_for_threads_the_context_started]},
      %% Sequential: the pool is one for the VM.
      {pool, [],
       [pool_starts_on_demand_and_gives_a_process_the_same_context,
@@ -241,6 +243,10 @@ bad_call_options_are_rejected(_Config) ->
          {error, {badarg, opts}} = py:exec(Ctx, <<"ctx_bad_opts_ran = True">>, Opts)
      end || Opts <- [#{colour => blue}, #{timeout => 1000, extra => 1}, #{"timeout" => 1000},
                      #{<<"kwargs">> => #{}}, [{timeout, 1000}]]],
+    %% Options that do not apply to eval (kwargs) or exec (kwargs, return).
+    {error, {badarg, opts}} = py:eval(Ctx, <<"1">>, #{}, #{kwargs => #{}}),
+    [{error, {badarg, opts}} = py:exec(Ctx, <<"ctx_bad_opts_ran = True">>, Opts)
+     || Opts <- [#{return => ref}, #{return => value}, #{kwargs => #{}}]],
     %% None of them ran.
     'NameError' = error_type(py:eval(Ctx, <<"ctx_bad_opts_ran">>)),
     {ok, 4.0} = py:call(Ctx, math, sqrt, [16], #{timeout => 5000}).
@@ -881,6 +887,38 @@ single_phase_extension_is_refused_and_harms_nothing(Config) ->
             {ok, 2} = py:eval(Again, <<"1 + 1">>),
             {ok, 2} = py:eval(<<"1 + 1">>)
     end.
+
+%% Threads the context's code started, with threading or with
+%% _thread.start_new_thread (which Py_EndInterpreter does not wait for, and
+%% aborts the process if it finds one left): stop waits for them to end
+%% before the interpreter ends; a stop that times out meanwhile says so,
+%% leaves no late message behind, and the context still ends when they do.
+stop_waits_for_threads_the_context_started(Config) ->
+    Self = self(),
+    Starts = <<"import _thread, threading, time\n"
+               "def start(pid, seconds):\n"
+               "    def run(tag):\n"
+               "        time.sleep(seconds)\n"
+               "        erlang.send(pid, (erlang.Atom('thread_ended'), tag))\n"
+               "    _thread.start_new_thread(run, ('raw',))\n"
+               "    threading.Thread(target=run, args=('threading',)).start()\n">>,
+    Ctx = new_context(Config),
+    ok = py:exec(Ctx, Starts),
+    {ok, none} = py:call(Ctx, '__main__', start, [Self, 0.5]),
+    ok = py_context:stop(Ctx, scaled(10000)),
+    [receive {thread_ended, Tag} -> ok after 0 -> ct:fail({stopped_before, Tag}) end
+     || Tag <- [<<"raw">>, <<"threading">>]],
+    %% Threads that outlast stop's timeout.
+    Late = new_context(Config),
+    ok = py:exec(Late, Starts),
+    {ok, none} = py:call(Late, '__main__', start, [Self, 2]),
+    {error, timeout} = py_context:stop(Late, 100),
+    #{state := stopping} = py_context:info(Late),
+    {error, context_stopped} = py:eval(Late, <<"1">>),
+    wait_until(fun() -> maps:get(state, py_context:info(Late)) =:= stopped end, scaled(20000)),
+    {messages, Messages} = process_info(self(), messages),
+    [] = [M || M <- Messages, element(1, M) =:= py_context_stopped],
+    {ok, 2} = py:eval(<<"1 + 1">>).
 
 %%% pool
 
