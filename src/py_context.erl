@@ -69,9 +69,9 @@ stop(Context) ->
 %% have ended and its interpreter (`owngil') is finalised. Its running
 %% calls return `{error, context_stopped}' at once, unless blocked in C
 %% code that Python cannot interrupt; a thread started by the context's
-%% Python code that does not end holds the finalisation back, which is
-%% what `{error, timeout}' then says: the context is stopped all the same.
-%% Stopping a stopped context is `ok'.
+%% Python code holds the finalisation back until it ends, which is what
+%% `{error, timeout}' then says: the context is stopped all the same, and
+%% no later message comes. Stopping a stopped context is `ok'.
 -spec stop(context(), timeout()) -> ok | {error, timeout | {badarg, context}}.
 stop(Context, Timeout) ->
     %% Waited for in a process of its own, so that an answer that comes
