@@ -77,14 +77,19 @@ stop(Context, Timeout) ->
     %% Waited for in a process of its own, so that an answer that comes
     %% after the timeout dies with it instead of staying in the caller's
     %% mailbox.
-    {Pid, Mon} = spawn_monitor(fun() -> exit({stop, stop_and_wait(Context)}) end),
+    Parent = self(),
+    Tag = make_ref(),
+    {Pid, Mon} = spawn_monitor(fun() -> Parent ! {Tag, stop_and_wait(Context)} end),
     receive
-        {'DOWN', Mon, process, Pid, {stop, Result}} -> Result
+        {Tag, Result} ->
+            erlang:demonitor(Mon, [flush]),
+            Result
     after Timeout ->
         exit(Pid, kill),
-        receive
-            {'DOWN', Mon, process, Pid, {stop, Result}} -> Result;
-            {'DOWN', Mon, process, Pid, _Killed} -> {error, timeout}
+        receive {'DOWN', Mon, process, Pid, _} -> ok end,
+        %% An answer sent just before the kill is here by now.
+        receive {Tag, Result} -> Result
+        after 0 -> {error, timeout}
         end
     end.
 
