@@ -710,11 +710,13 @@ os_threads() ->
     #{pool_threads := Pool} = py:stats(),
     {Tasks, Pool}.
 
-%% How many threads that were not there at Before are running, other than
-%% those the call pool has added (which outlive the calls that made them).
+%% How many more threads are running than at Before, other than those the
+%% call pool has added (which outlive the calls that made them). Counted,
+%% not named: a pool thread that idled out and one started since are two
+%% names for one pool thread.
 threads_added_since({Tasks, Pool}) ->
     {Now, PoolNow} = os_threads(),
-    max(0, length(Now -- Tasks) - max(0, PoolNow - Pool)).
+    max(0, length(Now) - length(Tasks) - max(0, PoolNow - Pool)).
 
 %% A big extension's first import can outlast the default timeout where
 %% everything runs slowly (under valgrind, numpy took over 30 s).
