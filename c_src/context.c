@@ -227,15 +227,20 @@ take_gil(struct pyerl_ctx *ctx)
 int
 pyerl_ctx_enter(struct pyerl_ctx *ctx)
 {
-    int rc;
-
     if (ctx->own && pyerl_drain_enter(&ctx->users) < 0) {
         return PYERL_CTX_CLOSED;
     }
-    if ((rc = take_gil(ctx)) < 0 && ctx->own) {
-        pyerl_drain_leave(&ctx->users);
-    }
-    return rc;
+    return pyerl_ctx_enter_held(ctx);
+}
+
+/* GIL held, with the thread's kept state for ctx: deletes that state,
+ * which releases the GIL. */
+static void
+delete_kept_state(struct pyerl_ctx *ctx)
+{
+    PyThreadState_Clear(PyThreadState_Get());
+    PyThreadState_DeleteCurrent();
+    pthread_setspecific(ctx->tstate_key, NULL);
 }
 
 int
@@ -248,16 +253,11 @@ pyerl_ctx_enter_for_now(struct pyerl_ctx *ctx, int *made)
 void
 pyerl_ctx_leave_for_now(struct pyerl_ctx *ctx, int made)
 {
-    PyThreadState *tstate;
-
     if (!made || ctx->own) {
         pyerl_ctx_leave(ctx);
         return;
     }
-    tstate = PyThreadState_Get();
-    PyThreadState_Clear(tstate);
-    PyThreadState_DeleteCurrent();
-    pthread_setspecific(ctx->tstate_key, NULL);
+    delete_kept_state(ctx);
 }
 
 void
@@ -314,9 +314,7 @@ pyerl_ctx_forget_thread(void)
         return;
     }
     PyEval_RestoreThread(tstate);
-    PyThreadState_Clear(tstate);
-    PyThreadState_DeleteCurrent();
-    pthread_setspecific(main_ctx->tstate_key, NULL);
+    delete_kept_state(main_ctx);
 }
 
 void

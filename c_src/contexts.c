@@ -125,6 +125,26 @@ pyerl_context_request(ErlNifEnv *env, ERL_NIF_TERM term, struct pyerl_request *r
     return 1;
 }
 
+/* Its state (enum state), read under its lock. */
+static int
+state_of(struct pyerl_context *h)
+{
+    int state;
+
+    pthread_mutex_lock(&h->lock);
+    state = h->state;
+    pthread_mutex_unlock(&h->lock);
+    return state;
+}
+
+/* Interrupts, for reason, every call running through the handle and, for
+ * owngil, every other call in its interpreter (on its references). */
+static void
+interrupt_calls(struct pyerl_context *h, enum pyerl_interruption reason)
+{
+    pyerl_inflight_interrupt_all(&h->calls, h->mode == OWNGIL ? h->ctx : NULL, reason);
+}
+
 /* ---- making ----------------------------------------------------------- */
 
 /* A worker's namespace, in the main interpreter. */
@@ -440,15 +460,25 @@ tell_waiters(struct pyerl_context *h)
     h->n_waiters = 0;
 }
 
+/* Waits until nobody is inside d (closed), interrupting again, every
+ * WAIT_SLICE_NS, the calls tagged tag or running in ctx that have not
+ * been yet (one may have entered just before the close and registered
+ * with the watchdog just after the stop's interruption). */
+static void
+drain_interrupting(struct pyerl_drain *d, const void *tag, struct pyerl_ctx *ctx)
+{
+    while (!pyerl_drain_wait(d, WAIT_SLICE_NS)) {
+        pyerl_inflight_interrupt_all(tag, ctx, PYERL_STOPPED);
+    }
+}
+
 static void *
 finaliser_main(void *arg)
 {
     struct pyerl_context *h = arg;
     struct pyerl_ctx *ctx = h->ctx;
 
-    while (!pyerl_drain_wait(&h->calls, WAIT_SLICE_NS)) {
-        pyerl_inflight_interrupt_all(&h->calls, NULL, PYERL_STOPPED);
-    }
+    drain_interrupting(&h->calls, &h->calls, NULL);
     if (h->mode == WORKER) {
         if (pyerl_ctx_enter(ctx) == 0) {
             PyDict_Clear(h->globals);
@@ -456,9 +486,7 @@ finaliser_main(void *arg)
             pyerl_ctx_leave(ctx);
         }
     } else {
-        while (!pyerl_drain_wait(&ctx->users, WAIT_SLICE_NS)) {
-            pyerl_inflight_interrupt_all(NULL, ctx, PYERL_STOPPED);
-        }
+        drain_interrupting(&ctx->users, NULL, ctx);
         /* Nobody else is inside, and nobody can enter. */
         pyerl_ctx_hold(ctx);
         if (pyerl_ctx_enter_held(ctx) == 0) {
@@ -543,7 +571,7 @@ stop(struct pyerl_context *h, const ErlNifPid *waiter, ERL_NIF_TERM ref)
     }
     pthread_mutex_unlock(&h->lock);
     if (was == RUNNING) {
-        pyerl_inflight_interrupt_all(&h->calls, h->mode == OWNGIL ? h->ctx : NULL, PYERL_STOPPED);
+        interrupt_calls(h, PYERL_STOPPED);
     }
     return was;
 }
@@ -607,19 +635,15 @@ ERL_NIF_TERM
 pyerl_nif_context_interrupt(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     struct pyerl_context *h = get_context(env, argv[0]);
-    int running;
 
     (void)argc;
     if (!h) {
         return pyerl_badarg(env, "context");
     }
-    pthread_mutex_lock(&h->lock);
-    running = h->state == RUNNING;
-    pthread_mutex_unlock(&h->lock);
-    if (!running) {
+    if (state_of(h) != RUNNING) {
         return enif_make_tuple2(env, ATOM(error), ATOM(context_stopped));
     }
-    pyerl_inflight_interrupt_all(&h->calls, h->mode == OWNGIL ? h->ctx : NULL, PYERL_INTERRUPTED);
+    interrupt_calls(h, PYERL_INTERRUPTED);
     return ATOM(ok);
 }
 
@@ -631,19 +655,15 @@ pyerl_nif_context_info(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
                                                  &pyerl_atoms.stopped};
     struct pyerl_context *h = get_context(env, argv[0]);
     ERL_NIF_TERM keys[4], values[4], map;
-    int state;
 
     (void)argc;
     if (!h) {
         return pyerl_badarg(env, "context");
     }
-    pthread_mutex_lock(&h->lock);
-    state = h->state;
-    pthread_mutex_unlock(&h->lock);
     keys[0] = ATOM(mode);
     values[0] = h->mode == WORKER ? ATOM(worker) : ATOM(owngil);
     keys[1] = ATOM(state);
-    values[1] = *states[state];
+    values[1] = *states[state_of(h)];
     keys[2] = ATOM(owner);
     values[2] = enif_make_pid(env, &h->owner);
     keys[3] = ATOM(calls);
