@@ -50,13 +50,13 @@
 -define(WEIGHED_CONTEXTS, 10).
 
 -type baseline() :: dirty_nif | round_trip | memcpy | py_call | value_call | sqrt_call
-                    | list_items | python_sends | one_process.
+                    | list_items | python_sends | one_process | erpc_noop.
 -type sampler() :: fun((non_neg_integer()) -> [number()]).
 -type shape() :: latency | slow | runs.
 -type stats() :: #{median := float(), p90 => float(), p99 := float() | undefined,
                    rate => float(), unit => us | kib | fd, vs => baseline() | absolute,
                    base => float()}.
--type row() :: #{group := 1..14, name := binary(), unit := us | kib | fd,
+-type row() :: #{group := 1..15, name := binary(), unit := us | kib | fd,
                  median := float(), p90 => float(), p99 := float() | undefined, rate := float() | undefined,
                  vs := baseline() | absolute | undefined, base := float() | undefined,
                  limit := number() | undefined,
@@ -103,7 +103,8 @@ run(Formats) ->
                                                fun async_calls/1, fun conversions/1,
                                                fun references/1, fun spawned_calls/1,
                                                fun streams/1, fun channels/1,
-                                               fun contexts/1, fun on_pool_threads/1]]),
+                                               fun contexts/1, fun pools/1,
+                                               fun on_pool_threads/1]]),
     Rows = judge(lists:sort(fun(A, B) -> maps:get(group, A) =< maps:get(group, B) end,
                             Measured)),
     Wall = (now_ns() - Start) / 1.0e9,
@@ -345,10 +346,9 @@ contexts(Bases) ->
     end.
 
 own_gil_rows(Bases) ->
-    Spin = <<"def spin(n):\n    t = 0\n    for i in range(n):\n        t += i\n    return t\n">>,
     Contexts = [begin
                     {ok, C} = py_context:new(#{mode => owngil}),
-                    ok = py:exec(C, Spin),
+                    ok = py:exec(C, spin_source()),
                     C
                 end || _ <- [1, 2]],
     [A, B] = Contexts,
@@ -376,6 +376,72 @@ own_gil_rows(Bases) ->
             row(14, "resident memory per owngil context", context_weight())],
     [ok = py_context:stop(C) || C <- Contexts],
     Rows.
+
+%% 15. A pool of 2 peer nodes (py_pool): a small call against erpc:call of a
+%% no-op to the same member, and the CPU-bound function of row 14 from 2
+%% processes through the pool against the same 2 calls from 1 process to
+%% 1 member. This VM becomes a distributed node for them (with an epmd of
+%% its own if none runs).
+pools(Bases) ->
+    case distributed() of
+        true ->
+            {ok, _} = py_pool:start_link(bench_pool, #{peers => 2, setup => spin_source()}),
+            try pool_rows(Bases)
+            after py_pool:stop(bench_pool)
+            end;
+        false ->
+            io:format("row 15: this VM cannot become a distributed node; no pool rows~n"),
+            []
+    end.
+
+pool_rows(Bases) ->
+    [Node | _] = py_pool:members(bench_pool),
+    Key = hd([K || K <- lists:seq(1, 100),
+                   py:call(bench_pool, os, getpid, [], #{key => K}) =:=
+                       {ok, list_to_integer(erpc:call(Node, os, getpid, []))}]),
+    Bases1 = Bases#{erpc_noop => erl(fun() -> Node = erpc:call(Node, erlang, node, []) end)},
+    Small = erl(fun() -> {ok, 3} = py:call(bench_pool, operator, add, [1, 2], #{key => Key}) end),
+    SpinOn = fun(Opts) ->
+                     {ok, _} = py:call(bench_pool, '__main__', spin, [?SPIN],
+                                       Opts#{timeout => infinity})
+             end,
+    Parallel = runs(fun() ->
+                            Start = now_ns(),
+                            Pids = [spawn_monitor(fun() -> SpinOn(#{}) end) || _ <- [1, 2]],
+                            [receive {'DOWN', M, process, P, normal} -> ok end || {P, M} <- Pids],
+                            now_ns() - Start
+                    end),
+    Serial = runs(fun() ->
+                          Start = now_ns(),
+                          SpinOn(#{key => Key}),
+                          SpinOn(#{key => Key}),
+                          now_ns() - Start
+                  end),
+    [row(15, "py:call(Pool, operator, add, [1, 2]), to one member",
+         measure(slow, Small, erpc_noop, Bases1), 1.5),
+     row(15, "CPU-bound function, 2 processes through a pool of 2 peers, per run",
+         measure(runs, Parallel, one_process, Bases1#{one_process => Serial}), 0.6)].
+
+spin_source() ->
+    <<"def spin(n):\n    t = 0\n    for i in range(n):\n        t += i\n    return t\n">>.
+
+%% Whether this VM is a distributed node, made one if need be.
+distributed() ->
+    is_alive() orelse begin
+        _ = erl_epmd:names() =:= {error, address} andalso os:cmd("epmd -daemon"),
+        wait_epmd(50),
+        case net_kernel:start([list_to_atom("py_bench_" ++ os:getpid()), shortnames]) of
+            {ok, _} -> true;
+            _ -> false
+        end
+    end.
+
+wait_epmd(0) -> ok;
+wait_epmd(N) ->
+    case erl_epmd:names() of
+        {ok, _} -> ok;
+        _ -> timer:sleep(100), wait_epmd(N - 1)
+    end.
 
 %% Two runs of a CPU-bound Erlang loop of about the Python one's length,
 %% one after the other or in two processes at once: wall time.
@@ -587,6 +653,7 @@ base_block(value_call) -> 1;
 base_block(list_items) -> 1;
 base_block(python_sends) -> 1;
 base_block(one_process) -> 1;
+base_block(erpc_noop) -> 100;
 base_block(_) -> ?BASE_BLOCK.
 
 %% Median, p90 and p99 of durations in ns, in us.
@@ -633,6 +700,7 @@ judge(Rows) ->
 baseline_name(dirty_nif) -> "dirty NIF";
 baseline_name(round_trip) -> "C round trip";
 baseline_name(memcpy) -> "1 MB memcpy";
+baseline_name(erpc_noop) -> "erpc:call of a no-op to the member";
 baseline_name(py_call) -> "py:call(pybench, double, [3])";
 baseline_name(value_call) -> "the same, return => value";
 baseline_name(sqrt_call) -> "py:call(math, sqrt, [16])";
@@ -654,7 +722,8 @@ group_title(10) -> "10. references to Python objects";
 group_title(11) -> "11. calls that return at once";
 group_title(12) -> "12. streams (py:stream_start)";
 group_title(13) -> "13. channels (py_channel:send, then Python receive)";
-group_title(14) -> "14. contexts (py_context)".
+group_title(14) -> "14. contexts (py_context)";
+group_title(15) -> "15. pools of peer nodes (py_pool)".
 
 %% ---- output --------------------------------------------------------------
 

@@ -5,8 +5,9 @@
  * its main context (boot.c), the watchdog thread (interrupt.c), the thread
  * that releases dropped objects (context.c), the pool (pool.c) and the
  * resource types of jobs (pool.c), thread workers (worker.c), binaries over
- * Python buffers (buffers.c), references to Python objects (objref.c),
- * channels (channel.c) and contexts (contexts.c).
+ * Python buffers (buffers.c), notices of collected terms (gc_notice.c),
+ * references to Python objects (objref.c), channels (channel.c) and
+ * contexts (contexts.c).
  * Nothing is torn down on unload: Python cannot be restarted in a process,
  * so a reload (upgrade) picks up what is already running.
  *
@@ -24,6 +25,7 @@
 #include "erlang_module.h"
 #include "erts_access.h"
 #include "executor.h"
+#include "gc_notice.h"
 #include "interrupt.h"
 #include "objref.h"
 #include "pool.h"
@@ -53,6 +55,10 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
     }
     if (pyerl_buffers_init(env) < 0) {
         enif_fprintf(stderr, "py_nif: cannot set up binaries over Python buffers\r\n");
+        return 2;
+    }
+    if (pyerl_gc_notice_init(env) < 0) {
+        enif_fprintf(stderr, "py_nif: cannot set up notices of collected terms\r\n");
         return 2;
     }
     if (pyerl_pool_init(env) < 0) {
@@ -124,6 +130,7 @@ static ErlNifFunc nif_funcs[] = {
     {"channel_info", 1, pyerl_nif_channel_info, 0},
     {"is_channel", 1, pyerl_nif_is_channel, 0},
     {"cancel", 1, pyerl_nif_cancel, 0},
+    {"gc_notice", 2, pyerl_nif_gc_notice, 0},
     {"worker_bind", 2, pyerl_nif_worker_bind, 0},
     {"worker_handler", 1, pyerl_nif_worker_handler, 0},
     {"worker_reply", 3, pyerl_nif_worker_reply, 0},

@@ -13,7 +13,9 @@
 %% py_context_pool owns the contexts of py:context/0, and each context the
 %% environment's `contexts' names has a process of its own (py_context);
 %% py_stream_sup supervises the streams of py:stream_start/4, found by
-%% their references in a table this supervisor owns too. It also owns the
+%% their references in a table this supervisor owns too. py_pool_agent
+%% serves the pools of other nodes that use this one as a member. It also
+%% owns the
 %% table of the shared state (py_state), which no process serves: callers
 %% read and write it directly. Owned here, the tables outlive a crash of
 %% any child, and end with the application.
@@ -55,7 +57,8 @@ init([]) ->
                 #{id => py_stream_sup, start => {py_stream_sup, start_link, []},
                   type => supervisor, shutdown => infinity},
                 #{id => py_context_pool, start => {py_context_pool, start_link, []},
-                  shutdown => 10000}
+                  shutdown => 10000},
+                #{id => py_pool_agent, start => {py_pool_agent, start_link, []}}
                 | [py_context:child_spec(Opts)
                    || Opts <- application:get_env(erlang_python, contexts, [])]],
     {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, Children}}.

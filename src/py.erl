@@ -84,6 +84,7 @@
     | {error, timeout}
     | {error, {badarg, atom()}}
     | {error, {remote_ref, node()}}
+    | {error, {nodedown, node()} | no_members}
     | {error, overloaded}
     | {error, interrupted | context_stopped}.
 %% A context (py_context), or the name of one started by
@@ -92,8 +93,10 @@
 %% The options of a call in a context.
 -type context_opts() :: #{kwargs => map(), timeout => timeout(), return => value | ref}.
 %% A reference to a Python object (see docs/references.md): an Erlang
-%% reference term that keeps the object alive while any term refers to it.
--type ref() :: reference().
+%% reference term that keeps the object alive while any term refers to it;
+%% or, for an object kept on a pool's member, a term of py_pool's
+%% (docs/distributed.md).
+-type ref() :: reference() | py_pool:ref().
 %% A timeout in milliseconds or `infinity', or a map of options:
 %% `timeout' (as before) and `return': `value' (the default) converts the
 %% result, `ref' returns a reference to the result instead.
@@ -138,10 +141,18 @@ call(Module, Function, Args, Kwargs) ->
 -spec call(name(), name(), list(), map(), opts()) -> {ok, term()} | py_error();
           (context(), name(), name(), list(), context_opts()) -> {ok, term()} | py_error().
 call(Context, Module, Function, Args, Opts) when is_list(Args), not is_list(Function) ->
-    with_context_opts(Context, Opts, fun(Ctx, Kwargs, Timeout, Return) ->
-        finish(py_nif:context_call(Ctx, Module, Function, Args, Kwargs, Timeout, depth(), Return),
-               Timeout)
-    end);
+    case py_pool:route(Context) of
+        undefined ->
+            with_context_opts(Context, Opts, fun(Ctx, Kwargs, Timeout, Return) ->
+                finish(py_nif:context_call(Ctx, Module, Function, Args, Kwargs, Timeout, depth(),
+                                           Return),
+                       Timeout)
+            end);
+        Pool ->
+            with_pool_opts(Opts, [kwargs, timeout, return, key], fun(PoolOpts) ->
+                finish(py_pool:call(Pool, Context, Module, Function, Args, PoolOpts), 0)
+            end)
+    end;
 call(Module, Function, Args, Kwargs, Opts) ->
     with_opts(Opts, fun(Timeout, Return) ->
         finish(py_nif:call(Module, Function, Args, Kwargs, Timeout, depth(), Return), Timeout)
@@ -182,11 +193,21 @@ eval(Code, Locals, Opts) ->
 %% `Locals' as for {@link eval/3}; `Opts': `timeout', `return'.
 -spec eval(context(), code(), map(), context_opts()) -> {ok, term()} | py_error().
 eval(Context, Code, Locals, Opts) when is_map(Opts), not is_map_key(kwargs, Opts) ->
-    with_context_opts(Context, Opts, fun(Ctx, _Kwargs, Timeout, Return) ->
-        with_code(Code, fun(Source) ->
-            finish(py_nif:context_eval(Ctx, Source, Locals, Timeout, depth(), Return), Timeout)
-        end)
-    end);
+    case py_pool:route(Context) of
+        undefined ->
+            with_context_opts(Context, Opts, fun(Ctx, _Kwargs, Timeout, Return) ->
+                with_code(Code, fun(Source) ->
+                    finish(py_nif:context_eval(Ctx, Source, Locals, Timeout, depth(), Return),
+                           Timeout)
+                end)
+            end);
+        Pool ->
+            with_pool_opts(Opts, [timeout, return, key], fun(PoolOpts) ->
+                with_code(Code, fun(Source) ->
+                    finish(py_pool:eval(Pool, Context, Source, Locals, PoolOpts), 0)
+                end)
+            end)
+    end;
 eval(_Context, _Code, _Locals, _Opts) ->
     {error, {badarg, opts}}.
 
@@ -212,11 +233,18 @@ exec(Code, Timeout) ->
 -spec exec(context(), code(), #{timeout => timeout()}) -> ok | py_error().
 exec(Context, Code, Opts) when is_map(Opts), not is_map_key(kwargs, Opts),
                                not is_map_key(return, Opts) ->
-    with_context_opts(Context, Opts, fun(Ctx, _Kwargs, Timeout, _Return) ->
-        with_code(Code, fun(Source) ->
-            finish(py_nif:context_exec(Ctx, Source, Timeout, depth()), Timeout)
-        end)
-    end);
+    case py_pool:route(Context) of
+        undefined ->
+            with_context_opts(Context, Opts, fun(Ctx, _Kwargs, Timeout, _Return) ->
+                with_code(Code, fun(Source) ->
+                    finish(py_nif:context_exec(Ctx, Source, Timeout, depth()), Timeout)
+                end)
+            end);
+        Pool ->
+            with_pool_opts(Opts, [timeout], fun(#{timeout := Timeout}) ->
+                with_code(Code, fun(Source) -> py_pool:exec(Pool, Source, Timeout) end)
+            end)
+    end;
 exec(_Context, _Code, _Opts) ->
     {error, {badarg, opts}}.
 
@@ -282,6 +310,10 @@ call_method(Ref, Name, Args, Kwargs) ->
 %% that is no reference, or was released, gives `{error, {badarg, ref}}';
 %% a reference made on another node gives `{error, {remote_ref, Node}}'.
 -spec call_method(ref(), name(), list(), map(), opts()) -> {ok, term()} | py_error().
+call_method(Ref, Name, Args, Kwargs, Opts) when is_tuple(Ref) ->
+    with_pool_ref(Ref, Opts, fun(PoolOpts) ->
+        finish(py_pool:call_method(Ref, Name, Args, Kwargs, PoolOpts), 0)
+    end);
 call_method(Ref, Name, Args, Kwargs, Opts) ->
     with_opts(Opts, fun(Timeout, Return) ->
         on_ref(Ref, finish(py_nif:call_method(Ref, Name, Args, Kwargs, Timeout, depth(), Return),
@@ -296,6 +328,8 @@ getattr(Ref, Name) ->
 %% @doc The attribute `Name' of the object `Ref' refers to. `Opts' as for
 %% {@link call/5}; errors as for {@link call_method/5}.
 -spec getattr(ref(), name(), opts()) -> {ok, term()} | py_error().
+getattr(Ref, Name, Opts) when is_tuple(Ref) ->
+    with_pool_ref(Ref, Opts, fun(PoolOpts) -> finish(py_pool:getattr(Ref, Name, PoolOpts), 0) end);
 getattr(Ref, Name, Opts) ->
     with_opts(Opts, fun(Timeout, Return) ->
         on_ref(Ref, finish(py_nif:getattr(Ref, Name, Timeout, depth(), Return), Timeout))
@@ -303,6 +337,8 @@ getattr(Ref, Name, Opts) ->
 
 %% @doc The value of the object `Ref' refers to, converted as a result is.
 -spec to_term(ref()) -> {ok, term()} | py_error().
+to_term(Ref) when is_tuple(Ref) ->
+    with_pool_ref(Ref, #{}, fun(#{timeout := Timeout}) -> finish(py_pool:to_term(Ref, Timeout), 0) end);
 to_term(Ref) ->
     Timeout = default_timeout(),
     on_ref(Ref, finish(py_nif:to_term(Ref, Timeout, depth()), Timeout)).
@@ -311,6 +347,8 @@ to_term(Ref) ->
 %% to it is garbage-collected; every later use of `Ref' gives
 %% `{error, {badarg, ref}}'. Releasing a reference again is `ok'.
 -spec release(ref()) -> ok | py_error().
+release(Ref) when is_tuple(Ref) ->
+    with_pool_ref(Ref, #{}, fun(_) -> py_pool:release(Ref) end);
 release(Ref) ->
     Timeout = default_timeout(),
     case on_ref(Ref, finish(py_nif:release(Ref, Timeout, depth()), Timeout)) of
@@ -321,6 +359,8 @@ release(Ref) ->
 %% @doc Whether `Term' is a reference to a Python object made on this node
 %% (released or not).
 -spec is_ref(term()) -> boolean().
+is_ref(Term) when is_tuple(Term) ->
+    py_pool:is_ref(Term);
 is_ref(Term) ->
     py_nif:is_ref(Term).
 
@@ -469,8 +509,14 @@ thread_stats() ->
 spawn_call(Module, Function, Args) ->
     spawn_call(Module, Function, Args, #{}).
 
-%% @equiv spawn_call(Module, Function, Args, Kwargs, DefaultTimeout)
--spec spawn_call(name(), name(), list(), map()) -> reference().
+%% @doc `spawn_call(Module, Function, Args, Kwargs)' with the default
+%% timeout; or, when the fourth argument is a list (and the third is no
+%% list), `spawn_call(Pool, Module, Function, Args)': the call/4 of a pool
+%% or a context, spawned.
+-spec spawn_call(name(), name(), list(), map()) -> reference();
+                (context() | atom(), name(), name(), list()) -> reference().
+spawn_call(Target, Module, Function, Args) when is_list(Args), not is_list(Function) ->
+    spawn_call(Target, Module, Function, Args, #{});
 spawn_call(Module, Function, Args, Kwargs) ->
     spawn_call(Module, Function, Args, Kwargs, default_timeout()).
 
@@ -482,7 +528,13 @@ spawn_call(Module, Function, Args, Kwargs) ->
 %% caller's death interrupts its Python work. That process unlinks before
 %% it answers, so a caller that traps exits gets no `'EXIT'' message.
 %% {@link last_traceback/0} is not set by spawned calls.
--spec spawn_call(name(), name(), list(), map(), opts()) -> reference().
+%% When the fourth argument is a list (and the third is no list), this is
+%% `spawn_call(Pool, Module, Function, Args, Opts)', {@link call/5}'s form
+%% for a pool or a context, spawned.
+-spec spawn_call(name(), name(), list(), map(), opts()) -> reference();
+                (context() | atom(), name(), name(), list(), map()) -> reference().
+spawn_call(Target, Module, Function, Args, Opts) when is_list(Args), not is_list(Function) ->
+    py_calls:spawn_run(fun() -> call(Target, Module, Function, Args, Opts) end);
 spawn_call(Module, Function, Args, Kwargs, Opts) ->
     py_calls:spawn_call(Module, Function, Args, Kwargs, Opts).
 
@@ -738,6 +790,34 @@ with_context_opts(Context, Opts, Run) when is_map(Opts) ->
     end;
 with_context_opts(_Context, _Opts, _Run) ->
     {error, {badarg, opts}}.
+
+%% A pool's options: those allowed, with their defaults, checked here
+%% where they are used here (the member checks the rest).
+with_pool_opts(Opts, Allowed, Run) when is_map(Opts) ->
+    case maps:size(maps:without(Allowed, Opts)) of
+        0 ->
+            Full = maps:merge(#{kwargs => #{}, timeout => default_timeout(), return => value}, Opts),
+            case Full of
+                #{timeout := T} when not (T =:= infinity orelse (is_integer(T) andalso T >= 0)) ->
+                    {error, {badarg, timeout}};
+                #{return := R} when R =/= value, R =/= ref ->
+                    {error, {badarg, opts}};
+                _ ->
+                    Run(Full)
+            end;
+        _ ->
+            {error, {badarg, opts}}
+    end;
+with_pool_opts(_Opts, _Allowed, _Run) ->
+    {error, {badarg, opts}}.
+
+%% A reference to an object on a pool's member; any other tuple is none.
+with_pool_ref(Ref, Opts, Run) ->
+    case py_pool:is_ref(Ref) of
+        true when is_map(Opts) -> with_pool_opts(Opts, [timeout, return], Run);
+        true -> with_pool_opts(#{timeout => Opts}, [timeout], Run);
+        false -> {error, {badarg, ref}}
+    end.
 
 %% A context's name stands for the context.
 with_context(Name, Run) when is_atom(Name) ->

@@ -36,7 +36,7 @@
 %% and belongs to its caller (as the handler's async call processes do).
 -module(py_calls).
 
--export([spawn_call/5, await/2, cancel/1, cast/4]).
+-export([spawn_call/5, spawn_run/1, await/2, cancel/1, cast/4]).
 
 -define(CALLS_KEY, '$py_calls').
 -define(MIN_PRUNE_AT, 64).
@@ -51,11 +51,17 @@
 %% caller; its result comes as `{py_response, Ref, Result}'.
 -spec spawn_call(py:name(), py:name(), list(), map(), py:opts()) -> reference().
 spawn_call(Module, Function, Args, Kwargs, Opts) ->
+    spawn_run(fun() -> py:call(Module, Function, Args, Kwargs, Opts) end).
+
+%% @doc Runs `Call' in a worker linked to the caller, as spawn_call/5 runs
+%% its call (a pool's call, for one).
+-spec spawn_run(fun(() -> term())) -> reference().
+spawn_run(Call) ->
     Caller = self(),
     Ref = make_ref(),
     Claim = atomics:new(1, []),
     Worker = spawn_link(fun() ->
-                                Result = py:call(Module, Function, Args, Kwargs, Opts),
+                                Result = Call(),
                                 Won = atomics:compare_exchange(Claim, 1, ?RUNNING, ?ANSWERED),
                                 unlink(Caller),
                                 _ = Won =:= ok andalso Caller ! {py_response, Ref, Result},

@@ -8,6 +8,7 @@
 -module(py_nif).
 
 -export([call/7, eval/5, exec/3, cancel/1, stats/0]).
+-export([gc_notice/2]).
 -export([call_method/7, getattr/5, to_term/3, release/3, is_ref/1]).
 -export([context_new/2, context_stop/2, context_interrupt/1, context_info/1, is_context/1,
          subinterp_supported/0, context_call/8, context_eval/6, context_exec/4]).
@@ -119,6 +120,11 @@ exec(_Code, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
 
 -spec cancel(reference()) -> sent | cancelled.
 cancel(_Job) -> erlang:nif_error(not_loaded).
+
+%% A term (a resource) that sends Message to Pid once the garbage
+%% collector has freed every copy of it on this node.
+-spec gc_notice(pid(), term()) -> reference() | {error, enomem}.
+gc_notice(_Pid, _Message) -> erlang:nif_error(not_loaded).
 
 -spec worker_bind(reference(), pid()) -> ok | {error, handler_died}.
 worker_bind(_Worker, _Handler) -> erlang:nif_error(not_loaded).
