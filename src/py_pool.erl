@@ -173,8 +173,13 @@ exec(#route{lives = {}}, _Code, _Timeout) ->
     {error, no_members};
 exec(#route{lives = Lives} = Route, Code, Timeout) ->
     Caller = self(),
+    %% Linked, so that the caller's death ends them (and their calls);
+    %% each unlinks before it answers, so that a caller trapping exits
+    %% gets no 'EXIT' message.
     Runs = [{L, spawn_link(fun() ->
-                                   Caller ! {self(), request(Route, L, {exec, Code, Timeout}, Timeout)}
+                                   Result = request(Route, L, {exec, Code, Timeout}, Timeout),
+                                   unlink(Caller),
+                                   Caller ! {self(), Result}
                            end)}
             || L <- tuple_to_list(Lives)],
     first_failure([{Node, receive {Pid, Result} -> Result end} || {#life{node = Node}, Pid} <- Runs]).
@@ -191,7 +196,7 @@ first_failure([{Node, {error, Reason}} | _]) ->
 routed(#route{lives = Lives, turn = Turn} = Route, Name, Opts, Timeout, Op) ->
     case pick(Lives, maps:find(key, Opts), Turn) of
         {ok, Life} ->
-            kept(request(Route, Life, Op(Route#route.pool), Timeout), Route, Name, Life);
+            kept(request(Route, Life, Op(owner(Route)), Timeout), Route, Name, Life);
         none ->
             {error, no_members}
     end.
@@ -221,6 +226,12 @@ least_loaded(Lives, N, Start, I, Best, BestLoad) ->
         Load when Load < BestLoad -> least_loaded(Lives, N, Start, I + 1, Life, Load);
         _ -> least_loaded(Lives, N, Start, I + 1, Best, BestLoad)
     end.
+
+%% The owner of the objects kept for the pool: the pool process, whose
+%% death members see over distribution; over standard_io they cannot, and
+%% end with it anyway.
+owner(#route{transport = distribution, pool = Pool}) -> Pool;
+owner(#route{transport = standard_io}) -> undefined.
 
 %% A result kept on the member becomes a reference here.
 kept({ref, Id}, #route{pool = Pool}, Name, #life{slot = Slot, node = Node, boot = Boot}) ->
@@ -350,7 +361,7 @@ on_member(#py_pool_ref{pool = Name, slot = Slot, node = Node, boot = Boot} = Ref
         #route{lives = Lives} = Route ->
             case [L || #life{slot = S, boot = B} = L <- tuple_to_list(Lives), S =:= Slot, B =:= Boot] of
                 [Life] ->
-                    kept(request(Route, Life, Op(Route#route.pool, Ref), Timeout), Route, Name, Life);
+                    kept(request(Route, Life, Op(owner(Route), Ref), Timeout), Route, Name, Life);
                 [] ->
                     {error, {nodedown, Node}}
             end;
@@ -469,16 +480,24 @@ first_start(#{members := Members} = State, Deadline) ->
             {ok, State};
         _ ->
             Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+            %% Only what starts members: deaths and retries wait for
+            %% handle_info.
             receive
-                Message ->
-                    case starting(Message, State) of
-                        {ok, Next} -> first_start(Next, Deadline);
-                        {failed, Slot, Reason, Next} -> first_failed(Slot, Reason, Next, Deadline);
-                        ignored -> first_start(State, Deadline)
-                    end
+                {Tag, {Kind, _, _}} = Message when is_reference(Tag),
+                                                   Kind =:= started orelse Kind =:= boot_failed ->
+                    first_step(Message, State, Deadline);
+                {joined, _, _} = Message ->
+                    first_step(Message, State, Deadline)
             after Left ->
                 {error, start_timeout, State}
             end
+    end.
+
+first_step(Message, State, Deadline) ->
+    case starting(Message, State) of
+        {ok, Next} -> first_start(Next, Deadline);
+        {failed, Slot, Reason, Next} -> first_failed(Slot, Reason, Next, Deadline);
+        ignored -> first_start(State, Deadline)
     end.
 
 first_failed(_Slot, Reason, #{config := #{kind := peers}} = State, _Deadline) ->
@@ -513,6 +532,11 @@ handle_info({py_pool_dropped, Slot, Boot, Id}, State) ->
         _ -> ok
     end,
     {noreply, State};
+handle_info({start_timeout, Slot, Tag}, #{members := Members} = State) ->
+    case Members of
+        #{Slot := #member{status = starting, tag = Tag}} -> died(Slot, State);
+        _ -> {noreply, State}
+    end;
 handle_info({retry, Slot}, #{members := Members} = State) ->
     case Members of
         #{Slot := #member{status = down}} -> {noreply, begin_member(Slot, State)};
@@ -558,6 +582,7 @@ begin_member(Slot, #{config := #{kind := peers} = Config, name := Name, transpor
                    distribution -> PeerOpts0;
                    standard_io -> PeerOpts0#{connection => standard_io}
                end,
+    erlang:send_after(maps:get(start_timeout, Config), self(), {start_timeout, Slot, Tag}),
     case catch peer:start_link(PeerOpts) of
         {ok, Peer} ->
             update(Slot, State, fun(M) -> M#member{peer = Peer, tag = Tag, status = starting,
@@ -627,8 +652,7 @@ joined(Slot, {ok, Boot}, State) ->
 joined(Slot, {error, Reason}, #{members := Members} = State) ->
     #member{node = Node} = maps:get(Slot, Members),
     Why = case Reason of
-              {Type, _} when is_atom(Type) orelse is_binary(Type), Type =/= error, Type =/= exit,
-                             Type =/= throw -> {setup, Node, Reason};
+              {setup, PyError} -> {setup, Node, PyError};
               _ -> {join_failed, Node, Reason}
           end,
     {failed, Slot, Why, down(Slot, State)}.

@@ -66,14 +66,13 @@ boot() ->
 %% @private
 %% @doc Readies this node for a pool: erlang_python started, `Paths' at
 %% the front of sys.path, `Setup' run. Returns the boot term, or the
-%% error.
+%% error (`{setup, PyError}' when the setup raised).
 -spec join(#{python_path := [binary()], setup := binary() | undefined}) ->
           {ok, reference()} | {error, term()}.
 join(#{python_path := Paths, setup := Setup}) ->
     case application:ensure_all_started(erlang_python) of
         {ok, _} ->
             case add_paths(Paths) of
-                ok when Setup =:= undefined -> {ok, boot()};
                 ok -> setup(Setup);
                 Error -> Error
             end;
@@ -91,13 +90,15 @@ add_paths(Paths) ->
              "importlib.invalidate_caches()\n">>,
     case py:call(builtins, exec, [Code, #{<<"paths">> => Paths}]) of
         {ok, _} -> ok;
-        Error -> Error
+        {error, Reason} -> {error, {python_path, Reason}}
     end.
 
+setup(undefined) ->
+    {ok, boot()};
 setup(Setup) ->
     case py:exec(Setup) of
         ok -> {ok, boot()};
-        Error -> Error
+        {error, Reason} -> {error, {setup, Reason}}
     end.
 
 %% @private
