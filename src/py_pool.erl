@@ -30,9 +30,12 @@
 
 -define(ROUTE_KEY(Name), {?MODULE, Name}).
 -define(GUARD_KEY, '$py_pool_guard').
-%% How long past a call's timeout its caller waits for the member's
-%% answer (the member kills the call 1 s past it, py_pool_agent).
--define(WAIT_GRACE_MS, 2000).
+-define(IN_FLIGHT, py_pool_in_flight).
+%% How long past a call's timeout its caller waits for the member's own
+%% timeout answer, which normally comes first; a member that cannot answer
+%% (stopped, or its connection lost and not yet seen) is told to end the
+%% call, and the caller has its `{error, timeout}' as promptly as locally.
+-define(WAIT_GRACE_MS, 100).
 -define(DEFAULT_OPTS, #{setup => undefined, python_path => [], env => [],
                         restart => #{intensity => 5, period => 10},
                         start_timeout => 30000, retry => 1000}).
@@ -82,7 +85,8 @@ start(Name, Opts) ->
     start(start, Name, Opts).
 
 start(How, Name, Opts) when is_atom(Name), is_map(Opts) ->
-    case options(Opts) of
+    case whereis(py_pool_agent) =/= undefined andalso options(Opts) of
+        false -> {error, {not_started, erlang_python}};
         {ok, Config} -> gen_server:How({local, Name}, ?MODULE, {Name, Config}, [{timeout, infinity}]);
         Error -> Error
     end;
@@ -240,18 +244,19 @@ kept({ref, Id}, #route{pool = Pool}, Name, #life{slot = Slot, node = Node, boot 
 kept(Result, _Route, _Name, _Life) ->
     Result.
 
-%% One operation on one member, counted in flight on its life, and known
-%% to the caller's guard while it runs.
+%% One operation on one member, counted in flight on its life, and listed
+%% in the table py_pool_in_flight (owned by py_pool_agent) for the
+%% caller's guard while it runs.
 request(#route{transport = Transport}, #life{node = Node, conn = Conn, load = Load}, Op, Timeout) ->
     Call = make_ref(),
-    Guard = guard(),
+    ok = guarded(),
     counters:add(Load, 1, 1),
-    Guard ! {watch, Call, Transport, Conn, Load},
+    true = ets:insert(?IN_FLIGHT, {Call, self(), Transport, Conn, Load}),
     try remote(Transport, Conn, Call, Op, Timeout)
     catch
         Class:Reason -> failed(Transport, Class, Reason, Conn, Node, Call)
     after
-        Guard ! {done, Call},
+        ets:delete(?IN_FLIGHT, Call),
         counters:sub(Load, 1, 1)
     end.
 
@@ -273,8 +278,6 @@ failed(standard_io, exit, _Reason, _Conn, Node, _Call) ->
 failed(_Transport, Class, Reason, _Conn, Node, _Call) ->
     {error, {member_failed, Node, {Class, Reason}}}.
 
-%% The member answers within its own timeout; this is for a member that
-%% cannot (a stopped node, a lost connection not yet seen).
 wait(infinity) -> infinity;
 wait(Timeout) -> Timeout + ?WAIT_GRACE_MS.
 
@@ -288,31 +291,32 @@ to_agent(standard_io, Peer, Message) ->
 
 %% The calling process's guard: should the caller die during calls, it
 %% has their members end them, and stops counting them in flight. One per
-%% calling process, for its life, so that a call costs two local messages
-%% (rather than a monitor of the caller from the member, two signals over
-%% the wire, and impossible over standard_io).
-guard() ->
+%% calling process, for its life, which only waits for that death: a call
+%% costs a row in a table, rather than a monitor of the caller from the
+%% member (two signals over the wire, and impossible over standard_io) or
+%% two messages to the guard (measured: waking it costs the caller more on
+%% a busy machine).
+guarded() ->
     case get(?GUARD_KEY) of
         undefined ->
             Caller = self(),
-            Guard = spawn(fun() -> guard_loop(monitor(process, Caller), #{}) end),
+            Guard = spawn(fun() -> guard(monitor(process, Caller), Caller) end),
             put(?GUARD_KEY, Guard),
-            Guard;
-        Guard ->
-            Guard
+            ok;
+        _ ->
+            ok
     end.
 
-guard_loop(Down, Calls) ->
+guard(Down, Caller) ->
     receive
-        {watch, Call, Transport, Conn, Load} ->
-            guard_loop(Down, Calls#{Call => {Transport, Conn, Load}});
-        {done, Call} ->
-            guard_loop(Down, maps:remove(Call, Calls));
-        {'DOWN', Down, process, _, _} ->
-            maps:foreach(fun(Call, {Transport, Conn, Load}) ->
-                                 to_agent(Transport, Conn, {cancel, Call}),
-                                 counters:sub(Load, 1, 1)
-                         end, Calls)
+        {'DOWN', Down, process, Caller, _} ->
+            [begin
+                 to_agent(Transport, Conn, {cancel, Call}),
+                 counters:sub(Load, 1, 1)
+             end || {Call, _, Transport, Conn, Load}
+                        <- ets:match_object(?IN_FLIGHT, {'_', Caller, '_', '_', '_'}),
+                    ets:take(?IN_FLIGHT, Call) =/= []],
+            ok
     end.
 
 %%% References
@@ -418,6 +422,8 @@ check(peer_env, #{env := Env} = Config) ->
         true -> check(restart, Config);
         false -> {error, {badarg, env}}
     end;
+check(restart, #{restart := Restart}) when not is_map(Restart) ->
+    {error, {badarg, restart}};
 check(restart, #{restart := Restart} = Config) ->
     case maps:merge(#{intensity => 5, period => 10}, Restart) of
         #{intensity := I, period := P} = R when map_size(R) =:= 2, is_integer(I), I >= 0,

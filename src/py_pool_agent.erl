@@ -14,6 +14,9 @@
 %% distribution; that costs two more signals over the wire a call, and
 %% cannot be done over standard_io.)
 %%
+%% It also owns the table py_pool keeps this node's calls to members in,
+%% so that the table lives with the application, as the pools do.
+%%
 %% The objects kept for `return => ref' calls live in the table
 %% py_pool_objects, owned by this process: one row per object, with the
 %% pool process that owns it. A row goes when the pool says so (release),
@@ -189,6 +192,8 @@ traced(Result) ->
 init([]) ->
     _ = ets:new(?OBJECTS, [named_table, public, set, {write_concurrency, true}]),
     _ = ets:new(?CALLS, [named_table, public, set, {write_concurrency, true}]),
+    %% The calls this node's processes make to pools' members (py_pool).
+    _ = ets:new(py_pool_in_flight, [named_table, public, set, {write_concurrency, true}]),
     persistent_term:put(?BOOT_KEY, make_ref()),
     {ok, #{}}.
 
