@@ -309,6 +309,10 @@ code_runs_in_the_context(Config) ->
     {ok, 5} = py:eval(Ctx, <<"later">>),
     %% Locals of an eval are its own: they define nothing in the context.
     'NameError' = error_type(py:eval(Ctx, <<"xs">>)),
+    %% A spawned call in the context answers by message.
+    Spawned = py:spawn_call(Ctx, '__main__', scaled_sum, [[1, 2]], #{kwargs => #{factor => 3}}),
+    {ok, 9} = py:await(Spawned),
+    {ok, 5} = py:await(py:spawn_call(Ctx, builtins, len, [[1, 2, 3, 4, 5]])),
     Mode = ?config(mode, Config),
     #{mode := Mode, state := running} = py_context:info(Ctx).
 
