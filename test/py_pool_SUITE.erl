@@ -146,34 +146,10 @@ groups() ->
 %% end_per_suite).
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erlang_python),
-    case node() of
-        nonode@nohost ->
-            EpmdWasUp = epmd_up(),
-            case EpmdWasUp of
-                true -> ok;
-                false -> os:cmd("epmd -address 127.0.0.1 -daemon")
-            end,
-            wait_until(fun epmd_up/0, 5000),
-            ok = application:set_env(kernel, inet_dist_use_interface, {127, 0, 0, 1}),
-            {ok, _} = net_kernel:start([list_to_atom("py_pool_origin_" ++ os:getpid()),
-                                        shortnames]),
-            [{made_distributed, true}, {started_epmd, not EpmdWasUp} | Config];
-        _ ->
-            [{made_distributed, false}, {started_epmd, false} | Config]
-    end.
+    [{distributed, py_test_lib:make_distributed("py_pool_origin")} | Config].
 
 end_per_suite(Config) ->
-    case ?config(made_distributed, Config) of
-        true ->
-            ok = net_kernel:stop(),
-            ok = application:unset_env(kernel, inet_dist_use_interface);
-        false ->
-            ok
-    end,
-    case ?config(started_epmd, Config) of
-        true -> stop_epmd();
-        false -> ok
-    end.
+    py_test_lib:undo_distributed(?config(distributed, Config)).
 
 %% Each case's pool is named after it; the nodes this node sees are noted,
 %% so that end_per_testcase can wait for every peer of the case to be
@@ -185,18 +161,6 @@ end_per_testcase(_Case, Config) ->
     [catch py_pool:stop(Name) || Name <- registered(), lists:prefix(?PREFIX, atom_to_list(Name))],
     Before = ?config(nodes_before, Config),
     wait_until(fun() -> nodes(connected) -- Before =:= [] end, 30000).
-
-epmd_up() ->
-    case erl_epmd:names() of
-        {ok, _} -> true;
-        _ -> false
-    end.
-
-%% Once no node is registered with it.
-stop_epmd() ->
-    wait_until(fun() -> erl_epmd:names() =:= {ok, []} end, 10000),
-    os:cmd("epmd -kill"),
-    wait_until(fun() -> not epmd_up() end, 5000).
 
 %%% api
 

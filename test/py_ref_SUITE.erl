@@ -691,40 +691,14 @@ rss_kb() ->
 %%% distribution
 
 %% The peer is a distributed node on loopback; this node becomes one for
-%% the case if it is not already, with an epmd of its own if none runs
-%% (stopped again afterwards).
+%% the case if it is not already (py_test_lib:make_distributed/1).
 ref_on_another_node_is_a_remote_ref_there(_Config) ->
-    case node() of
-        nonode@nohost ->
-            EpmdWasUp = epmd_up(),
-            case EpmdWasUp of
-                true -> ok;
-                false -> os:cmd("epmd -daemon")
-            end,
-            wait_until(fun epmd_up/0, 5000),
-            {ok, _} = net_kernel:start([list_to_atom("py_ref_origin_" ++ os:getpid()),
-                                        shortnames]),
-            try
-                remote_ref_checks()
-            after
-                ok = net_kernel:stop(),
-                EpmdWasUp orelse stop_epmd()
-            end;
-        _ ->
-            remote_ref_checks()
+    Made = py_test_lib:make_distributed("py_ref_origin"),
+    try
+        remote_ref_checks()
+    after
+        py_test_lib:undo_distributed(Made)
     end.
-
-epmd_up() ->
-    case erl_epmd:names() of
-        {ok, _} -> true;
-        _ -> false
-    end.
-
-%% Once no node is registered with it.
-stop_epmd() ->
-    wait_until(fun() -> erl_epmd:names() =:= {ok, []} end, 10000),
-    os:cmd("epmd -kill"),
-    wait_until(fun() -> not epmd_up() end, 5000).
 
 remote_ref_checks() ->
     O = new_opaque(remote),

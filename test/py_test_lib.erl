@@ -16,7 +16,7 @@
 -export([start_with_fixtures/1, exec_file/2, register_functions/1]).
 %% The application and other VMs.
 -export([restart_app/0, restart_with/2, restart_without/1, reload_py_nif/0,
-         unload_and_load_py_nif/0, in_peer/2]).
+         unload_and_load_py_nif/0, in_peer/2, make_distributed/1, undo_distributed/1]).
 %% Many processes at once.
 -export([fan_out/2, fan_out_start/2, fan_out_results/1]).
 
@@ -222,6 +222,44 @@ in_peer(Args, Fun) ->
         Fun(Peer)
     after
         peer:stop(Peer)
+    end.
+
+%% @doc Makes this node distributed, unless it is already: short names,
+%% named Prefix_OsPid, on loopback only, with an epmd of its own (on
+%% loopback) if none runs. Returns what undo_distributed/1 undoes.
+-spec make_distributed(string()) -> {made, boolean(), boolean()}.
+make_distributed(Prefix) ->
+    case node() of
+        nonode@nohost ->
+            EpmdWasUp = epmd_up(),
+            _ = EpmdWasUp orelse os:cmd("epmd -address 127.0.0.1 -daemon"),
+            wait_until(fun epmd_up/0, 5000),
+            ok = application:set_env(kernel, inet_dist_use_interface, {127, 0, 0, 1}),
+            {ok, _} = net_kernel:start([list_to_atom(Prefix ++ "_" ++ os:getpid()), shortnames]),
+            {made, true, not EpmdWasUp};
+        _ ->
+            {made, false, false}
+    end.
+
+%% @doc Stops what make_distributed/1 started: distribution, and then the
+%% epmd once no node is registered with it.
+-spec undo_distributed({made, boolean(), boolean()}) -> ok.
+undo_distributed({made, MadeDistributed, StartedEpmd}) ->
+    _ = MadeDistributed andalso begin
+                                    ok = net_kernel:stop(),
+                                    application:unset_env(kernel, inet_dist_use_interface)
+                                end,
+    _ = StartedEpmd andalso begin
+                                wait_until(fun() -> erl_epmd:names() =:= {ok, []} end, 10000),
+                                os:cmd("epmd -kill"),
+                                wait_until(fun() -> not epmd_up() end, 5000)
+                            end,
+    ok.
+
+epmd_up() ->
+    case erl_epmd:names() of
+        {ok, _} -> true;
+        _ -> false
     end.
 
 %%% Many processes at once
