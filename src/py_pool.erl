@@ -294,8 +294,7 @@ to_agent(standard_io, Peer, Message) ->
 %% calling process, for its life, which only waits for that death: a call
 %% costs a row in a table, rather than a monitor of the caller from the
 %% member (two signals over the wire, and impossible over standard_io) or
-%% two messages to the guard (measured: waking it costs the caller more on
-%% a busy machine).
+%% two messages to the guard (which would wake it at every call).
 guarded() ->
     case get(?GUARD_KEY) of
         undefined ->

@@ -17,7 +17,7 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--import(py_test_lib, [wait_for/2, scaled/1]).
+-import(py_test_lib, [wait_for/2, scaled/1, await_down/2]).
 
 -export([suite/0, all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2]).
@@ -351,7 +351,11 @@ coordinator_dying_with_a_first_request_wakes_the_thread(_Config) ->
     Coordinator = whereis(py_coordinator),
     true = erlang:suspend_process(Coordinator),
     %% With every handler gone, the thread's worker must ask the coordinator.
-    [exit(Handler, kill) || Handler <- py_coordinator:handlers()],
+    %% Each handler is seen gone before the thread starts, so that no
+    %% worker still takes its dead handler for bound (its request would
+    %% then fail on the handler's death, never reaching the coordinator).
+    [await_down(Handler, 5000) || Handler <- [begin exit(H, kill), H end
+                                              || H <- py_coordinator:handlers()]],
     Self = self(),
     Caller = spawn_link(fun() -> Self ! {th_first, py:call('__main__', th_first_call, [])} end),
     wait_for(fun() ->
