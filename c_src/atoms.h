@@ -31,7 +31,9 @@
     X(infinity)                                                                                    \
     X(interrupted)                                                                                 \
     X(max_size)                                                                                    \
+    X(nan)                                                                                         \
     X(mode)                                                                                        \
+    X(neg_infinity)                                                                                \
     X(nil)                                                                                         \
     X(none)                                                                                        \
     X(not_supported)                                                                               \

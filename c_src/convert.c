@@ -232,6 +232,13 @@ atom_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM atom)
     if (atom == ATOM(none) || atom == ATOM(undefined) || atom == ATOM(nil)) {
         Py_RETURN_NONE;
     }
+    /* The floats Erlang has no form for travel as these atoms, both ways. */
+    if (atom == ATOM(nan)) {
+        return PyFloat_FromDouble(NAN);
+    }
+    if (atom == ATOM(infinity) || atom == ATOM(neg_infinity)) {
+        return PyFloat_FromDouble(atom == ATOM(infinity) ? INFINITY : -INFINITY);
+    }
     len = atom_utf8(env, atom, text, sizeof text);
     if (len < 0) {
         PyErr_SetString(PyExc_SystemError, "unreadable atom");
@@ -865,12 +872,10 @@ py_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *obj, ERL_NIF_T
     }
     if (PyFloat_Check(obj)) {
         d = PyFloat_AS_DOUBLE(obj);
-        if (!isfinite(d)) {
-            fail_at(PyExc_ValueError, p, "float %s has no Erlang form",
-                    isnan(d) ? "nan" : (d > 0 ? "inf" : "-inf"));
-            return 0;
-        }
-        *out = enif_make_double(env, d);
+        *out = isfinite(d) ? enif_make_double(env, d)
+               : isnan(d)  ? ATOM(nan)
+               : d > 0     ? ATOM(infinity)
+                           : ATOM(neg_infinity);
         return 1;
     }
     if (PyUnicode_Check(obj)) {
