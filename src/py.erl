@@ -63,7 +63,7 @@
 -export([stream_start/3, stream_start/4, stream_ack/1, stream_ack/2, stream_cancel/1,
          stream/3, stream/4, stream_eval/1]).
 -export([register_function/2, register_function/3, unregister_function/1]).
--export([last_traceback/0, stats/0, thread_stats/0]).
+-export([last_traceback/0, stats/0, thread_stats/0, version/0, memory_stats/0, gc/0, gc/1]).
 -export([configure/0]).
 %% Calls that return at once.
 -export([spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2, cancel/1,
@@ -501,6 +501,64 @@ thread_stats() ->
     Stats = py_nif:stats(),
     (maps:with([workers_live, workers_pooled, erlang_calls], Stats))#{
         handlers => py_coordinator:handler_count()}.
+
+%% @doc The version of the Python this node embeds, `<<"3.11.2">>'.
+-spec version() -> binary().
+version() ->
+    maps:get(python_version, py_nif:stats()).
+
+%% @doc Memory, as Python and the OS see it, in one map:
+%% `python_allocated_blocks' (`sys.getallocatedblocks()': blocks Python's
+%% allocator has handed out and not taken back), `gc_counts' (objects
+%% waiting in each collector generation), `gc_collections' (collections
+%% of each generation so far), `tracemalloc' (`#{current, peak}' in bytes
+%% while `tracemalloc' traces, else `not_tracing'), and, where the OS
+%% tells (Linux), `rss_bytes' and `rss_peak_bytes' of this OS process,
+%% which holds the VM and Python both; `erlang_total_bytes' is
+%% `erlang:memory(total)'.
+-spec memory_stats() -> {ok, #{atom() => term()}} | py_error().
+memory_stats() ->
+    Code = <<"(__import__('sys').getallocatedblocks(), list(__import__('gc').get_count()), "
+             "[g['collections'] for g in __import__('gc').get_stats()], "
+             "__import__('tracemalloc').get_traced_memory() "
+             "if __import__('tracemalloc').is_tracing() else None)">>,
+    case eval(Code) of
+        {ok, {Blocks, Counts, Collections, Traced}} ->
+            Python = #{python_allocated_blocks => Blocks, gc_counts => Counts,
+                       gc_collections => Collections,
+                       tracemalloc => case Traced of
+                                          {Current, Peak} -> #{current => Current, peak => Peak};
+                                          none -> not_tracing
+                                      end},
+            {ok, maps:merge(Python#{erlang_total_bytes => erlang:memory(total)}, os_memory())};
+        Error ->
+            Error
+    end.
+
+%% VmRSS and VmHWM of this OS process, where /proc tells them.
+os_memory() ->
+    case file:read_file("/proc/self/status") of
+        {ok, Status} ->
+            maps:from_list([{Key, binary_to_integer(Kib) * 1024}
+                            || {Key, Field} <- [{rss_bytes, "VmRSS"}, {rss_peak_bytes, "VmHWM"}],
+                               {match, [Kib]} <- [re:run(Status, Field ++ ":\\s+(\\d+) kB",
+                                                         [{capture, all_but_first, binary}])]]);
+        {error, _} ->
+            #{}
+    end.
+
+%% @doc Runs Python's garbage collector over every generation and returns
+%% how many unreachable objects it found (`gc.collect()').
+-spec gc() -> {ok, non_neg_integer()} | py_error().
+gc() ->
+    call(gc, collect, []).
+
+%% @doc `gc.collect(Generation)': generations 0 to `Generation' only.
+-spec gc(0..2) -> {ok, non_neg_integer()} | py_error().
+gc(Generation) when Generation =:= 0; Generation =:= 1; Generation =:= 2 ->
+    call(gc, collect, [Generation]);
+gc(_Generation) ->
+    {error, {badarg, generation}}.
 
 %%% Calls that return at once
 
