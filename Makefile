@@ -19,9 +19,16 @@
 #                before and after, fails on a hang, a wrong or unclean
 #                result, or a leak
 #
-# PYTHON selects the Python to embed (default: python3 on PATH).
+# PYTHON selects the Python to embed. Not given, it is python3 on PATH if
+# that can import the packages some suites use, else Debian's
+# /usr/bin/python3 (scripts/choose-python.sh); build says which.
 
-PYTHON ?= python3
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell scripts/choose-python.sh)
+PYTHON_HOW := chosen
+else
+PYTHON_HOW := given
+endif
 export PYTHON
 
 .PHONY: all deps build test demo matrix bench asan tsan valgrind soak format-check clean
@@ -32,6 +39,7 @@ deps:
 	@scripts/ensure-deps.sh
 
 build: deps
+	@scripts/choose-python.sh --say "$(PYTHON)" $(PYTHON_HOW)
 	rebar3 compile
 
 test: build format-check

@@ -2,7 +2,8 @@
 # Runs the Common Test suites under test/ (all, or those named in SUITES,
 # space separated) and ends with one line "N passed, M failed".
 # Cases skipped automatically (a failed init_per_suite) count as failed;
-# cases that skip themselves (a Python without numpy) count as skipped.
+# cases that skip themselves (a Python without numpy) count as skipped,
+# and their reasons are listed, with the Python the test VM embedded.
 # The counts are also appended to $SUMMARY_FILE when it is set, and the
 # lines naming failures to $FAILURES_FILE when it is set, each marked with
 # $RUN_LABEL (by default the name of the log directory's parent). A VM that
@@ -55,6 +56,8 @@ CT_COUNTS="$counts" CT_SUITES="$suites" CT_LOGDIR="$logdir" CT_MULTIPLY_TIMETRAP
         {P, F, {UserSkipped, AutoSkipped}} -> {P, F + AutoSkipped, UserSkipped};
         Error -> io:format("ct:run_test failed: ~p~n", [Error]), {0, 1, 0}
     end,
+    Embedded = try py:version() catch _:_ -> <<"none (the NIF did not load)">> end,
+    io:format("~nrun-tests: the test VM embedded Python ~ts~n", [Embedded]),
     ok = file:write_file(os:getenv("CT_COUNTS"),
                          io_lib:format("~b ~b ~b~n", [Passed, Failed, Skipped])),
     halt(case Failed of 0 -> 0; _ -> 1 end).'
@@ -81,6 +84,12 @@ if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
     failed=1
 fi
 failed=$((failed + analysis_failed))
+# Why cases skipped themselves, so that "N skipped" is never a mystery.
+if [ -n "$run_dir" ]; then
+    find "$run_dir" -name suite.log -exec sed -n 's/^=result *skipped: *//p' {} + |
+        tr -d '"' | sort | uniq -c | sort -rn |
+        awk '{ n = $1; sub(/^ *[0-9]+ /, ""); print "run-tests: " n " skipped: " $0 }'
+fi
 cat "$named"
 [ -n "${FAILURES_FILE:-}" ] && sed "s|^run-tests: |run-tests: ${RUN_LABEL:-$(basename "$(dirname "$logdir")")}: |" "$named" >> "$FAILURES_FILE"
 [ -n "${SUMMARY_FILE:-}" ] && echo "$passed $failed" >> "$SUMMARY_FILE"
