@@ -86,8 +86,11 @@ fi
 failed=$((failed + analysis_failed))
 # Why cases skipped themselves, so that "N skipped" is never a mystery.
 if [ -n "$run_dir" ]; then
-    find "$run_dir" -name suite.log -exec sed -n 's/^=result *skipped: *//p' {} + |
-        tr -d '"' | sort | uniq -c | sort -rn |
+    find "$run_dir" -name suite.log -exec awk '
+        /^=case / { test = $2 }
+        /^=result +skipped:/ && test !~ /(init|end)_per_(group|suite)$/ {
+            sub(/^=result +skipped: */, ""); gsub(/"/, ""); print }' {} + |
+        sort | uniq -c | sort -rn |
         awk '{ n = $1; sub(/^ *[0-9]+ /, ""); print "run-tests: " n " skipped: " $0 }'
 fi
 cat "$named"

@@ -96,11 +96,18 @@ await_down(Pid, Ms) ->
 %% still busy after scaled(Ms) milliseconds.
 -spec wait_calls_done(non_neg_integer()) -> ok.
 wait_calls_done(Ms) ->
-    wait_until(fun() ->
-                       #{dirty_running := Dirty, pool_queued := Queued, pool_threads := Threads,
-                         pool_idle := Idle} = py:stats(),
-                       {Dirty, Queued, Threads - Idle} =:= {0, 0, 0}
-               end, Ms).
+    Done = fun() ->
+                   #{dirty_running := Dirty, pool_queued := Queued, pool_threads := Threads,
+                     pool_idle := Idle} = py:stats(),
+                   {Dirty, Queued, Threads - Idle} =:= {0, 0, 0}
+           end,
+    try
+        wait_until(Done, Ms)
+    catch
+        exit:{test_case_failed, _} ->
+            %% What was still running, for the failure to say.
+            ct:fail({calls_not_done_in_time, py:stats(), py:thread_stats()})
+    end.
 
 %% @doc Ms milliseconds, multiplied as the cases' time limits are in slow
 %% runs: for `receive ... after' that waits for evidence.
