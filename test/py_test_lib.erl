@@ -105,8 +105,14 @@ wait_calls_done(Ms) ->
         wait_until(Done, Ms)
     catch
         exit:{test_case_failed, _} ->
-            %% What was still running, for the failure to say.
-            ct:fail({calls_not_done_in_time, py:stats(), py:thread_stats()})
+            %% What was still running, for the failure to say: the
+            %% counters, and where every Python thread is (in the reason:
+            %% run-tests runs at verbosity 0, which drops ct:log).
+            Stacks = py:eval(<<"'\\n'.join('thread %d:\\n%s' % (i, ''.join("
+                               "__import__('traceback').format_stack(f))) "
+                               "for i, f in __import__('sys')._current_frames().items())">>,
+                             #{}, 5000),
+            ct:fail({calls_not_done_in_time, py:stats(), py:thread_stats(), Stacks})
     end.
 
 %% @doc Ms milliseconds, multiplied as the cases' time limits are in slow
