@@ -5,13 +5,14 @@
  * py_pool uses it for references to objects on other nodes: each such
  * reference carries one, and when the last copy on this node is collected
  * the pool hears of it and tells the member holding the object to drop
- * it. The destructor sends (enif_send from a destructor is allowed, with
- * its environment, or with none from a thread ERTS does not know) and
- * frees; it takes no lock and no GIL, and knows no Python.
+ * it. The destructor sends, with pyerl_send (worker.h: enif_send from a
+ * destructor is allowed, and an exiting process's env is retried as
+ * none), and frees; it takes no lock and no GIL, and knows no Python.
  */
 #include "gc_notice.h"
 
 #include "atoms.h"
+#include "worker.h"
 
 struct gc_notice {
     ErlNifPid to;
@@ -30,9 +31,7 @@ notice_dtor(ErlNifEnv *env, void *arg)
     if (!n->msg_env) {
         return;
     }
-    if (!enif_send(env, &n->to, n->msg_env, n->msg) && env) {
-        (void)enif_send(NULL, &n->to, n->msg_env, n->msg);
-    }
+    (void)pyerl_send(env, &n->to, n->msg_env, n->msg);
     enif_free_env(n->msg_env);
 }
 

@@ -338,7 +338,9 @@ getattr(Ref, Name, Opts) ->
 %% @doc The value of the object `Ref' refers to, converted as a result is.
 -spec to_term(ref()) -> {ok, term()} | py_error().
 to_term(Ref) when is_tuple(Ref) ->
-    with_pool_ref(Ref, #{}, fun(#{timeout := Timeout}) -> finish(py_pool:to_term(Ref, Timeout), 0) end);
+    with_pool_ref(Ref, #{}, fun(#{timeout := Timeout}) ->
+        finish(py_pool:to_term(Ref, Timeout), 0)
+    end);
 to_term(Ref) ->
     Timeout = default_timeout(),
     on_ref(Ref, finish(py_nif:to_term(Ref, Timeout, depth()), Timeout)).

@@ -384,7 +384,7 @@ options(Opts) ->
 
 check(members, #{peers := N} = Config) when not is_map_key(nodes, Config) ->
     case is_integer(N) andalso N > 0 of
-        true -> check(setup, Config#{kind => peers});
+        true -> check(env, Config#{kind => peers});
         false -> {error, {badarg, peers}}
     end;
 check(members, #{nodes := Nodes} = Config) when not is_map_key(peers, Config) ->
@@ -395,10 +395,16 @@ check(members, #{nodes := Nodes} = Config) when not is_map_key(peers, Config) ->
     end;
 check(members, _Config) ->
     {error, {badarg, members}};
-check(env, #{env := []} = Config) ->
-    check(setup, Config);
-check(env, _Config) ->
+%% The OS environment is a peer's: a node of the cluster has its own.
+check(env, #{kind := nodes, env := Env}) when Env =/= [] ->
     {error, {badarg, env}};
+check(env, #{env := Env} = Config) ->
+    case is_list(Env) andalso lists:all(fun({K, V}) -> io_lib:char_list(K) andalso io_lib:char_list(V);
+                                           (_) -> false
+                                        end, Env) of
+        true -> check(setup, Config);
+        false -> {error, {badarg, env}}
+    end;
 check(setup, #{setup := undefined} = Config) ->
     check(python_path, Config);
 check(setup, #{setup := Setup} = Config) ->
@@ -409,18 +415,11 @@ check(setup, #{setup := Setup} = Config) ->
 check(python_path, #{python_path := Paths} = Config) when is_list(Paths) ->
     Binaries = [code(P) || P <- Paths],
     case lists:member(error, Binaries) of
-        false -> check(peer_env, Config#{python_path := [B || {ok, B} <- Binaries]});
+        false -> check(restart, Config#{python_path := [B || {ok, B} <- Binaries]});
         true -> {error, {badarg, python_path}}
     end;
 check(python_path, _Config) ->
     {error, {badarg, python_path}};
-check(peer_env, #{env := Env} = Config) ->
-    case is_list(Env) andalso lists:all(fun({K, V}) -> io_lib:char_list(K) andalso io_lib:char_list(V);
-                                           (_) -> false
-                                        end, Env) of
-        true -> check(restart, Config);
-        false -> {error, {badarg, env}}
-    end;
 check(restart, #{restart := Restart}) when not is_map(Restart) ->
     {error, {badarg, restart}};
 check(restart, #{restart := Restart} = Config) ->
@@ -711,9 +710,10 @@ down(Slot, State) ->
                                          life = undefined}
                         end).
 
+%% A member already down (down/2) is tried again after `retry' ms.
 retry_later(Slot, #{config := #{retry := Retry}} = State) ->
     erlang:send_after(Retry, self(), {retry, Slot}),
-    update(Slot, State, fun(M) -> M#member{status = down, tag = undefined, life = undefined} end).
+    State.
 
 stop_members(#{members := Members}) ->
     maps:foreach(fun(_, #member{peer = Peer}) -> stop_peer(Peer) end, Members).
