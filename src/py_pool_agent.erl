@@ -19,10 +19,12 @@
 %%
 %% The objects kept for `return => ref' calls live in the table
 %% py_pool_objects, owned by this process: one row per object, with the
-%% pool process that owns it. A row goes when the pool says so (release),
-%% when the pool dies (this process monitors each owner over distribution),
-%% or with this node. The node's boot term, made when this process starts,
-%% tells a reference of an earlier life of the node from one of this one.
+%% pool process that owns it and the call that made it. A row goes when
+%% the pool says so (release), when the pool dies (this process monitors
+%% each owner over distribution), when the call that made it is cancelled
+%% (its caller never got the reference), or with this node. The node's
+%% boot term, made when this process starts, tells a reference of an
+%% earlier life of the node from one of this one.
 -module(py_pool_agent).
 -behaviour(gen_server).
 
@@ -35,6 +37,8 @@
 -define(OBJECTS, py_pool_objects).
 -define(CALLS, py_pool_calls).
 -define(BOOT_KEY, {?MODULE, boot}).
+%% How long a cancelled call that had not begun is kept from beginning.
+-define(TOMBSTONE_MS, 300000).
 
 %% What a pool asks of a member.
 -type op() ::
@@ -109,24 +113,51 @@ setup(Setup) ->
 %% peer's), and returns what the py function gives (a Python failure with
 %% its traceback, as the NIF's three-tuple), or `{ref, Id}' for an object
 %% kept here. The process is known by `Call' while it runs, so that
-%% cancel/1 can end it.
+%% cancel/1 can end it; a call cancelled before it began does not run.
 -spec run(reference(), op()) -> term().
 run(Call, Op) ->
-    true = ets:insert(?CALLS, {Call, self()}),
-    try
-        perform(Op)
-    after
-        ets:delete(?CALLS, Call)
+    case ets:insert_new(?CALLS, {Call, self()}) of
+        true ->
+            try
+                perform(Call, Op)
+            after
+                ets:delete(?CALLS, Call)
+            end;
+        false ->
+            ets:delete_object(?CALLS, {Call, cancelled}),
+            {error, cancelled}
     end.
 
 %% Ends the call `Call' (its caller died, or gave up waiting): its process
-%% is killed, and the NIF interrupts its Python work.
+%% is killed, and the NIF interrupts its Python work. An object the call
+%% kept goes too, since no reference to it reached the caller: once the
+%% process is dead, as it may keep one until it is. A call not running
+%% has ended, or has not begun (its request may come after the cancel, from
+%% a member that was stopped): a tombstone keeps it from beginning, for
+%% ?TOMBSTONE_MS.
 cancel(Call) ->
-    case ets:take(?CALLS, Call) of
-        [{Call, Pid}] -> exit(Pid, kill);
-        [] -> true
+    case ets:insert_new(?CALLS, {Call, cancelled}) of
+        true ->
+            _ = erlang:send_after(?TOMBSTONE_MS, self(), {forget, Call}),
+            drop_kept(Call);
+        false ->
+            case ets:take(?CALLS, Call) of
+                [{Call, Pid}] when is_pid(Pid) -> _ = spawn(fun() -> end_call(Pid, Call) end);
+                _EndedOrCancelledTwice -> cancel(Call)
+            end
     end,
     ok.
+
+end_call(Pid, Call) ->
+    Down = monitor(process, Pid),
+    exit(Pid, kill),
+    receive
+        {'DOWN', Down, process, Pid, _} -> drop_kept(Call)
+    end.
+
+%% A scan of the table: cancels are rare (timeouts, dead callers).
+drop_kept(Call) ->
+    ets:match_delete(?OBJECTS, {'_', '_', '_', Call}).
 
 %% Drops the object `Id' kept for a pool, if it is of this life. A pool
 %% whose reference was collected sends `{release, Boot, Id}' to this
@@ -136,31 +167,31 @@ release(Boot, Id) ->
     _ = Boot =:= boot() andalso ets:delete(?OBJECTS, Id),
     ok.
 
-perform({call, M, F, Args, Kwargs, Timeout, Return, Owner}) ->
-    keep(py:call(M, F, Args, Kwargs, #{timeout => Timeout, return => Return}), Return, Owner);
-perform({eval, Code, Locals, Timeout, Return, Owner}) ->
-    keep(py:eval(Code, Locals, #{timeout => Timeout, return => Return}), Return, Owner);
-perform({exec, Code, Timeout}) ->
+perform(Call, {call, M, F, Args, Kwargs, Timeout, Return, Owner}) ->
+    keep(py:call(M, F, Args, Kwargs, #{timeout => Timeout, return => Return}), Return, Owner, Call);
+perform(Call, {eval, Code, Locals, Timeout, Return, Owner}) ->
+    keep(py:eval(Code, Locals, #{timeout => Timeout, return => Return}), Return, Owner, Call);
+perform(_Call, {exec, Code, Timeout}) ->
     traced(py:exec(Code, Timeout));
-perform({method, Boot, Id, Name, Args, Kwargs, Timeout, Return, Owner}) ->
+perform(Call, {method, Boot, Id, Name, Args, Kwargs, Timeout, Return, Owner}) ->
     with_object(Boot, Id, fun(Ref) ->
         keep(py:call_method(Ref, Name, Args, Kwargs, #{timeout => Timeout, return => Return}),
-             Return, Owner)
+             Return, Owner, Call)
     end);
-perform({getattr, Boot, Id, Name, Timeout, Return, Owner}) ->
+perform(Call, {getattr, Boot, Id, Name, Timeout, Return, Owner}) ->
     with_object(Boot, Id, fun(Ref) ->
-        keep(py:getattr(Ref, Name, #{timeout => Timeout, return => Return}), Return, Owner)
+        keep(py:getattr(Ref, Name, #{timeout => Timeout, return => Return}), Return, Owner, Call)
     end);
-perform({to_term, Boot, Id, _Timeout}) ->
+perform(_Call, {to_term, Boot, Id, _Timeout}) ->
     with_object(Boot, Id, fun(Ref) -> traced(py:to_term(Ref)) end);
-perform({release, Boot, Id}) ->
+perform(_Call, {release, Boot, Id}) ->
     release(Boot, Id).
 
 with_object(Boot, Id, Run) ->
     case Boot =:= boot() of
         true ->
             case ets:lookup(?OBJECTS, Id) of
-                [{Id, _Owner, Ref}] -> Run(Ref);
+                [{Id, _Owner, Ref, _Call}] -> Run(Ref);
                 [] -> {error, {badarg, ref}}
             end;
         false ->
@@ -168,12 +199,12 @@ with_object(Boot, Id, Run) ->
     end.
 
 %% A result by reference stays here; the pool gets its id.
-keep({ok, Ref}, ref, Owner) ->
+keep({ok, Ref}, ref, Owner, Call) ->
     Id = erlang:unique_integer([positive]),
-    true = ets:insert(?OBJECTS, {Id, Owner, Ref}),
+    true = ets:insert(?OBJECTS, {Id, Owner, Ref, Call}),
     _ = is_pid(Owner) andalso gen_server:cast(?MODULE, {owner, Owner}),
     {ref, Id};
-keep(Result, _Return, _Owner) ->
+keep(Result, _Return, _Owner, _Call) ->
     traced(Result).
 
 %% A Python failure goes back with its traceback, which the caller's
@@ -211,13 +242,16 @@ handle_cast(_Message, Owners) ->
 
 %% @private
 handle_info({'DOWN', _, process, Owner, _}, Owners) when is_map_key(Owner, Owners) ->
-    ets:match_delete(?OBJECTS, {'_', Owner, '_'}),
+    ets:match_delete(?OBJECTS, {'_', Owner, '_', '_'}),
     {noreply, maps:remove(Owner, Owners)};
 handle_info({release, Boot, Id}, Owners) ->
     ok = release(Boot, Id),
     {noreply, Owners};
 handle_info({cancel, Call}, Owners) ->
     ok = cancel(Call),
+    {noreply, Owners};
+handle_info({forget, Call}, Owners) ->
+    ets:delete_object(?CALLS, {Call, cancelled}),
     {noreply, Owners};
 handle_info(_Message, Owners) ->
     {noreply, Owners}.
