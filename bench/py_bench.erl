@@ -50,13 +50,13 @@
 -define(WEIGHED_CONTEXTS, 10).
 
 -type baseline() :: dirty_nif | round_trip | memcpy | py_call | value_call | sqrt_call
-                    | list_items | python_sends | one_process | erpc_noop.
+                    | list_items | python_sends | one_process | erpc_noop | filtered_log.
 -type sampler() :: fun((non_neg_integer()) -> [number()]).
 -type shape() :: latency | slow | runs.
 -type stats() :: #{median := float(), p90 => float(), p99 := float() | undefined,
                    rate => float(), unit => us | kib | fd, vs => baseline() | absolute,
                    base => float()}.
--type row() :: #{group := 1..15, name := binary(), unit := us | kib | fd,
+-type row() :: #{group := 1..16, name := binary(), unit := us | kib | fd,
                  median := float(), p90 => float(), p99 := float() | undefined, rate := float() | undefined,
                  vs := baseline() | absolute | undefined, base := float() | undefined,
                  limit := number() | undefined,
@@ -103,7 +103,7 @@ run(Formats) ->
                                                fun async_calls/1, fun conversions/1,
                                                fun references/1, fun spawned_calls/1,
                                                fun streams/1, fun channels/1,
-                                               fun contexts/1, fun pools/1,
+                                               fun contexts/1, fun pools/1, fun logging/1,
                                                fun on_pool_threads/1]]),
     Rows = judge(lists:sort(fun(A, B) -> maps:get(group, A) =< maps:get(group, B) end,
                             Measured)),
@@ -212,6 +212,23 @@ live_threads(_Bases) ->
          #{median => Delta(<<"rss_kib">>), p99 => undefined, unit => kib}),
      row(8, "open file descriptors",
          #{median => Delta(<<"fds">>), p99 => undefined, unit => fd, vs => absolute}, 1)].
+
+%% 16. Python's logging: a call whose function logs one warning, which
+%% the handler sends to py_logger, against the same call logging a debug
+%% record, which the level stops in Python. logger's primary level is
+%% raised meanwhile, so that py_logger's logger:log drops them at once
+%% rather than print them: the row is the cost to the calling thread,
+%% while py_logger takes its share on the other core.
+logging(Bases) ->
+    ok = py:configure_logging(#{level => warning}),
+    ok = logger:set_primary_config(level, error),
+    {ok, 3} = py:call(pybench, log_warning, [3]),
+    Logged = erl(fun() -> {ok, 3} = py:call(pybench, log_warning, [3]) end),
+    LogBases = Bases#{filtered_log => erl(fun() -> {ok, 3} = py:call(pybench, log_debug, [3]) end)},
+    Row = row(16, "py:call of a function logging one warning, sent to logger",
+              measure(latency, Logged, filtered_log, LogBases), 3),
+    ok = logger:set_primary_config(level, warning),
+    [Row].
 
 %% 10. References: a method called through a reference against py:call of
 %% a module function doing the same work; and references made and dropped
@@ -672,7 +689,7 @@ row(Group, Name, Stats) -> row(Group, Name, Stats, undefined).
 
 %% A row of the table from a measurement's stats; Limit is its target, a
 %% ratio to its baseline (or, for vs `absolute', a bound on the value).
--spec row(1..14, unicode:chardata(), stats(), number() | undefined) -> row().
+-spec row(1..16, unicode:chardata(), stats(), number() | undefined) -> row().
 row(Group, Name, Stats, Limit) ->
     maps:merge(#{rate => undefined, unit => us, vs => undefined, base => undefined},
                Stats#{group => Group, name => unicode:characters_to_binary(Name),
@@ -706,7 +723,8 @@ baseline_name(value_call) -> "the same, return => value";
 baseline_name(sqrt_call) -> "py:call(math, sqrt, [16])";
 baseline_name(list_items) -> "one list from py:call";
 baseline_name(python_sends) -> "erlang.send from Python";
-baseline_name(one_process) -> "the same two calls from 1 process".
+baseline_name(one_process) -> "the same two calls from 1 process";
+baseline_name(filtered_log) -> "the same logging a debug record (below the level)".
 
 group_title(1) -> "1. py:call(math, sqrt, [16])";
 group_title(2) -> "2. py:eval(<<\"1+1\">>) repeated";
@@ -723,7 +741,8 @@ group_title(11) -> "11. calls that return at once";
 group_title(12) -> "12. streams (py:stream_start)";
 group_title(13) -> "13. channels (py_channel:send, then Python receive)";
 group_title(14) -> "14. contexts (py_context)";
-group_title(15) -> "15. pools of peer nodes (py_pool)".
+group_title(15) -> "15. pools of peer nodes (py_pool)";
+group_title(16) -> "16. Python logging into logger (py_logger)".
 
 %% ---- output --------------------------------------------------------------
 

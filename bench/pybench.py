@@ -8,6 +8,7 @@ py_bench registers: it returns its argument.
 import asyncio
 import csv
 import json
+import logging
 import os
 import threading
 import time
@@ -55,6 +56,19 @@ async def nothing():
 
 def double(x):
     return x * 2
+
+
+_log = logging.getLogger('pybench')
+
+
+def log_warning(x):
+    _log.warning('value %d', x)
+    return x
+
+
+def log_debug(x):
+    _log.debug('value %d', x)
+    return x
 
 
 class Doubler:

@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-core_suites="py_call_SUITE py_convert_SUITE py_callback_SUITE py_async_SUITE py_module_SUITE py_context_SUITE"
+core_suites="py_call_SUITE py_convert_SUITE py_callback_SUITE py_async_SUITE py_module_SUITE py_context_SUITE py_logging_SUITE"
 main_exe=$(readlink -f "$($PYTHON -c 'import sys; print(sys.executable)')")
 
 candidates() {

@@ -28,12 +28,15 @@
 %% rest_for_one, a crash of the registry would kill every handler and fail
 %% every call in flight for nothing.
 %%
-%% The order is the order of need. The registry starts first, so that
+%% The order is the order of need. py_logger (Python's logging into
+%% logger) starts first and stops last, so that what Python logs while the
+%% others start and stop reaches logger. The registry starts next, so that
 %% Python's set of names is in step with the table before any function
 %% runs. Children stop in reverse: the coordinator first, so that no
 %% handler is started during the stop; then py_handler_sup, which kills
 %% every handler, and so wakes every Python thread waiting in erlang.call
-%% (the worker's monitor fails its call); the registry last.
+%% (the worker's monitor fails its call); the registry, and py_logger,
+%% last.
 -module(erlang_python_sup).
 -behaviour(supervisor).
 
@@ -50,7 +53,8 @@ init([]) ->
     ok = py_registry:create_table(),
     ok = py_stream:create_table(),
     ok = py_state:create_table(),
-    Children = [#{id => py_registry, start => {py_registry, start_link, []}},
+    Children = [#{id => py_logger, start => {py_logger, start_link, []}},
+                #{id => py_registry, start => {py_registry, start_link, []}},
                 #{id => py_handler_sup, start => {py_handler_sup, start_link, []},
                   type => supervisor, shutdown => infinity},
                 #{id => py_coordinator, start => {py_coordinator, start_link, []}},

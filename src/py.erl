@@ -64,7 +64,7 @@
          stream/3, stream/4, stream_eval/1]).
 -export([register_function/2, register_function/3, unregister_function/1]).
 -export([last_traceback/0, stats/0, thread_stats/0, version/0, memory_stats/0, gc/0, gc/1]).
--export([configure/0]).
+-export([configure/0, configure_logging/1]).
 %% Calls that return at once.
 -export([spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2, cancel/1,
          cast/3, cast/4]).
@@ -503,6 +503,17 @@ thread_stats() ->
     Stats = py_nif:stats(),
     (maps:with([workers_live, workers_pooled, erlang_calls], Stats))#{
         handlers => py_coordinator:handler_count()}.
+
+%% @doc Sets how Python's `logging' reaches `logger' (docs/logging.md),
+%% in the main interpreter and every own-GIL context: `#{level => L}',
+%% where `L' is a logger level (records of it and above go to logger, and
+%% Python's root logger is set to it), `all', or `none' (Python's own
+%% default handling applies again). The application environment's
+%% `logging' (default `#{level => warning}') is applied at start.
+-spec configure_logging(py_logger:options()) ->
+          ok | {error, {badarg, term()} | not_started | term()}.
+configure_logging(Opts) ->
+    py_logger:configure(Opts).
 
 %% @doc The version of the Python this node embeds, `<<"3.11.2">>'.
 -spec version() -> binary().

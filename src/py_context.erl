@@ -181,11 +181,16 @@ terminate(_Reason, #{name := Name, context := Context}) ->
 make(Mode) ->
     case py_nif:context_new(Mode, self()) of
         {ok, Context} when Mode =:= owngil ->
-            %% Its own set of the names registered for Python, if the
-            %% application runs (without it, Python cannot call Erlang).
+            %% Its own set of the names registered for Python, and its own
+            %% logging into logger, if the application runs (without it,
+            %% Python cannot call Erlang).
             case erlang:whereis(py_registry) of
                 undefined -> ok;
                 _ -> ok = py_registry:add_context(Context)
+            end,
+            case erlang:whereis(py_logger) of
+                undefined -> ok;
+                _ -> ok = py_logger:add_context(Context)
             end,
             {ok, Context};
         Result ->

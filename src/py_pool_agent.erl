@@ -136,16 +136,16 @@ run(Call, Op) ->
 %% a member that was stopped): a tombstone keeps it from beginning, for
 %% ?TOMBSTONE_MS.
 cancel(Call) ->
-    case ets:insert_new(?CALLS, {Call, cancelled}) of
-        true ->
-            _ = erlang:send_after(?TOMBSTONE_MS, self(), {forget, Call}),
-            drop_kept(Call);
-        false ->
-            case ets:take(?CALLS, Call) of
-                [{Call, Pid}] when is_pid(Pid) -> _ = spawn(fun() -> end_call(Pid, Call) end);
-                _EndedOrCancelledTwice -> cancel(Call)
-            end
-    end,
+    _ = case ets:insert_new(?CALLS, {Call, cancelled}) of
+            true ->
+                _ = erlang:send_after(?TOMBSTONE_MS, self(), {forget, Call}),
+                drop_kept(Call);
+            false ->
+                case ets:take(?CALLS, Call) of
+                    [{Call, Pid}] when is_pid(Pid) -> spawn(fun() -> end_call(Pid, Call) end);
+                    _EndedOrCancelledTwice -> cancel(Call)
+                end
+        end,
     ok.
 
 end_call(Pid, Call) ->
