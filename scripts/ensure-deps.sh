@@ -10,7 +10,7 @@ packages=(
     gcc make libc6-dev
     erlang-nox erlang-dev rebar3 erlang-common-test erlang-proper erlang-proper-dev
     erlang-tools erlang-dialyzer
-    python3-dev python3-numpy python3-fastapi python3-httpx
+    python3-dev python3-venv python3-numpy python3-fastapi python3-httpx
 )
 [ $# -gt 0 ] && packages=("$@")
 

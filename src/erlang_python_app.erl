@@ -1,7 +1,8 @@
 %% @private
 %% @doc The erlang_python application: applies its configuration to the NIF
-%% and starts the supervisor. The interpreter itself belongs to the NIF
-%% library and outlives stops and starts of the application.
+%% and to Python's paths, starts the supervisor, and runs the configured
+%% preload. The interpreter itself belongs to the NIF library and outlives
+%% stops and starts of the application.
 -module(erlang_python_app).
 -behaviour(application).
 
@@ -10,7 +11,13 @@
 -spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
 start(_Type, _Args) ->
     py:configure(),
-    erlang_python_sup:start_link().
+    case erlang_python_sup:start_link() of
+        {ok, _} = Started ->
+            ok = py_paths:preload(),
+            Started;
+        Error ->
+            Error
+    end.
 
 -spec stop(term()) -> ok.
 stop(_State) ->

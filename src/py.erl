@@ -65,6 +65,7 @@
 -export([register_function/2, register_function/3, unregister_function/1]).
 -export([last_traceback/0, stats/0, thread_stats/0, version/0, memory_stats/0, gc/0, gc/1]).
 -export([configure/0, configure_logging/1]).
+-export([add_path/1, activate_venv/1, deactivate_venv/0, venv_info/0, reload/1]).
 %% Calls that return at once.
 -export([spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2, cancel/1,
          cast/3, cast/4]).
@@ -515,6 +516,44 @@ thread_stats() ->
 configure_logging(Opts) ->
     py_logger:configure(Opts).
 
+%% @doc Puts the directory `Path' in front of Python's `sys.path' (in
+%% the main interpreter, so in worker contexts too; own-GIL contexts copy
+%% it when they are made), unless it is there already
+%% (docs/environments.md). `{error, {not_a_directory, Path}}' otherwise.
+-spec add_path(file:filename_all()) -> ok | {error, term()}.
+add_path(Path) ->
+    py_paths:add_path(Path).
+
+%% @doc Activates the virtual environment whose root is `Path', made with
+%% `python -m venv' by a Python of the embedded one's version: its
+%% packages become importable, ahead of the interpreter's own, which it
+%% hides unless it was made with `--system-site-packages'. A venv active
+%% before is deactivated first. Errors: `{error, {not_a_venv, Path}}',
+%% `{error, {python_version, VenvVersion, EmbeddedVersion}}'.
+-spec activate_venv(file:filename_all()) -> ok | {error, term()}.
+activate_venv(Path) ->
+    py_paths:activate_venv(Path).
+
+%% @doc Undoes {@link activate_venv/1}; modules imported from the venv
+%% stay loaded. `ok' when none is active.
+-spec deactivate_venv() -> ok | {error, term()}.
+deactivate_venv() ->
+    py_paths:deactivate_venv().
+
+%% @doc The active virtual environment, `none' if there is none.
+-spec venv_info() -> py_paths:venv_info() | none | {error, term()}.
+venv_info() ->
+    py_paths:venv_info().
+
+%% @doc Executes the loaded Python module `Module' (`json',
+%% `'package.module'') again, as `importlib.reload' does: later calls see
+%% its new source. `{error, {not_loaded, Module}}' if it is not loaded; a
+%% module whose new source fails gives that error and stays as it was
+%% before the failing statement.
+-spec reload(atom() | unicode:chardata()) -> ok | {error, term()}.
+reload(Module) ->
+    py_paths:reload(Module).
+
 %% @doc The version of the Python this node embeds, `<<"3.11.2">>'.
 -spec version() -> binary().
 version() ->
@@ -758,7 +797,8 @@ configure() ->
     ok = py_nif:set_pool_limit(integer_env(max_pool_threads, 1, infinity, ?MAX_POOL_THREADS)),
     Depth = application:get_env(erlang_python, max_callback_depth, 64),
     ok = py_nif:set_max_depth(Depth),
-    add_own_python_path().
+    add_own_python_path(),
+    py_paths:apply_env().
 
 %% The application environment's Key if it is an integer from Min to Max
 %% (`infinity': no bound), else Default, with a warning.
