@@ -50,13 +50,14 @@
 -define(WEIGHED_CONTEXTS, 10).
 
 -type baseline() :: dirty_nif | round_trip | memcpy | py_call | value_call | sqrt_call
-                    | list_items | python_sends | one_process | erpc_noop | filtered_log.
+                    | list_items | python_sends | one_process | erpc_noop | filtered_log
+                    | terminal_call | stringio_print.
 -type sampler() :: fun((non_neg_integer()) -> [number()]).
 -type shape() :: latency | slow | runs.
 -type stats() :: #{median := float(), p90 => float(), p99 := float() | undefined,
                    rate => float(), unit => us | kib | fd, vs => baseline() | absolute,
                    base => float()}.
--type row() :: #{group := 1..16, name := binary(), unit := us | kib | fd,
+-type row() :: #{group := 1..17, name := binary(), unit := us | kib | fd,
                  median := float(), p90 => float(), p99 := float() | undefined, rate := float() | undefined,
                  vs := baseline() | absolute | undefined, base := float() | undefined,
                  limit := number() | undefined,
@@ -103,7 +104,7 @@ run(Formats) ->
                                                fun async_calls/1, fun conversions/1,
                                                fun references/1, fun spawned_calls/1,
                                                fun streams/1, fun channels/1,
-                                               fun contexts/1, fun pools/1, fun logging/1,
+                                               fun contexts/1, fun pools/1, fun logging/1, fun output/1,
                                                fun on_pool_threads/1]]),
     Rows = judge(lists:sort(fun(A, B) -> maps:get(group, A) =< maps:get(group, B) end,
                             Measured)),
@@ -212,6 +213,40 @@ live_threads(_Bases) ->
          #{median => Delta(<<"rss_kib">>), p99 => undefined, unit => kib}),
      row(8, "open file descriptors",
          #{median => Delta(<<"fds">>), p99 => undefined, unit => fd, vs => absolute}, 1)].
+
+%% 17. Output: what routing a call's output to its caller's group leader
+%% (the default) costs a call that prints nothing, against the same call
+%% with output => terminal; and a call printing one line to a group leader
+%% (a process that takes it at once), against the same call printing
+%% into an io.StringIO.
+output(Bases) ->
+    Sink = spawn_link(fun io_sink/0),
+    Me = self(),
+    %% The rows run in a process whose group leader is the sink.
+    Runner = spawn_link(fun() ->
+        group_leader(Sink, self()),
+        Sqrt = erl(fun() -> {ok, 4.0} = py:call(math, sqrt, [16]) end),
+        Printed = erl(fun() -> {ok, none} = py:call(pybench, print_line, []) end),
+        OutBases = Bases#{terminal_call => erl(fun() ->
+                                                       {ok, 4.0} = py:call(math, sqrt, [16], #{},
+                                                                           #{output => terminal})
+                                               end),
+                          stringio_print => erl(fun() ->
+                                                        {ok, none} = py:call(pybench, print_line_to_memory, [])
+                                                end)},
+        Me ! {self(), [row(17, "py:call(math, sqrt, [16]), output => group_leader (the default)",
+                           measure(latency, Sqrt, terminal_call, OutBases), 1.1),
+                       row(17, "py:call of a function printing one line, to a group leader",
+                           measure(latency, Printed, stringio_print, OutBases), 5)]}
+    end),
+    receive {Runner, Rows} -> unlink(Sink), exit(Sink, kill), Rows end.
+
+%% A group leader that takes every request at once.
+io_sink() ->
+    receive
+        {io_request, From, ReplyAs, _} -> From ! {io_reply, ReplyAs, ok}
+    end,
+    io_sink().
 
 %% 16. Python's logging: a call whose function logs one warning, which
 %% the handler sends to py_logger, against the same call logging a debug
@@ -689,7 +724,7 @@ row(Group, Name, Stats) -> row(Group, Name, Stats, undefined).
 
 %% A row of the table from a measurement's stats; Limit is its target, a
 %% ratio to its baseline (or, for vs `absolute', a bound on the value).
--spec row(1..16, unicode:chardata(), stats(), number() | undefined) -> row().
+-spec row(1..17, unicode:chardata(), stats(), number() | undefined) -> row().
 row(Group, Name, Stats, Limit) ->
     maps:merge(#{rate => undefined, unit => us, vs => undefined, base => undefined},
                Stats#{group => Group, name => unicode:characters_to_binary(Name),
@@ -724,7 +759,9 @@ baseline_name(sqrt_call) -> "py:call(math, sqrt, [16])";
 baseline_name(list_items) -> "one list from py:call";
 baseline_name(python_sends) -> "erlang.send from Python";
 baseline_name(one_process) -> "the same two calls from 1 process";
-baseline_name(filtered_log) -> "the same logging a debug record (below the level)".
+baseline_name(filtered_log) -> "the same logging a debug record (below the level)";
+baseline_name(terminal_call) -> "the same, output => terminal";
+baseline_name(stringio_print) -> "the same printing into an io.StringIO".
 
 group_title(1) -> "1. py:call(math, sqrt, [16])";
 group_title(2) -> "2. py:eval(<<\"1+1\">>) repeated";
@@ -742,7 +779,8 @@ group_title(12) -> "12. streams (py:stream_start)";
 group_title(13) -> "13. channels (py_channel:send, then Python receive)";
 group_title(14) -> "14. contexts (py_context)";
 group_title(15) -> "15. pools of peer nodes (py_pool)";
-group_title(16) -> "16. Python logging into logger (py_logger)".
+group_title(16) -> "16. Python logging into logger (py_logger)";
+group_title(17) -> "17. output of calls (print to the caller's group leader)".
 
 %% ---- output --------------------------------------------------------------
 

@@ -7,6 +7,7 @@ py_bench registers: it returns its argument.
 
 import asyncio
 import csv
+import io
 import json
 import logging
 import os
@@ -56,6 +57,19 @@ async def nothing():
 
 def double(x):
     return x * 2
+
+
+_memory = io.StringIO()
+
+
+def print_line():
+    print('one line')
+
+
+def print_line_to_memory():
+    print('one line', file=_memory)
+    _memory.seek(0)
+    _memory.truncate()
 
 
 _log = logging.getLogger('pybench')

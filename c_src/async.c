@@ -53,7 +53,7 @@ pyerl_async_submit(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!ctx || !(w = pyerl_encode_request(ctx, args, nargs, ASYNC_USAGE, &req))) {
         return NULL;
     }
-    if (pyerl_worker_async_send(w, req.caller_env, req.name, req.args, req.depth, &id) < 0) {
+    if (pyerl_worker_async_send(w, req.caller_env, req.name, req.args, &req.frame, &id) < 0) {
         pyerl_set_not_running();
         return NULL;
     }

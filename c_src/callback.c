@@ -137,8 +137,12 @@ pyerl_encode_request(struct pyerl_ctx *ctx, PyObject *const *args, Py_ssize_t na
     if (!(w = pyerl_thread_worker(usage))) {
         return NULL;
     }
-    out->depth = (call ? call->depth : 0) + 1;
-    if (out->depth > limit) {
+    out->frame.depth = (call ? call->frame.depth : 0) + 1;
+    out->frame.has_output = call && call->frame.has_output;
+    if (out->frame.has_output) {
+        out->frame.output = call->frame.output;
+    }
+    if (out->frame.depth > limit) {
         PyErr_Format(PyExc_RecursionError,
                      "Python -> Erlang -> Python nesting deeper than %d levels", limit);
         return NULL;
@@ -183,7 +187,7 @@ pyerl_erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     call = req.call;
-    rc = pyerl_worker_call(w, req.caller_env, req.name, req.args, req.depth, call, &reply,
+    rc = pyerl_worker_call(w, req.caller_env, req.name, req.args, &req.frame, call, &reply,
                            &reply_env);
     if (rc == PYERL_WORKER_NOT_RUNNING) {
         pyerl_set_not_running();

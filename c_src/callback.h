@@ -7,6 +7,7 @@
 #define PYERL_CALLBACK_H
 
 #include "common.h"
+#include "protocol.h"
 
 struct pyerl_ctx;
 struct pyerl_inflight;
@@ -15,7 +16,7 @@ struct pyerl_worker;
 /* A request to Erlang, made by pyerl_encode_request. */
 struct pyerl_encoded_request {
     ERL_NIF_TERM name, args;     /* in the worker's env */
-    int depth;                   /* nesting depth the Erlang function runs at */
+    struct pyerl_frame frame;    /* the Erlang function's (protocol.h) */
     struct pyerl_inflight *call; /* the call running on this thread, or NULL */
     ErlNifEnv *caller_env;       /* for enif_send: the caller's env, or NULL */
 };

@@ -119,6 +119,30 @@ erlang_ref(PyObject *module, PyObject *obj)
     return pyerl_object_ref_new(PyModule_GetState(module), obj);
 }
 
+/* erlang._output_target(): the process to whose group leader the output
+ * of the call running on this thread goes (an erlang.Pid), or None: no
+ * call runs here, or its output goes to the OS process's own stdout and
+ * stderr. */
+static PyObject *
+erlang_output_target(PyObject *module, PyObject *unused)
+{
+    struct pyerl_module_state *st = PyModule_GetState(module);
+    struct pyerl_inflight *call = pyerl_inflight_current();
+    ErlNifEnv *env;
+    PyObject *pid;
+
+    (void)unused;
+    if (!call || !call->frame.has_output) {
+        Py_RETURN_NONE;
+    }
+    if (!(env = enif_alloc_env())) {
+        return PyErr_NoMemory();
+    }
+    pid = pyerl_opaque_from_term(st->pid_type, env, enif_make_pid(env, &call->frame.output));
+    enif_free_env(env);
+    return pid;
+}
+
 static PyMethodDef erlang_methods[] = {
     {"call", (PyCFunction)(void (*)(void))pyerl_erlang_call, METH_FASTCALL,
      "call(name, *args)\n--\n\nCalls the Erlang function registered as name with the "
@@ -146,6 +170,8 @@ static PyMethodDef erlang_methods[] = {
      "interpreter before it is imported here (extensions.c)."},
     {"_unraisablehook", erlang_unraisablehook, METH_O,
      "sys.unraisablehook inside the VM: an interruption a callback swallowed is raised again."},
+    {"_output_target", erlang_output_target, METH_NOARGS,
+     "Where this call's output goes: used by erlang_python.output."},
     {"ref", erlang_ref, METH_O,
      "ref(obj)\n--\n\nHands obj to Erlang by reference: as an argument of erlang.call, in "
      "erlang.send or as a result, Erlang gets a reference to obj itself (what py:call's "

@@ -116,18 +116,35 @@ dispatch(ErlNifEnv *env, struct pyerl_request *req)
     return run.result;
 }
 
-/* The last two arguments of every call NIF: Timeout, and the depth of
- * Python -> Erlang -> Python nesting (0 from plain Erlang). Returns 1, or 0
- * with the term to return in *error. */
+/* A call's frame (protocol.h): Depth or {Depth, GroupLeader}. */
 static int
-get_limits(ErlNifEnv *env, const ERL_NIF_TERM *timeout_and_depth, struct pyerl_request *req,
+get_frame(ErlNifEnv *env, ERL_NIF_TERM term, struct pyerl_frame *frame)
+{
+    const ERL_NIF_TERM *parts;
+    int arity;
+
+    frame->has_output = 0;
+    if (enif_get_tuple(env, term, &arity, &parts)) {
+        if (arity != 2 || !enif_get_local_pid(env, parts[1], &frame->output)) {
+            return 0;
+        }
+        frame->has_output = 1;
+        term = parts[0];
+    }
+    return enif_get_int(env, term, &frame->depth) && frame->depth >= 0;
+}
+
+/* The last two arguments of every call NIF: Timeout, and the call's frame.
+ * Returns 1, or 0 with the term to return in *error. */
+static int
+get_limits(ErlNifEnv *env, const ERL_NIF_TERM *timeout_and_frame, struct pyerl_request *req,
            ERL_NIF_TERM *error)
 {
-    if (!get_deadline(env, timeout_and_depth[0], &req->deadline_ns)) {
+    if (!get_deadline(env, timeout_and_frame[0], &req->deadline_ns)) {
         *error = pyerl_badarg(env, "timeout");
         return 0;
     }
-    if (!enif_get_int(env, timeout_and_depth[1], &req->depth) || req->depth < 0) {
+    if (!get_frame(env, timeout_and_frame[1], &req->frame)) {
         *error = enif_make_badarg(env);
         return 0;
     }

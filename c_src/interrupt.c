@@ -145,7 +145,8 @@ pyerl_inflight_rearm(struct pyerl_inflight *call)
 
 void
 pyerl_inflight_begin(struct pyerl_inflight *call, struct pyerl_ctx *ctx, const void *tag,
-                     const ErlNifPid *caller, ErlNifEnv *env, int64_t deadline_ns, int depth)
+                     const ErlNifPid *caller, ErlNifEnv *env, int64_t deadline_ns,
+                     const struct pyerl_frame *frame)
 {
     int64_t now = pyerl_coarse_now_ns();
 
@@ -154,7 +155,7 @@ pyerl_inflight_begin(struct pyerl_inflight *call, struct pyerl_ctx *ctx, const v
     call->thread_id = PyThread_get_thread_ident();
     call->caller = *caller;
     call->env = env;
-    call->depth = depth;
+    call->frame = *frame;
     call->wake_fd = -1;
     pthread_cond_init(&call->wake, pyerl_monotonic_condattr());
 

@@ -6,6 +6,7 @@
 #define PYERL_INTERRUPT_H
 
 #include "common.h"
+#include "protocol.h"
 
 struct pyerl_ctx;
 
@@ -22,13 +23,13 @@ enum pyerl_interruption {
 };
 
 struct pyerl_inflight {
-    struct pyerl_ctx *ctx;   /* the interpreter the call runs in */
-    const void *tag;         /* what else names the calls to interrupt
-                              * together (a context's), or NULL */
-    unsigned long thread_id; /* PyThread ident of the running thread */
-    ErlNifPid caller;        /* the Erlang process waiting for the call */
-    ErlNifEnv *env;          /* the caller's env on a dirty scheduler, else NULL */
-    int depth;               /* Erlang -> Python nesting: 0 for a call from plain Erlang */
+    struct pyerl_ctx *ctx;    /* the interpreter the call runs in */
+    const void *tag;          /* what else names the calls to interrupt
+                               * together (a context's), or NULL */
+    unsigned long thread_id;  /* PyThread ident of the running thread */
+    ErlNifPid caller;         /* the Erlang process waiting for the call */
+    ErlNifEnv *env;           /* the caller's env on a dirty scheduler, else NULL */
+    struct pyerl_frame frame; /* its nesting, and where its output goes */
     /* lock-guarded: */
     struct pyerl_inflight *prev, *next;
     uint64_t serial; /* tells a reused struct from the one the watchdog saw */
@@ -52,7 +53,8 @@ int pyerl_watchdog_start(void);
  * pyerl_interruption), after disarming any interruption not yet delivered
  * to Python, or 0. */
 void pyerl_inflight_begin(struct pyerl_inflight *call, struct pyerl_ctx *ctx, const void *tag,
-                          const ErlNifPid *caller, ErlNifEnv *env, int64_t deadline_ns, int depth);
+                          const ErlNifPid *caller, ErlNifEnv *env, int64_t deadline_ns,
+                          const struct pyerl_frame *frame);
 int pyerl_inflight_end(struct pyerl_inflight *call);
 
 /* Interrupts, for reason, every running call tagged tag (if not NULL) or

@@ -234,7 +234,7 @@ pyerl_run(ErlNifEnv *in_env, const struct pyerl_request *req, ErlNifEnv *out_env
                                     : enif_make_atom(out_env, "no_thread_state"));
     }
     pyerl_inflight_begin(call, req->ctx, req->calls, caller, req->process_env, req->deadline_ns,
-                         req->depth);
+                         &req->frame);
     result = run_request(&cv, in_env, req, &released);
     if (result && (req->op == PYERL_CALL || req->op == PYERL_EVAL || req->op == PYERL_METHOD) &&
         PyCoro_CheckExact(result)) {

@@ -7,6 +7,7 @@
 #define PYERL_RUN_H
 
 #include "common.h"
+#include "protocol.h"
 
 struct pyerl_ctx;
 struct pyerl_drain;
@@ -39,11 +40,11 @@ struct pyerl_request {
     ERL_NIF_TERM module, function, args, kwargs;
     ERL_NIF_TERM code, locals;
     ERL_NIF_TERM target;
-    int return_ref;         /* the result as a reference, not converted */
-    int64_t deadline_ns;    /* monotonic; INT64_MAX: no limit */
-    int depth;              /* see struct pyerl_inflight */
-    ErlNifEnv *process_env; /* the caller's env while run on its dirty
-                             * scheduler; NULL on a pool thread */
+    int return_ref;           /* the result as a reference, not converted */
+    int64_t deadline_ns;      /* monotonic; INT64_MAX: no limit */
+    struct pyerl_frame frame; /* protocol.h */
+    ErlNifEnv *process_env;   /* the caller's env while run on its dirty
+                               * scheduler; NULL on a pool thread */
 };
 
 /* Runs the request in its context on the calling thread (which must not be

@@ -337,15 +337,22 @@ current_route(struct pyerl_worker *w)
     return route;
 }
 
-/* {Tag, Worker, SerialOrId, Name, Args, Depth} in send_env: an erlang_call
+/* {Tag, Worker, SerialOrId, Name, Args, Frame} in send_env: an erlang_call
  * or erlang_async_call request (protocol.h). */
 static ERL_NIF_TERM
 make_request(struct pyerl_worker *w, ERL_NIF_TERM tag, uint64_t serial_or_id, ERL_NIF_TERM name,
-             ERL_NIF_TERM args, int depth)
+             ERL_NIF_TERM args, const struct pyerl_frame *frame)
 {
+    ERL_NIF_TERM depth = enif_make_int(w->send_env, frame->depth);
     ERL_NIF_TERM parts[PYERL_REQUEST_ARITY] = {
-        tag,  enif_make_resource(w->send_env, w), enif_make_uint64(w->send_env, serial_or_id), name,
-        args, enif_make_int(w->send_env, depth)};
+        tag,
+        enif_make_resource(w->send_env, w),
+        enif_make_uint64(w->send_env, serial_or_id),
+        name,
+        args,
+        frame->has_output
+            ? enif_make_tuple2(w->send_env, depth, enif_make_pid(w->send_env, &frame->output))
+            : depth};
 
     return enif_make_tuple_from_array(w->send_env, parts, PYERL_REQUEST_ARITY);
 }
@@ -447,8 +454,8 @@ spin_for_reply(struct pyerl_worker *w)
 
 int
 pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM name,
-                  ERL_NIF_TERM args, int depth, struct pyerl_inflight *call, ERL_NIF_TERM *reply,
-                  ErlNifEnv **reply_env)
+                  ERL_NIF_TERM args, const struct pyerl_frame *frame, struct pyerl_inflight *call,
+                  ERL_NIF_TERM *reply, ErlNifEnv **reply_env)
 {
     struct pollfd pfd = {.fd = w->fd, .events = POLLIN};
     uint64_t serial, count;
@@ -463,7 +470,7 @@ pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM na
     atomic_store(&w->reply_ready, 0);
     route = current_route(w);
     pthread_mutex_unlock(&w->lock);
-    msg = make_request(w, ATOM(erlang_call), serial, name, args, depth);
+    msg = make_request(w, ATOM(erlang_call), serial, name, args, frame);
     if (send_request(w, caller_env, msg, route) < 0) {
         pthread_mutex_lock(&w->lock);
         w->waiting_serial = 0;
@@ -528,7 +535,7 @@ pyerl_worker_fd(struct pyerl_worker *w)
 
 int
 pyerl_worker_async_send(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM name,
-                        ERL_NIF_TERM args, int depth, uint64_t *id)
+                        ERL_NIF_TERM args, const struct pyerl_frame *frame, uint64_t *id)
 {
     ERL_NIF_TERM msg;
     struct route route;
@@ -537,7 +544,7 @@ pyerl_worker_async_send(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_T
     *id = ++w->last_async_id;
     route = current_route(w);
     pthread_mutex_unlock(&w->lock);
-    msg = make_request(w, ATOM(erlang_async_call), *id, name, args, depth);
+    msg = make_request(w, ATOM(erlang_async_call), *id, name, args, frame);
     return send_request(w, caller_env, msg, route) < 0 ? PYERL_WORKER_NOT_RUNNING : 0;
 }
 

@@ -7,6 +7,7 @@
 #define PYERL_WORKER_H
 
 #include "common.h"
+#include "protocol.h"
 
 struct pyerl_inflight;
 struct pyerl_worker;
@@ -42,8 +43,8 @@ ErlNifEnv *pyerl_worker_env(struct pyerl_worker *w);
  * (errno set). caller_env is the calling process's env on a dirty
  * scheduler, else NULL. */
 int pyerl_worker_call(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM name,
-                      ERL_NIF_TERM args, int depth, struct pyerl_inflight *call,
-                      ERL_NIF_TERM *reply, ErlNifEnv **reply_env);
+                      ERL_NIF_TERM args, const struct pyerl_frame *frame,
+                      struct pyerl_inflight *call, ERL_NIF_TERM *reply, ErlNifEnv **reply_env);
 
 /* The worker's eventfd: readable when a reply or an async answer waits. */
 int pyerl_worker_fd(struct pyerl_worker *w);
@@ -52,7 +53,7 @@ int pyerl_worker_fd(struct pyerl_worker *w);
  * is the call's id, unique for the worker's life. Returns 0 or
  * PYERL_WORKER_NOT_RUNNING. Bound thread only. */
 int pyerl_worker_async_send(struct pyerl_worker *w, ErlNifEnv *caller_env, ERL_NIF_TERM name,
-                            ERL_NIF_TERM args, int depth, uint64_t *id);
+                            ERL_NIF_TERM args, const struct pyerl_frame *frame, uint64_t *id);
 
 /* Sends erlang_async_cancel to the handler (or through the coordinator):
  * async call id is no longer awaited. */

@@ -75,7 +75,7 @@
 -export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
          state_incr/1, state_incr/2, state_decr/1, state_decr/2]).
 
--export_type([name/0, code/0, py_error/0, ref/0, opts/0, call_result/0, gather_call/0,
+-export_type([name/0, code/0, py_error/0, ref/0, opts/0, output/0, call_result/0, gather_call/0,
               context/0, context_opts/0]).
 
 -type name() :: atom() | binary().
@@ -92,7 +92,11 @@
 %% py_context:start_link/1.
 -type context() :: py_context:context() | atom().
 %% The options of a call in a context.
--type context_opts() :: #{kwargs => map(), timeout => timeout(), return => value | ref}.
+-type context_opts() :: #{kwargs => map(), timeout => timeout(), return => value | ref,
+                          output => output()}.
+%% Where a call's sys.stdout and sys.stderr write: the calling process's
+%% group leader, or the OS process's own stdout and stderr (docs/calls.md).
+-type output() :: group_leader | terminal.
 %% A reference to a Python object (see docs/references.md): an Erlang
 %% reference term that keeps the object alive while any term refers to it;
 %% or, for an object kept on a pool's member, a term of py_pool's
@@ -101,16 +105,18 @@
 %% A timeout in milliseconds or `infinity', or a map of options:
 %% `timeout' (as before) and `return': `value' (the default) converts the
 %% result, `ref' returns a reference to the result instead.
--type opts() :: timeout() | #{timeout => timeout(), return => value | ref}.
+-type opts() :: timeout() | #{timeout => timeout(), return => value | ref, output => output()}.
 %% What a spawned call gives: what call/5 would, or that it was cancelled.
 -type call_result() :: {ok, term()} | py_error() | {error, cancelled}.
 %% One call of async_gather/2.
 -type gather_call() :: {name(), name(), list()} | {name(), name(), list(), map()}.
 
 -define(TRACEBACK_KEY, '$py_last_traceback').
--define(DEPTH_KEY, '$py_depth').
+-define(FRAME_KEY, '$py_frame').
 -define(DEFAULT_TIMEOUT_KEY, {?MODULE, default_timeout}).
 -define(DEFAULT_TIMEOUT, 30000).
+-define(DEFAULT_OUTPUT_KEY, {?MODULE, default_output}).
+-define(DEFAULT_OUTPUT, group_leader).
 %% As DEFAULT_MAX_THREADS in c_src/pool.c.
 -define(MAX_POOL_THREADS, 4096).
 
@@ -144,8 +150,8 @@ call(Module, Function, Args, Kwargs) ->
 call(Context, Module, Function, Args, Opts) when is_list(Args), not is_list(Function) ->
     case py_pool:route(Context) of
         undefined ->
-            with_context_opts(Context, Opts, fun(Ctx, Kwargs, Timeout, Return) ->
-                finish(py_nif:context_call(Ctx, Module, Function, Args, Kwargs, Timeout, depth(),
+            with_context_opts(Context, Opts, fun(Ctx, Kwargs, Timeout, Return, Frame) ->
+                finish(py_nif:context_call(Ctx, Module, Function, Args, Kwargs, Timeout, Frame,
                                            Return),
                        Timeout)
             end);
@@ -155,8 +161,8 @@ call(Context, Module, Function, Args, Opts) when is_list(Args), not is_list(Func
             end)
     end;
 call(Module, Function, Args, Kwargs, Opts) ->
-    with_opts(Opts, fun(Timeout, Return) ->
-        finish(py_nif:call(Module, Function, Args, Kwargs, Timeout, depth(), Return), Timeout)
+    with_opts(Opts, fun(Timeout, Return, Frame) ->
+        finish(py_nif:call(Module, Function, Args, Kwargs, Timeout, Frame, Return), Timeout)
     end).
 
 %% @equiv eval(Code, #{})
@@ -184,9 +190,9 @@ eval(Code, Locals) ->
 eval(Context, Code, Locals) when is_reference(Context) orelse is_atom(Context), not is_map(Code) ->
     eval(Context, Code, Locals, #{});
 eval(Code, Locals, Opts) ->
-    with_opts(Opts, fun(Timeout, Return) ->
+    with_opts(Opts, fun(Timeout, Return, Frame) ->
         with_code(Code, fun(Source) ->
-            finish(py_nif:eval(Source, Locals, Timeout, depth(), Return), Timeout)
+            finish(py_nif:eval(Source, Locals, Timeout, Frame, Return), Timeout)
         end)
     end).
 
@@ -196,9 +202,9 @@ eval(Code, Locals, Opts) ->
 eval(Context, Code, Locals, Opts) when is_map(Opts), not is_map_key(kwargs, Opts) ->
     case py_pool:route(Context) of
         undefined ->
-            with_context_opts(Context, Opts, fun(Ctx, _Kwargs, Timeout, Return) ->
+            with_context_opts(Context, Opts, fun(Ctx, _Kwargs, Timeout, Return, Frame) ->
                 with_code(Code, fun(Source) ->
-                    finish(py_nif:context_eval(Ctx, Source, Locals, Timeout, depth(), Return),
+                    finish(py_nif:context_eval(Ctx, Source, Locals, Timeout, Frame, Return),
                            Timeout)
                 end)
             end);
@@ -218,16 +224,25 @@ exec(Code) ->
     exec(Code, default_timeout()).
 
 %% @doc Executes Python statements in the shared `__main__' namespace, so
-%% that what they define is visible to later calls from any process. When
-%% the first argument is a context (or a context's name) and the second
-%% code, this is `exec(Context, Code)', as {@link exec/3}.
--spec exec(code(), timeout()) -> ok | py_error();
+%% that what they define is visible to later calls from any process.
+%% `Opts': a timeout, or a map of `timeout' and `output'. When the first
+%% argument is a context (or a context's name) and the second code, this
+%% is `exec(Context, Code)', as {@link exec/3}.
+-spec exec(code(), timeout() | #{timeout => timeout(), output => output()}) -> ok | py_error();
           (context(), code()) -> ok | py_error().
 exec(Context, Code) when is_reference(Context) orelse is_atom(Context),
                          is_binary(Code) orelse is_list(Code) ->
     exec(Context, Code, #{});
+exec(Code, Opts) when is_map(Opts), not is_map_key(return, Opts) ->
+    with_opts(Opts, fun(Timeout, _Return, Frame) ->
+        with_code(Code, fun(Source) -> finish(py_nif:exec(Source, Timeout, Frame), Timeout) end)
+    end);
+exec(_Code, Opts) when is_map(Opts) ->
+    {error, {badarg, opts}};
 exec(Code, Timeout) ->
-    with_code(Code, fun(Source) -> finish(py_nif:exec(Source, Timeout, depth()), Timeout) end).
+    with_code(Code, fun(Source) ->
+        finish(py_nif:exec(Source, Timeout, frame(default)), Timeout)
+    end).
 
 %% @doc Executes Python statements in the context's namespace; `Opts':
 %% `timeout'.
@@ -236,9 +251,9 @@ exec(Context, Code, Opts) when is_map(Opts), not is_map_key(kwargs, Opts),
                                not is_map_key(return, Opts) ->
     case py_pool:route(Context) of
         undefined ->
-            with_context_opts(Context, Opts, fun(Ctx, _Kwargs, Timeout, _Return) ->
+            with_context_opts(Context, Opts, fun(Ctx, _Kwargs, Timeout, _Return, Frame) ->
                 with_code(Code, fun(Source) ->
-                    finish(py_nif:context_exec(Ctx, Source, Timeout, depth()), Timeout)
+                    finish(py_nif:context_exec(Ctx, Source, Timeout, Frame), Timeout)
                 end)
             end);
         Pool ->
@@ -317,7 +332,7 @@ call_method(Ref, Name, Args, Kwargs, Opts) when is_tuple(Ref) ->
     end);
 call_method(Ref, Name, Args, Kwargs, Opts) ->
     with_opts(Opts, fun(Timeout, Return) ->
-        on_ref(Ref, finish(py_nif:call_method(Ref, Name, Args, Kwargs, Timeout, depth(), Return),
+        on_ref(Ref, finish(py_nif:call_method(Ref, Name, Args, Kwargs, Timeout, frame(default), Return),
                            Timeout))
     end).
 
@@ -333,7 +348,7 @@ getattr(Ref, Name, Opts) when is_tuple(Ref) ->
     with_pool_ref(Ref, Opts, fun(PoolOpts) -> finish(py_pool:getattr(Ref, Name, PoolOpts), 0) end);
 getattr(Ref, Name, Opts) ->
     with_opts(Opts, fun(Timeout, Return) ->
-        on_ref(Ref, finish(py_nif:getattr(Ref, Name, Timeout, depth(), Return), Timeout))
+        on_ref(Ref, finish(py_nif:getattr(Ref, Name, Timeout, frame(default), Return), Timeout))
     end).
 
 %% @doc The value of the object `Ref' refers to, converted as a result is.
@@ -344,7 +359,7 @@ to_term(Ref) when is_tuple(Ref) ->
     end);
 to_term(Ref) ->
     Timeout = default_timeout(),
-    on_ref(Ref, finish(py_nif:to_term(Ref, Timeout, depth()), Timeout)).
+    on_ref(Ref, finish(py_nif:to_term(Ref, Timeout, frame(default)), Timeout)).
 
 %% @doc Lets go of the object now, rather than when the last term referring
 %% to it is garbage-collected; every later use of `Ref' gives
@@ -354,7 +369,7 @@ release(Ref) when is_tuple(Ref) ->
     with_pool_ref(Ref, #{}, fun(_) -> py_pool:release(Ref) end);
 release(Ref) ->
     Timeout = default_timeout(),
-    case on_ref(Ref, finish(py_nif:release(Ref, Timeout, depth()), Timeout)) of
+    case on_ref(Ref, finish(py_nif:release(Ref, Timeout, frame(default)), Timeout)) of
         {error, {badarg, ref}} -> released_or_badarg(Ref);
         Result -> Result
     end.
@@ -791,6 +806,16 @@ state_decr(_Key, _N) ->
 configure() ->
     Timeout = application:get_env(erlang_python, default_timeout, ?DEFAULT_TIMEOUT),
     persistent_term:put(?DEFAULT_TIMEOUT_KEY, Timeout),
+    persistent_term:put(?DEFAULT_OUTPUT_KEY,
+                        case application:get_env(erlang_python, output, ?DEFAULT_OUTPUT) of
+                            Output when Output =:= group_leader; Output =:= terminal ->
+                                Output;
+                            Other ->
+                                logger:warning("erlang_python: output ~0p is neither group_leader "
+                                               "nor terminal; using ~p", [Other, ?DEFAULT_OUTPUT],
+                                               #{domain => [erlang_python]}),
+                                ?DEFAULT_OUTPUT
+                        end),
     %% One dirty I/O scheduler always stays free to admit new calls.
     Max = erlang:system_info(dirty_io_schedulers) - 1,
     ok = py_nif:set_dirty_limit(integer_env(dirty_call_limit, 0, Max, Max)),
@@ -798,6 +823,7 @@ configure() ->
     Depth = application:get_env(erlang_python, max_callback_depth, 64),
     ok = py_nif:set_max_depth(Depth),
     add_own_python_path(),
+    ok = py_output:install(main),
     py_paths:apply_env().
 
 %% The application environment's Key if it is an integer from Min to Max
@@ -824,13 +850,36 @@ add_own_python_path() ->
 
 %% Internals
 
-%% How deep in Python -> Erlang -> Python nesting this process is: a
-%% handler running a function for Python sets it.
-depth() ->
-    case get(?DEPTH_KEY) of
-        undefined -> 0;
-        Depth -> Depth
+%% The frame of a call this process makes (c_src/protocol.h): how deep in
+%% Python -> Erlang -> Python nesting it is, and, when its sys.stdout and
+%% sys.stderr write to a group leader, the process whose group leader that
+%% is (this one: local, where its group leader may be of another node, as
+%% a remote shell's is). A handler running a function for Python has the
+%% frame of the call that function runs in (py_handler): a call it makes
+%% is one deeper, and its output goes where that call's goes unless it
+%% says otherwise.
+frame(#{output := Output}) when Output =:= group_leader; Output =:= terminal ->
+    {ok, frame(Output)};
+frame(#{output := _}) ->
+    error;
+frame(Opts) when is_map(Opts) ->
+    {ok, frame(default)};
+frame(Output) ->
+    {Depth, Inherited} = case get(?FRAME_KEY) of
+                             undefined -> {0, undefined};
+                             {D, Caller} -> {D, Caller};
+                             D -> {D, undefined}
+                         end,
+    case output_to(Output, Inherited) of
+        undefined -> Depth;
+        Owner -> {Depth, Owner}
     end.
+
+output_to(terminal, _Inherited) -> undefined;
+output_to(group_leader, undefined) -> self();
+output_to(group_leader, Inherited) -> Inherited;
+output_to(default, undefined) -> output_to(default_output(), undefined);
+output_to(default, Inherited) -> Inherited.
 
 %% A name for register_function/2: not one of the application's own.
 with_name(Name, Run) ->
@@ -881,20 +930,22 @@ gather_item(_Call) ->
 
 %% Opts: a timeout, or a map of options.
 with_opts(Opts, Run) when is_map(Opts) ->
-    case maps:size(maps:without([timeout, return], Opts)) of
-        0 -> Run(maps:get(timeout, Opts, default_timeout()), maps:get(return, Opts, value));
-        _ -> {error, {badarg, opts}}
+    case {maps:size(maps:without([timeout, return, output], Opts)), frame(Opts)} of
+        {0, {ok, Frame}} ->
+            Run(maps:get(timeout, Opts, default_timeout()), maps:get(return, Opts, value), Frame);
+        _ ->
+            {error, {badarg, opts}}
     end;
 with_opts(Timeout, Run) ->
-    Run(Timeout, value).
+    Run(Timeout, value, frame(default)).
 
-%% A context's options: kwargs, timeout and return.
+%% A context's options: kwargs, timeout, return and output.
 with_context_opts(Context, Opts, Run) when is_map(Opts) ->
-    case maps:size(maps:without([kwargs, timeout, return], Opts)) of
-        0 ->
+    case {maps:size(maps:without([kwargs, timeout, return, output], Opts)), frame(Opts)} of
+        {0, {ok, Frame}} ->
             with_context(Context, fun(Ctx) ->
                 Run(Ctx, maps:get(kwargs, Opts, #{}), maps:get(timeout, Opts, default_timeout()),
-                    maps:get(return, Opts, value))
+                    maps:get(return, Opts, value), Frame)
             end);
         _ ->
             {error, {badarg, opts}}
@@ -954,6 +1005,9 @@ released_or_badarg(Ref) ->
 
 default_timeout() ->
     persistent_term:get(?DEFAULT_TIMEOUT_KEY, ?DEFAULT_TIMEOUT).
+
+default_output() ->
+    persistent_term:get(?DEFAULT_OUTPUT_KEY, ?DEFAULT_OUTPUT).
 
 with_code(Code, Run) when is_binary(Code) ->
     Run(Code);

@@ -183,7 +183,8 @@ make(Mode) ->
         {ok, Context} when Mode =:= owngil ->
             %% Its own set of the names registered for Python, and its own
             %% logging into logger, if the application runs (without it,
-            %% Python cannot call Erlang).
+            %% Python cannot call Erlang); its own sys.stdout and
+            %% sys.stderr, which follow the calls' output.
             case erlang:whereis(py_registry) of
                 undefined -> ok;
                 _ -> ok = py_registry:add_context(Context)
@@ -192,6 +193,7 @@ make(Mode) ->
                 undefined -> ok;
                 _ -> ok = py_logger:add_context(Context)
             end,
+            ok = py_output:install(Context),
             {ok, Context};
         Result ->
             Result

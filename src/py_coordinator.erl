@@ -75,9 +75,9 @@ handle_info(_Other, State) ->
 %% Several requests can come here before the first is handled (a thread
 %% starting with async calls): the first binds a handler, the rest find it.
 -spec forward(request() | term()) -> ok.
-forward(?ERLANG_CALL_MSG(Worker, _Serial, _Name, _Args, _Depth) = Call) ->
+forward(?ERLANG_CALL_MSG(Worker, _Serial, _Name, _Args, _Frame) = Call) ->
     bind_and_forward(Worker, Call);
-forward(?ERLANG_ASYNC_CALL_MSG(Worker, _Id, _Name, _Args, _Depth) = Call) ->
+forward(?ERLANG_ASYNC_CALL_MSG(Worker, _Id, _Name, _Args, _Frame) = Call) ->
     bind_and_forward(Worker, Call);
 forward(?ERLANG_ASYNC_CANCEL_MSG(Worker, _Id) = Cancel) ->
     %% A cancel follows its call here, so finds the worker bound; unbound,

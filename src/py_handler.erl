@@ -38,7 +38,7 @@
 %% proc_lib and sys callbacks
 -export([init/2, system_continue/3, system_terminate/4, system_code_change/4]).
 
--define(DEPTH_KEY, '$py_depth').
+-define(FRAME_KEY, '$py_frame').
 -define(MAX_CANCELLED, 1024).
 %% The tag of the monitor on an async call's process.
 -define(ASYNC_DONE(Id), {py_async_done, Id}).
@@ -80,15 +80,15 @@ system_code_change(State, _Module, _OldVsn, _Extra) ->
 
 loop(#state{worker = Worker, parent = Parent, calls = Calls} = State) ->
     receive
-        ?ERLANG_CALL_MSG(_Worker, Serial, Name, Args, Depth) ->
-            Reply = run(Name, Args, Depth),
+        ?ERLANG_CALL_MSG(_Worker, Serial, Name, Args, Frame) ->
+            Reply = run(Name, Args, Frame),
             case py_nif:worker_reply(Worker, Serial, Reply) =:= ok orelse
                 py_nif:worker_handler(Worker) =:= {ok, self()} of
                 true -> loop(State);
                 false -> ok
             end;
-        ?ERLANG_ASYNC_CALL_MSG(_Worker, Id, Name, Args, Depth) ->
-            loop(start_async(Id, Name, Args, Depth, State));
+        ?ERLANG_ASYNC_CALL_MSG(_Worker, Id, Name, Args, Frame) ->
+            loop(start_async(Id, Name, Args, Frame, State));
         ?ERLANG_ASYNC_CANCEL_MSG(_Worker, Id) ->
             loop(cancel(Id, State));
         {?ASYNC_DONE(Id), _Monitor, process, _Pid, Reason} ->
@@ -104,13 +104,13 @@ loop(#state{worker = Worker, parent = Parent, calls = Calls} = State) ->
             loop(State)
     end.
 
-start_async(Id, _Name, _Args, _Depth, #state{cancelled = Cancelled} = State)
+start_async(Id, _Name, _Args, _Frame, #state{cancelled = Cancelled} = State)
   when is_map_key(Id, Cancelled) ->
     State#state{cancelled = maps:remove(Id, Cancelled)};
-start_async(Id, Name, Args, Depth, #state{worker = Worker, calls = Calls} = State) ->
+start_async(Id, Name, Args, Frame, #state{worker = Worker, calls = Calls} = State) ->
     Handler = self(),
     Run = fun() ->
-              py_nif:worker_async_reply(Worker, Id, run(Name, Args, Depth)),
+              py_nif:worker_async_reply(Worker, Id, run(Name, Args, Frame)),
               unlink(Handler)
           end,
     {Pid, _} = spawn_opt(Run, [link, {monitor, [{tag, ?ASYNC_DONE(Id)}]}]),
@@ -135,11 +135,11 @@ cancel(Id, #state{calls = Calls, cancelled = Cancelled} = State) ->
 died(Reason) ->
     ?REPLY_ERROR(exit, Reason, format_reason(Reason), []).
 
--spec run(function_name(), list(), depth()) -> reply().
-run(Name, Args, Depth) ->
+-spec run(function_name(), list(), frame()) -> reply().
+run(Name, Args, Frame) ->
     case py_registry:lookup(Name) of
         {ok, Function} ->
-            put(?DEPTH_KEY, Depth),
+            put(?FRAME_KEY, Frame),
             try
                 ?REPLY_OK(apply_function(Function, Args))
             catch

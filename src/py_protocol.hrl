@@ -32,15 +32,16 @@
 
 %% Run function Name with Args and answer with worker_reply(Worker, Serial,
 %% Reply). Serial numbers the thread's sync requests: a reply to an earlier
-%% one (the thread stopped waiting) is refused as stale. Depth is how deep
-%% in Python -> Erlang -> Python nesting the request was made.
--define(ERLANG_CALL_MSG(Worker, Serial, Name, Args, Depth),
-        {?ERLANG_CALL, Worker, Serial, Name, Args, Depth}).
+%% one (the thread stopped waiting) is refused as stale. Frame (frame()
+%% below) is how deep in Python -> Erlang -> Python nesting the request was
+%% made, and where the output of the call that made it goes.
+-define(ERLANG_CALL_MSG(Worker, Serial, Name, Args, Frame),
+        {?ERLANG_CALL, Worker, Serial, Name, Args, Frame}).
 
 %% Run function Name with Args and answer with worker_async_reply(Worker,
 %% Id, Reply). Id numbers the thread's async calls.
--define(ERLANG_ASYNC_CALL_MSG(Worker, Id, Name, Args, Depth),
-        {?ERLANG_ASYNC_CALL, Worker, Id, Name, Args, Depth}).
+-define(ERLANG_ASYNC_CALL_MSG(Worker, Id, Name, Args, Frame),
+        {?ERLANG_ASYNC_CALL, Worker, Id, Name, Args, Frame}).
 
 %% Stop async call Id if it still runs; no reply. May arrive before the
 %% call it cancels (the call went through the coordinator).
@@ -72,12 +73,14 @@
 -type worker() :: reference().
 %% A registered name as Python gave it: a str, or an erlang.Atom.
 -type function_name() :: binary() | atom().
--type depth() :: non_neg_integer().
+%% The frame of the call a function runs in (c_src/protocol.h): its
+%% nesting depth, with the group leader its output goes to, if any.
+-type frame() :: non_neg_integer() | {non_neg_integer(), pid()}.
 
 -type erlang_call() :: ?ERLANG_CALL_MSG(worker(), Serial :: pos_integer(), function_name(),
-                                         Args :: list(), depth()).
+                                         Args :: list(), frame()).
 -type erlang_async_call() :: ?ERLANG_ASYNC_CALL_MSG(worker(), Id :: pos_integer(),
-                                                    function_name(), Args :: list(), depth()).
+                                                    function_name(), Args :: list(), frame()).
 -type erlang_async_cancel() :: ?ERLANG_ASYNC_CANCEL_MSG(worker(), Id :: pos_integer()).
 -type request() :: erlang_call() | erlang_async_call() | erlang_async_cancel().
 -type unbound_request() :: ?UNBOUND_REQUEST_MSG(request()).

@@ -24,7 +24,8 @@
 %% contexts share the main interpreter's set.
 %%
 %% Names that begin with `_erlang_python.' are reserved for the
-%% application's own functions (erlang.state_* call them): they are not in
+%% application's own functions (erlang.state_* and the output streams of
+%% py_output call them): they are not in
 %% the table but built in to lookup/1, so that neither a user's
 %% unregistering nor a restart can take them away. py:register_function/2
 %% refuses them.
@@ -142,6 +143,7 @@ reserved(<<?RESERVED_PREFIX, "state_set">>) -> {ok, {py_state, py_set}};
 reserved(<<?RESERVED_PREFIX, "state_delete">>) -> {ok, {py_state, py_delete}};
 reserved(<<?RESERVED_PREFIX, "state_keys">>) -> {ok, {py_state, py_keys}};
 reserved(<<?RESERVED_PREFIX, "state_incr">>) -> {ok, {py_state, py_incr}};
+reserved(<<?RESERVED_PREFIX, "put_chars">>) -> {ok, {py_output, put_chars}};
 reserved(_Name) -> error.
 
 names() ->
