@@ -18,6 +18,9 @@
  * call's arguments, if it came as one. A channel (channel.c) becomes an
  * erlang.Channel holding it, and an erlang.Channel the channel's term.
  *
+ * None becomes the atom set_none_atom/1 chose (none, nil or undefined; py.erl
+ * sets it from the application's none_atom), each of which becomes None.
+ *
  * Recursion is bounded by PYERL_MAX_DEPTH. Each level keeps a small `struct
  * path` on the stack pointing at its parent, so the place of an error can be
  * written out without any cost to conversions that succeed.
@@ -40,6 +43,7 @@
 #include "utf8.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define EXT_VERSION 131
@@ -215,6 +219,29 @@ pyerl_name_text(ErlNifEnv *env, ERL_NIF_TERM term, char *buf, size_t size)
     memcpy(buf, bin.data, bin.size);
     buf[bin.size] = '\0';
     return (Py_ssize_t)bin.size;
+}
+
+/* What None becomes: an atom, set while calls may be converting. */
+static _Atomic ERL_NIF_TERM none_atom;
+
+ERL_NIF_TERM
+pyerl_nif_set_none_atom(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    if (argv[0] != ATOM(none) && argv[0] != ATOM(nil) && argv[0] != ATOM(undefined)) {
+        return enif_make_badarg(env);
+    }
+    atomic_store_explicit(&none_atom, argv[0], memory_order_relaxed);
+    return ATOM(ok);
+}
+
+void
+pyerl_convert_init(void)
+{
+    /* Once: a reload of the library keeps what was set. */
+    ERL_NIF_TERM unset = 0;
+
+    atomic_compare_exchange_strong(&none_atom, &unset, ATOM(none));
 }
 
 static PyObject *
@@ -860,7 +887,7 @@ py_to_term(const struct pyerl_conv *cv, ErlNifEnv *env, PyObject *obj, ERL_NIF_T
         return 0;
     }
     if (obj == Py_None) {
-        *out = ATOM(none);
+        *out = atomic_load_explicit(&none_atom, memory_order_relaxed);
         return 1;
     }
     if (PyBool_Check(obj)) {

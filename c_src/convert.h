@@ -27,6 +27,13 @@ struct pyerl_conv {
 
 /* Erlang term to a new Python reference, or NULL with an exception set. GIL
  * held. `where` names the value in error messages ("args", "result"). */
+/* At load, after the atoms: None becomes `none' until set_none_atom/1 says
+ * otherwise. */
+void pyerl_convert_init(void);
+
+/* set_none_atom(Atom): what None becomes, none, nil or undefined. */
+ERL_NIF_TERM pyerl_nif_set_none_atom(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+
 PyObject *pyerl_term_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term,
                            const char *where);
 

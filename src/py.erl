@@ -595,7 +595,7 @@ memory_stats() ->
                        gc_collections => Collections,
                        tracemalloc => case Traced of
                                           {Current, Peak} -> #{current => Current, peak => Peak};
-                                          none -> not_tracing
+                                          _None -> not_tracing
                                       end},
             {ok, maps:merge(Python#{erlang_total_bytes => erlang:memory(total)}, os_memory())};
         Error ->
@@ -822,6 +822,15 @@ configure() ->
     ok = py_nif:set_pool_limit(integer_env(max_pool_threads, 1, infinity, ?MAX_POOL_THREADS)),
     Depth = application:get_env(erlang_python, max_callback_depth, 64),
     ok = py_nif:set_max_depth(Depth),
+    ok = py_nif:set_none_atom(
+           case application:get_env(erlang_python, none_atom, none) of
+               Atom when Atom =:= none; Atom =:= nil; Atom =:= undefined ->
+                   Atom;
+               NotNone ->
+                   logger:warning("erlang_python: none_atom ~0p is none of none, nil and "
+                                  "undefined; using none", [NotNone], #{domain => [erlang_python]}),
+                   none
+           end),
     add_own_python_path(),
     ok = py_output:install(main),
     py_paths:apply_env().

@@ -64,11 +64,11 @@ deactivate_venv() ->
 -spec venv_info() -> venv_info() | none | {error, term()}.
 venv_info() ->
     case call(info, [], default) of
-        {ok, none} ->
-            none;
         {ok, {Root, SitePackages, IncludeSystem, Paths}} ->
             #{path => Root, site_packages => SitePackages,
               system_site_packages => IncludeSystem, paths => Paths};
+        {ok, _None} ->
+            none;
         {error, _} = Error ->
             Error
     end.

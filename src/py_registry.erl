@@ -101,7 +101,7 @@ is_reserved(_Name) -> false.
 init([]) ->
     case names() of
         [] ->
-            {ok, none} = py:call(erlang, '_clear_registered', [], #{}, infinity),
+            {ok, _} = py:call(erlang, '_clear_registered', [], #{}, infinity),
             ok;
         Names ->
             lists:foreach(fun(Name) -> set_in_python(Name, true) end, Names)
@@ -157,7 +157,7 @@ set_in_contexts(Contexts, Names, Registered) ->
 
 set_in_context(Context, [Name | Names], Registered) ->
     case py:call(Context, erlang, '_set_registered', [Name, Registered], #{timeout => infinity}) of
-        {ok, none} ->
+        {ok, _} ->
             set_in_context(Context, Names, Registered);
         {error, context_stopped} ->
             false;
@@ -171,5 +171,5 @@ set_in_context(_Context, [], _Registered) ->
     true.
 
 set_in_python(Name, Registered) ->
-    {ok, none} = py:call(erlang, '_set_registered', [Name, Registered], #{}, infinity),
+    {ok, _} = py:call(erlang, '_set_registered', [Name, Registered], #{}, infinity),
     ok.

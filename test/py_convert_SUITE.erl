@@ -23,6 +23,7 @@
 
 -import(py_test_lib, [wait_until/2]).
 
+-export([log/2]).
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2]).
 
@@ -39,6 +40,7 @@
          large_results_outlive_their_python_objects/1,
          python_object_is_released_once_erlang_drops_its_binary/1]).
 -export([booleans_roundtrip/1, undefined_none_and_nil_become_python_none/1,
+         none_atom_env_says_what_none_becomes/1,
          atom_becomes_an_erlang_atom_str/1, atoms_roundtrip/1, unicode_atoms_roundtrip/1,
          python_makes_an_atom_by_name/1, plain_str_never_becomes_an_atom/1,
          overlong_atom_name_is_a_value_error/1]).
@@ -84,6 +86,7 @@ groups() ->
        python_object_is_released_once_erlang_drops_its_binary]},
      {atoms, [],
       [booleans_roundtrip, undefined_none_and_nil_become_python_none,
+       none_atom_env_says_what_none_becomes,
        atom_becomes_an_erlang_atom_str, atoms_roundtrip, unicode_atoms_roundtrip,
        python_makes_an_atom_by_name, plain_str_never_becomes_an_atom,
        overlong_atom_name_is_a_value_error]},
@@ -332,6 +335,45 @@ undefined_none_and_nil_become_python_none(_Config) ->
       end,
       [undefined, none, nil]),
     {ok, none} = py:eval(<<"None">>).
+
+%% none_atom => nil (Elixir's): None comes back as nil, in results,
+%% containers and what Python sends; none, nil and undefined still all go
+%% in as None. The application works as before with it (its own calls
+%% that return None). A bad value is a warning, and none.
+none_atom_env_says_what_none_becomes(_Config) ->
+    try
+        py_test_lib:restart_with(none_atom, nil),
+        {ok, nil} = py:eval(<<"None">>),
+        [{ok, true} = py:eval(<<"x is None">>, #{x => A}) || A <- [undefined, none, nil]],
+        {ok, [nil, #{<<"k">> := nil}, {nil}]} = py:eval(<<"[None, {'k': None}, (None,)]">>),
+        {ok, nil} = py:call('__main__', ident, [none]),
+        ok = py:register_function(convert_suite_echo, fun([X]) -> X end),
+        {ok, true} = py:eval(<<"__import__('erlang').call('convert_suite_echo', None) is None">>),
+        ok = py:unregister_function(convert_suite_echo),
+        py_test_lib:restart_with(none_atom, undefined),
+        {ok, undefined} = py:eval(<<"None">>),
+        ok = logger:add_handler(convert_suite, ?MODULE, #{config => #{pid => self()}}),
+        try
+            py_test_lib:restart_with(none_atom, null),
+            receive
+                {logged, #{level := warning, msg := {F, A2}}} ->
+                    {match, _} = re:run(io_lib:format(F, A2), "none_atom null")
+            after py_test_lib:scaled(5000) ->
+                ct:fail(no_warning)
+            end
+        after
+            logger:remove_handler(convert_suite)
+        end,
+        {ok, none} = py:eval(<<"None">>)
+    after
+        py_test_lib:restart_without(none_atom)
+    end,
+    {ok, none} = py:eval(<<"None">>).
+
+%% logger handler callback: the event to the case.
+log(Event, #{config := #{pid := Pid}}) ->
+    Pid ! {logged, Event},
+    ok.
 
 atom_becomes_an_erlang_atom_str(_Config) ->
     {ok, true} = py:eval(<<"isinstance(x, str)">>, #{x => hello}),
