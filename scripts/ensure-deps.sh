@@ -11,6 +11,7 @@ packages=(
     erlang-nox erlang-dev rebar3 erlang-common-test erlang-proper erlang-proper-dev
     erlang-tools erlang-dialyzer
     python3-dev python3-venv python3-numpy python3-fastapi python3-httpx
+    elixir
 )
 [ $# -gt 0 ] && packages=("$@")
 

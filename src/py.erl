@@ -331,8 +331,8 @@ call_method(Ref, Name, Args, Kwargs, Opts) when is_tuple(Ref) ->
         finish(py_pool:call_method(Ref, Name, Args, Kwargs, PoolOpts), 0)
     end);
 call_method(Ref, Name, Args, Kwargs, Opts) ->
-    with_opts(Opts, fun(Timeout, Return) ->
-        on_ref(Ref, finish(py_nif:call_method(Ref, Name, Args, Kwargs, Timeout, frame(default), Return),
+    with_opts(Opts, fun(Timeout, Return, Frame) ->
+        on_ref(Ref, finish(py_nif:call_method(Ref, Name, Args, Kwargs, Timeout, Frame, Return),
                            Timeout))
     end).
 
@@ -347,8 +347,8 @@ getattr(Ref, Name) ->
 getattr(Ref, Name, Opts) when is_tuple(Ref) ->
     with_pool_ref(Ref, Opts, fun(PoolOpts) -> finish(py_pool:getattr(Ref, Name, PoolOpts), 0) end);
 getattr(Ref, Name, Opts) ->
-    with_opts(Opts, fun(Timeout, Return) ->
-        on_ref(Ref, finish(py_nif:getattr(Ref, Name, Timeout, frame(default), Return), Timeout))
+    with_opts(Opts, fun(Timeout, Return, Frame) ->
+        on_ref(Ref, finish(py_nif:getattr(Ref, Name, Timeout, Frame, Return), Timeout))
     end).
 
 %% @doc The value of the object `Ref' refers to, converted as a result is.

@@ -260,7 +260,7 @@ async_call_nested_too_deep_raises_recursion_error(_Config) ->
     %% py:call at depth 64 (the limit) cannot send one more level.
     Self = self(),
     spawn_link(fun() ->
-                   put('$py_depth', 64),
+                   put('$py_frame', 64),
                    Self ! {deep, py:eval(<<"asyncio.run(as_try('as_identity', 1))">>)}
                end),
     receive

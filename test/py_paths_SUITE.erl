@@ -325,18 +325,9 @@ preload_runs_at_every_start_and_a_failing_one_is_logged(_Config) ->
 
 %% Runs Exe with Args; fails the case with its output unless it exits 0.
 run(Exe, Args) ->
-    Port = open_port({spawn_executable, Exe},
-                     [{args, Args}, exit_status, stderr_to_stdout, binary]),
-    run_output(Port, Exe, Args, []).
-
-run_output(Port, Exe, Args, Output) ->
-    receive
-        {Port, {data, Data}} -> run_output(Port, Exe, Args, [Output, Data]);
-        {Port, {exit_status, 0}} -> ok;
-        {Port, {exit_status, Status}} ->
-            ct:fail({command_failed, Exe, Args, Status, iolist_to_binary(Output)})
-    after py_test_lib:scaled(120000) ->
-        ct:fail({command_hangs, Exe, Args, iolist_to_binary(Output)})
+    case py_test_lib:command(Exe, Args, ".", []) of
+        {0, _} -> ok;
+        {Status, Output} -> ct:fail({command_failed, Exe, Args, Status, Output})
     end.
 
 %% A wheel of the package vpkg_demo, written by hand (a wheel is a zip

@@ -26,7 +26,8 @@ init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erlang_python),
     Source = repository_dir(),
     Dir = filename:join(?config(priv_dir, Config), "release"),
-    ok = copy_dir(filename:join([Source, "examples", "release"]), Dir),
+    ok = py_test_lib:copy_dir(filename:join([Source, "examples", "release"]), Dir,
+                              ["_build", "_checkouts"]),
     ok = filelib:ensure_dir(filename:join([Dir, "_checkouts", "x"])),
     ok = file:make_symlink(Source, filename:join([Dir, "_checkouts", "erlang_python"])),
     run(Dir, os:find_executable("rebar3"), ["release"], []),
@@ -87,18 +88,6 @@ repository_dir() ->
         false -> ct:fail({no_examples_in, Dir})
     end.
 
-copy_dir(From, To) ->
-    ok = filelib:ensure_dir(filename:join(To, "x")),
-    lists:foreach(fun(Name) ->
-                          Src = filename:join(From, Name),
-                          Dst = filename:join(To, Name),
-                          case filelib:is_dir(Src) of
-                              true -> ok = copy_dir(Src, Dst);
-                              false -> {ok, _} = file:copy(Src, Dst)
-                          end
-                  end, [N || N <- element(2, file:list_dir(From)), N =/= "_build", N =/= "_checkouts"]),
-    ok.
-
 eval(Config, Expr) ->
     case command(?config(release_dir, Config), ?config(bin, Config), ["eval", Expr],
                  ?config(env, Config)) of
@@ -113,16 +102,5 @@ run(Dir, Exe, Args, Env) ->
         {Status, Output} -> ct:fail({command_failed, Exe, Args, Status, Output})
     end.
 
-%% {ExitStatus, Output} of Exe run in Dir.
 command(Dir, Exe, Args, Env) ->
-    Port = open_port({spawn_executable, Exe},
-                     [{args, Args}, {cd, Dir}, {env, Env}, exit_status, stderr_to_stdout, binary]),
-    collect(Port, Exe, Args, []).
-
-collect(Port, Exe, Args, Output) ->
-    receive
-        {Port, {data, Data}} -> collect(Port, Exe, Args, [Output, Data]);
-        {Port, {exit_status, Status}} -> {Status, iolist_to_binary(Output)}
-    after py_test_lib:scaled(120000) ->
-        ct:fail({command_hangs, Exe, Args, iolist_to_binary(Output)})
-    end.
+    py_test_lib:command(Exe, Args, Dir, Env).

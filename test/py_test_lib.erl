@@ -19,6 +19,8 @@
          unload_and_load_py_nif/0, in_peer/2, make_distributed/1, undo_distributed/1]).
 %% Many processes at once.
 -export([fan_out/2, fan_out_start/2, fan_out_results/1]).
+%% Commands and copies, for the suites that build what a user builds.
+-export([command/4, copy_dir/3]).
 
 -export_type([fan_out/0]).
 
@@ -312,3 +314,42 @@ fan_out_results(Started) ->
                end || {_Pid, Ref, Item} <- Started],
     [unlink(Pid) || {Pid, _, _} <- Started],
     Results.
+
+%%% Commands and copies
+
+%% @doc {ExitStatus, Output} of the program Exe run with Args in Dir, with
+%% Env added to its environment, stderr with stdout; fails the case with
+%% what it printed if it runs longer than scaled(Ms).
+-spec command(file:filename(), [string()], file:filename(), [{string(), string()}]) ->
+          {non_neg_integer(), binary()}.
+command(Exe, Args, Dir, Env) ->
+    Port = open_port({spawn_executable, Exe},
+                     [{args, Args}, {cd, Dir}, {env, Env}, exit_status, stderr_to_stdout, binary]),
+    Deadline = deadline(240000),
+    command_output(Port, Exe, Args, Deadline, []).
+
+command_output(Port, Exe, Args, Deadline, Output) ->
+    receive
+        {Port, {data, Data}} ->
+            command_output(Port, Exe, Args, Deadline, [Output, Data]);
+        {Port, {exit_status, Status}} ->
+            {Status, iolist_to_binary(Output)}
+    after max(0, Deadline - erlang:monotonic_time(millisecond)) ->
+        ct:fail({command_hangs, Exe, Args, iolist_to_binary(Output)})
+    end.
+
+%% @doc Copies the directory From to To, but for the entries named in Skip
+%% (at any depth).
+-spec copy_dir(file:filename(), file:filename(), [string()]) -> ok.
+copy_dir(From, To, Skip) ->
+    ok = filelib:ensure_dir(filename:join(To, "x")),
+    {ok, Names} = file:list_dir(From),
+    lists:foreach(fun(Name) ->
+                          Src = filename:join(From, Name),
+                          Dst = filename:join(To, Name),
+                          case filelib:is_dir(Src) of
+                              true -> ok = copy_dir(Src, Dst, Skip);
+                              false -> {ok, _} = file:copy(Src, Dst)
+                          end
+                  end, [N || N <- Names, not lists:member(N, Skip)]),
+    ok.
