@@ -65,7 +65,8 @@
 
 %% @doc Runs the benchmark, prints the table and halts the VM. `Out' is
 %% `BENCH_OUT': empty, or `csv', `json' or `csv,json' to also write the
-%% table to bench/results/bench-TIME.EXT. Halts with status 2, before
+%% table to bench/results/bench-TIME.EXT; a CSV comes with an SVG chart of
+%% the table beside it (bench-TIME.svg). Halts with status 2, before
 %% measuring anything, when `Out' names another format.
 -spec main(string()) -> no_return().
 main(Out) ->
@@ -111,7 +112,12 @@ run(Formats) ->
     Wall = (now_ns() - Start) / 1.0e9,
     print(Rows),
     io:format("~nwall time ~.1f s~n", [Wall]),
-    [io:format("wrote ~ts~n", [write(F, Machine#{wall_s => Wall}, Rows)]) || F <- Formats],
+    Stem = results_stem(),
+    Charted = case lists:member(<<"csv">>, Formats) of
+                  true -> Formats ++ [<<"svg">>];
+                  false -> Formats
+              end,
+    [io:format("wrote ~ts~n", [write(F, Stem, Machine#{wall_s => Wall}, Rows)]) || F <- Charted],
     ok.
 
 %% Starts the application and what the samplers need; returns the
@@ -838,10 +844,14 @@ target(Vs, Limit, Met) ->
 %% One record per row, the same fields in CSV and JSON, figures rounded to
 %% what the clock resolves. Python's csv and json modules do the quoting
 %% and encoding (OTP 25 has no JSON encoder).
-write(Format, Machine, Rows) ->
+%% bench/results/bench-TIME, the files of this run but for their extension.
+results_stem() ->
     {{Y, Mo, D}, {H, Mi, S}} = calendar:universal_time(),
-    Path = lists:flatten(io_lib:format("~s/bench-~4..0b~2..0b~2..0bT~2..0b~2..0b~2..0bZ.~s",
-                                       [?RESULTS_DIR, Y, Mo, D, H, Mi, S, Format])),
+    lists:flatten(io_lib:format("~s/bench-~4..0b~2..0b~2..0bT~2..0b~2..0b~2..0bZ",
+                                [?RESULTS_DIR, Y, Mo, D, H, Mi, S])).
+
+write(Format, Stem, Machine, Rows) ->
+    Path = Stem ++ "." ++ binary_to_list(Format),
     ok = filelib:ensure_dir(Path),
     Records = [record(Row) || Row <- Rows],
     Abs = unicode:characters_to_binary(filename:absname(Path)),
@@ -849,9 +859,97 @@ write(Format, Machine, Rows) ->
         <<"csv">> -> pybench(write_csv, [Abs, ?COLUMNS, Records]);
         <<"json">> -> pybench(write_json, [Abs, #{machine => Machine,
                                                   rows => [maps:from_list(lists:zip(?COLUMNS, R))
-                                                           || R <- Records]}])
+                                                           || R <- Records]}]);
+        <<"svg">> -> ok = file:write_file(Path, unicode:characters_to_binary(svg(Machine, Rows)))
     end,
     Path.
+
+%% ---- the chart --------------------------------------------------------
+
+-define(ROW_H, 26).
+-define(LABEL_W, 600).
+-define(BAR_W, 300).
+-define(NOTE_W, 300).
+
+%% The table as an SVG chart: a line per row, with two bars, the row's
+%% median (blue) over its baseline's (grey), both drawn to the scale of
+%% the larger, and the figures and the target's verdict after them. A row
+%% with no baseline has its figure only.
+svg(Machine, Rows) ->
+    Lines = chart_lines(Rows, undefined),
+    Width = ?LABEL_W + ?BAR_W + ?NOTE_W,
+    Height = 70 + ?ROW_H * length(Lines),
+    Title = io_lib:format("erlang_python benchmark: OTP ~ts, Python ~ts, ~b cores (~ts)",
+                          [maps:get(otp, Machine), maps:get(python, Machine),
+                           maps:get(cores, Machine), maps:get(cpu, Machine)]),
+    [<<"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n">>,
+     io_lib:format("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"~b\" height=\"~b\" "
+                   "font-family=\"sans-serif\" font-size=\"12\">~n", [Width, Height]),
+     <<"<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n">>,
+     text(10, 22, [{"font-size", "15"}, {"font-weight", "bold"}], Title),
+     svg_legend(),
+     [chart_line(Line, 70 + ?ROW_H * (I - 1)) || {I, Line} <- lists:enumerate(Lines)],
+     <<"</svg>\n">>].
+
+chart_lines([], _Group) ->
+    [];
+chart_lines([#{group := G} = Row | Rest], G) ->
+    [{row, Row} | chart_lines(Rest, G)];
+chart_lines([#{group := G} | _] = Rows, _Other) ->
+    [{title, group_title(G)} | chart_lines(Rows, G)].
+
+svg_legend() ->
+    [rect(10, 38, 14, 8, "#3366cc"), text(28, 46, [], "the row (median)"),
+     rect(160, 38, 14, 8, "#aaaaaa"), text(178, 46, [], "its baseline, measured with it"),
+     text(?LABEL_W, 46, [], "bars of a row to its own scale")].
+
+chart_line({title, Title}, Y) ->
+    text(10, Y + 17, [{"font-weight", "bold"}], Title);
+chart_line({row, #{name := Name, median := Median, base := Base, unit := Unit} = Row}, Y) ->
+    Label = text(20, Y + 16, [], Name),
+    case Base of
+        undefined ->
+            [Label, text(?LABEL_W, Y + 16, [], figure(Median, Unit))];
+        _ ->
+            Scale = ?BAR_W / max(max(Median, Base), 1.0e-9),
+            [Label,
+             rect(?LABEL_W, Y + 3, round(Median * Scale), 9, "#3366cc"),
+             rect(?LABEL_W, Y + 14, round(Base * Scale), 9, "#aaaaaa"),
+             text(?LABEL_W + ?BAR_W + 10, Y + 16, [], verdict(Row))]
+    end.
+
+verdict(#{median := Median, base := Base, unit := Unit, ratio := Ratio, limit := Limit,
+          met := Met}) ->
+    Target = case Limit of
+                 undefined -> "";
+                 _ -> io_lib:format(", target \x{2264} ~p: ~s", [Limit, case Met of
+                                                                         true -> "met";
+                                                                         false -> "NOT met"
+                                                                     end])
+             end,
+    [figure(Median, Unit), " vs ", figure(Base, Unit), io_lib:format(" (~.2f\x{d7}", [Ratio]),
+     Target, ")"].
+
+figure(Value, us) -> io_lib:format("~.2f \x{b5}s", [Value]);
+figure(Value, kib) -> io_lib:format("~.1f KiB", [Value]);
+figure(Value, fd) -> io_lib:format("~.2f fd", [Value]).
+
+rect(X, Y, W, H, Fill) ->
+    io_lib:format("<rect x=\"~b\" y=\"~b\" width=\"~b\" height=\"~b\" fill=\"~s\"/>~n",
+                  [X, Y, max(W, 1), H, Fill]).
+
+text(X, Y, Attributes, Text) ->
+    [io_lib:format("<text x=\"~b\" y=\"~b\"", [X, Y]),
+     [io_lib:format(" ~s=\"~s\"", [K, V]) || {K, V} <- Attributes], ">",
+     xml_escape(unicode:characters_to_list(Text)), "</text>\n"].
+
+xml_escape(Text) ->
+    lists:flatmap(fun($&) -> "&amp;";
+                     ($<) -> "&lt;";
+                     ($>) -> "&gt;";
+                     ($") -> "&quot;";
+                     (C) -> [C]
+                  end, Text).
 
 record(#{group := G, name := Name, unit := Unit, median := Median, p99 := P99, rate := Rate,
          vs := Vs, base := Base, ratio := Ratio, limit := Limit, met := Met}) ->

@@ -12,6 +12,7 @@
 #define PYERL_ATOM_NAMES(X)                                                                        \
     X(badarg)                                                                                      \
     X(busy)                                                                                        \
+    X(bytes)                                                                                       \
     X(calls)                                                                                       \
     X(cancelled)                                                                                   \
     X(closed)                                                                                      \

@@ -18,6 +18,12 @@
  * call's arguments, if it came as one. A channel (channel.c) becomes an
  * erlang.Channel holding it, and an erlang.Channel the channel's term.
  *
+ * A binary becomes str when it is UTF-8 text, else bytes. Wrapped as
+ * {'$py_bytes', Bin} (py:bytes/1, and py.erl's binary => bytes) it is
+ * bytes, and as {'$py_str', Bin} (binary => str) str or an error; with
+ * set_bytes_tuples(true) (the application's bytes_tuples) a {bytes, Bin}
+ * tuple is bytes too, as the reference system has it.
+ *
  * None becomes the atom set_none_atom/1 chose (none, nil or undefined; py.erl
  * sets it from the application's none_atom), each of which becomes None.
  *
@@ -223,6 +229,21 @@ pyerl_name_text(ErlNifEnv *env, ERL_NIF_TERM term, char *buf, size_t size)
 
 /* What None becomes: an atom, set while calls may be converting. */
 static _Atomic ERL_NIF_TERM none_atom;
+/* Whether {bytes, Bin} is bytes; set likewise. */
+static atomic_int bytes_tuples;
+/* The markers' atoms: made at load, atoms live for ever. */
+static ERL_NIF_TERM bytes_marker, str_marker;
+
+ERL_NIF_TERM
+pyerl_nif_set_bytes_tuples(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    if (argv[0] != ATOM(true) && argv[0] != ATOM(false)) {
+        return enif_make_badarg(env);
+    }
+    atomic_store_explicit(&bytes_tuples, argv[0] == ATOM(true), memory_order_relaxed);
+    return ATOM(ok);
+}
 
 ERL_NIF_TERM
 pyerl_nif_set_none_atom(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
@@ -236,12 +257,14 @@ pyerl_nif_set_none_atom(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 }
 
 void
-pyerl_convert_init(void)
+pyerl_convert_init(ErlNifEnv *env)
 {
     /* Once: a reload of the library keeps what was set. */
     ERL_NIF_TERM unset = 0;
 
     atomic_compare_exchange_strong(&none_atom, &unset, ATOM(none));
+    bytes_marker = enif_make_atom(env, "$py_bytes");
+    str_marker = enif_make_atom(env, "$py_str");
 }
 
 static PyObject *
@@ -446,8 +469,13 @@ int_to_term(ErlNifEnv *env, PyObject *value, ERL_NIF_TERM *out, const struct pat
 static PyObject *term_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term,
                             const struct path *p, int depth);
 
+/* What a binary becomes: str if it is UTF-8 text, else bytes (AS_TEXT_OR_BYTES);
+ * bytes (AS_BYTES); str, or an error (AS_TEXT). */
+enum binary_as { AS_TEXT_OR_BYTES, AS_BYTES, AS_TEXT };
+
 static PyObject *
-binary_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p)
+binary_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term, const struct path *p,
+             enum binary_as as)
 {
     ErlNifBinary bin;
     PyObject *obj;
@@ -457,14 +485,19 @@ binary_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term, con
         fail_at(PyExc_TypeError, p, "a bitstring whose size is not whole bytes has no Python form");
         return NULL;
     }
-    ascii = pyerl_ascii_prefix(bin.data, bin.size);
-    if (ascii == bin.size) {
+    ascii = as == AS_BYTES ? 0 : pyerl_ascii_prefix(bin.data, bin.size);
+    if (as == AS_BYTES) {
+        obj = PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
+    } else if (ascii == bin.size) {
         /* What the decoder would do, without reading the text again. */
         if ((obj = PyUnicode_New((Py_ssize_t)bin.size, 127))) {
             memcpy(PyUnicode_DATA(obj), bin.data, bin.size);
         }
     } else if (pyerl_utf8_valid(bin.data + ascii, bin.size - ascii)) {
         obj = PyUnicode_DecodeUTF8((const char *)bin.data, (Py_ssize_t)bin.size, "strict");
+    } else if (as == AS_TEXT) {
+        fail_at(PyExc_ValueError, p, "a binary that is not UTF-8 text cannot be a str");
+        return NULL;
     } else {
         obj = PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
     }
@@ -517,6 +550,16 @@ tuple_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term, cons
     PyObject *tuple, *item;
 
     pyerl_get_tuple(env, term, &arity, &elements);
+    if (arity == 2 && enif_is_binary(env, elements[1])) {
+        if (elements[0] == bytes_marker ||
+            (elements[0] == ATOM(bytes) &&
+             atomic_load_explicit(&bytes_tuples, memory_order_relaxed))) {
+            return binary_to_py(cv, env, elements[1], p, AS_BYTES);
+        }
+        if (elements[0] == str_marker) {
+            return binary_to_py(cv, env, elements[1], p, AS_TEXT);
+        }
+    }
     tuple = PyTuple_New(arity);
     if (!tuple) {
         return NULL;
@@ -631,7 +674,7 @@ term_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term, const
     case ERL_NIF_TERM_TYPE_ATOM:
         return atom_to_py(cv, env, term);
     case ERL_NIF_TERM_TYPE_BITSTRING:
-        return binary_to_py(cv, env, term, p);
+        return binary_to_py(cv, env, term, p, AS_TEXT_OR_BYTES);
     case ERL_NIF_TERM_TYPE_FLOAT:
         enif_get_double(env, term, &d);
         return PyFloat_FromDouble(d);

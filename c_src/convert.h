@@ -28,8 +28,11 @@ struct pyerl_conv {
 /* Erlang term to a new Python reference, or NULL with an exception set. GIL
  * held. `where` names the value in error messages ("args", "result"). */
 /* At load, after the atoms: None becomes `none' until set_none_atom/1 says
- * otherwise. */
-void pyerl_convert_init(void);
+ * otherwise, and {bytes, Bin} is a tuple until set_bytes_tuples/1 does. */
+void pyerl_convert_init(ErlNifEnv *env);
+
+/* set_bytes_tuples(Bool): whether {bytes, Bin} becomes Python bytes. */
+ERL_NIF_TERM pyerl_nif_set_bytes_tuples(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 
 /* set_none_atom(Atom): what None becomes, none, nil or undefined. */
 ERL_NIF_TERM pyerl_nif_set_none_atom(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);

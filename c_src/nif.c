@@ -43,7 +43,7 @@ setup(ErlNifEnv *env, ERL_NIF_TERM load_info)
     int arity, dirty_io;
 
     pyerl_atoms_init(env);
-    pyerl_convert_init();
+    pyerl_convert_init(env);
     if (!pyerl_get_tuple(env, load_info, &arity, &info) || arity != 2 ||
         !enif_get_int(env, info[0], &dirty_io) || dirty_io < 1 ||
         !pyerl_inspect_binary(env, info[1], &path) ||
@@ -141,6 +141,7 @@ static ErlNifFunc nif_funcs[] = {
     {"set_pool_limit", 1, pyerl_nif_set_pool_limit, 0},
     {"set_max_depth", 1, pyerl_nif_set_max_depth, 0},
     {"set_none_atom", 1, pyerl_nif_set_none_atom, 0},
+    {"set_bytes_tuples", 1, pyerl_nif_set_bytes_tuples, 0},
     {"stats", 0, pyerl_nif_stats, 0},
 };
 

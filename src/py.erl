@@ -66,6 +66,7 @@
 -export([last_traceback/0, stats/0, thread_stats/0, version/0, memory_stats/0, gc/0, gc/1]).
 -export([configure/0, configure_logging/1]).
 -export([add_path/1, activate_venv/1, deactivate_venv/0, venv_info/0, reload/1]).
+-export([bytes/1]).
 %% Calls that return at once.
 -export([spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2, cancel/1,
          cast/3, cast/4]).
@@ -93,7 +94,7 @@
 -type context() :: py_context:context() | atom().
 %% The options of a call in a context.
 -type context_opts() :: #{kwargs => map(), timeout => timeout(), return => value | ref,
-                          output => output()}.
+                          output => output(), binary => auto | bytes | str}.
 %% Where a call's sys.stdout and sys.stderr write: the calling process's
 %% group leader, or the OS process's own stdout and stderr (docs/calls.md).
 -type output() :: group_leader | terminal.
@@ -105,7 +106,8 @@
 %% A timeout in milliseconds or `infinity', or a map of options:
 %% `timeout' (as before) and `return': `value' (the default) converts the
 %% result, `ref' returns a reference to the result instead.
--type opts() :: timeout() | #{timeout => timeout(), return => value | ref, output => output()}.
+-type opts() :: timeout() | #{timeout => timeout(), return => value | ref, output => output(),
+                              binary => auto | bytes | str}.
 %% What a spawned call gives: what call/5 would, or that it was cancelled.
 -type call_result() :: {ok, term()} | py_error() | {error, cancelled}.
 %% One call of async_gather/2.
@@ -117,6 +119,9 @@
 -define(DEFAULT_TIMEOUT, 30000).
 -define(DEFAULT_OUTPUT_KEY, {?MODULE, default_output}).
 -define(DEFAULT_OUTPUT, group_leader).
+%% The markers of binaries that must be bytes, or str (c_src/convert.c).
+-define(BYTES_MARKER, '$py_bytes').
+-define(STR_MARKER, '$py_str').
 %% As DEFAULT_MAX_THREADS in c_src/pool.c.
 -define(MAX_POOL_THREADS, 4096).
 
@@ -147,7 +152,18 @@ call(Module, Function, Args, Kwargs) ->
 %% `__main__' names the context's own namespace.
 -spec call(name(), name(), list(), map(), opts()) -> {ok, term()} | py_error();
           (context(), name(), name(), list(), context_opts()) -> {ok, term()} | py_error().
-call(Context, Module, Function, Args, Opts) when is_list(Args), not is_list(Function) ->
+call(Context, Module, Function, Args0, Opts0) when is_list(Args0), not is_list(Function) ->
+    with_binaries(Opts0, {Args0, kwargs_of(Opts0)}, fun({Args, Kwargs}, Opts1) ->
+        call_in(Context, Module, Function, Args, with_kwargs(Opts1, Kwargs))
+    end);
+call(Module, Function, Args0, Kwargs0, Opts0) ->
+    with_binaries(Opts0, {Args0, Kwargs0}, fun({Args, Kwargs}, Opts) ->
+        with_opts(Opts, fun(Timeout, Return, Frame) ->
+            finish(py_nif:call(Module, Function, Args, Kwargs, Timeout, Frame, Return), Timeout)
+        end)
+    end).
+
+call_in(Context, Module, Function, Args, Opts) ->
     case py_pool:route(Context) of
         undefined ->
             with_context_opts(Context, Opts, fun(Ctx, Kwargs, Timeout, Return, Frame) ->
@@ -159,11 +175,7 @@ call(Context, Module, Function, Args, Opts) when is_list(Args), not is_list(Func
             with_pool_opts(Opts, [kwargs, timeout, return, key], fun(PoolOpts) ->
                 finish(py_pool:call(Pool, Context, Module, Function, Args, PoolOpts), 0)
             end)
-    end;
-call(Module, Function, Args, Kwargs, Opts) ->
-    with_opts(Opts, fun(Timeout, Return, Frame) ->
-        finish(py_nif:call(Module, Function, Args, Kwargs, Timeout, Frame, Return), Timeout)
-    end).
+    end.
 
 %% @equiv eval(Code, #{})
 -spec eval(code()) -> {ok, term()} | py_error().
@@ -189,17 +201,26 @@ eval(Code, Locals) ->
           (context(), code(), map()) -> {ok, term()} | py_error().
 eval(Context, Code, Locals) when is_reference(Context) orelse is_atom(Context), not is_map(Code) ->
     eval(Context, Code, Locals, #{});
-eval(Code, Locals, Opts) ->
-    with_opts(Opts, fun(Timeout, Return, Frame) ->
-        with_code(Code, fun(Source) ->
-            finish(py_nif:eval(Source, Locals, Timeout, Frame, Return), Timeout)
+eval(Code, Locals0, Opts0) ->
+    with_binaries(Opts0, {[], Locals0}, fun({[], Locals}, Opts) ->
+        with_opts(Opts, fun(Timeout, Return, Frame) ->
+            with_code(Code, fun(Source) ->
+                finish(py_nif:eval(Source, Locals, Timeout, Frame, Return), Timeout)
+            end)
         end)
     end).
 
 %% @doc Evaluates a Python expression in the context's namespace, with
 %% `Locals' as for {@link eval/3}; `Opts': `timeout', `return'.
 -spec eval(context(), code(), map(), context_opts()) -> {ok, term()} | py_error().
-eval(Context, Code, Locals, Opts) when is_map(Opts), not is_map_key(kwargs, Opts) ->
+eval(Context, Code, Locals0, Opts0) when is_map(Opts0), not is_map_key(kwargs, Opts0) ->
+    with_binaries(Opts0, {[], Locals0}, fun({[], Locals}, Opts) ->
+        eval_in(Context, Code, Locals, Opts)
+    end);
+eval(_Context, _Code, _Locals, _Opts) ->
+    {error, {badarg, opts}}.
+
+eval_in(Context, Code, Locals, Opts) ->
     case py_pool:route(Context) of
         undefined ->
             with_context_opts(Context, Opts, fun(Ctx, _Kwargs, Timeout, Return, Frame) ->
@@ -214,9 +235,7 @@ eval(Context, Code, Locals, Opts) when is_map(Opts), not is_map_key(kwargs, Opts
                     finish(py_pool:eval(Pool, Context, Source, Locals, PoolOpts), 0)
                 end)
             end)
-    end;
-eval(_Context, _Code, _Locals, _Opts) ->
-    {error, {badarg, opts}}.
+    end.
 
 %% @equiv exec(Code, DefaultTimeout)
 -spec exec(code()) -> ok | py_error().
@@ -330,10 +349,12 @@ call_method(Ref, Name, Args, Kwargs, Opts) when is_tuple(Ref) ->
     with_pool_ref(Ref, Opts, fun(PoolOpts) ->
         finish(py_pool:call_method(Ref, Name, Args, Kwargs, PoolOpts), 0)
     end);
-call_method(Ref, Name, Args, Kwargs, Opts) ->
-    with_opts(Opts, fun(Timeout, Return, Frame) ->
-        on_ref(Ref, finish(py_nif:call_method(Ref, Name, Args, Kwargs, Timeout, Frame, Return),
-                           Timeout))
+call_method(Ref, Name, Args0, Kwargs0, Opts0) ->
+    with_binaries(Opts0, {Args0, Kwargs0}, fun({Args, Kwargs}, Opts) ->
+        with_opts(Opts, fun(Timeout, Return, Frame) ->
+            on_ref(Ref, finish(py_nif:call_method(Ref, Name, Args, Kwargs, Timeout, Frame, Return),
+                               Timeout))
+        end)
     end).
 
 %% @equiv getattr(Ref, Name, DefaultTimeout)
@@ -530,6 +551,14 @@ thread_stats() ->
           ok | {error, {badarg, term()} | not_started | term()}.
 configure_logging(Opts) ->
     py_logger:configure(Opts).
+
+%% @doc `Data' (a binary or iodata) marked to arrive in Python as `bytes'
+%% wherever it is passed (an argument, inside a list or map, a local of
+%% eval), even when it happens to be UTF-8 text, which would otherwise
+%% arrive as `str' (docs/types.md). Raises `badarg' if `Data' is not iodata.
+-spec bytes(iodata()) -> {'$py_bytes', binary()}.
+bytes(Data) ->
+    {?BYTES_MARKER, iolist_to_binary(Data)}.
 
 %% @doc Puts the directory `Path' in front of Python's `sys.path' (in
 %% the main interpreter, so in worker contexts too; own-GIL contexts copy
@@ -822,6 +851,15 @@ configure() ->
     ok = py_nif:set_pool_limit(integer_env(max_pool_threads, 1, infinity, ?MAX_POOL_THREADS)),
     Depth = application:get_env(erlang_python, max_callback_depth, 64),
     ok = py_nif:set_max_depth(Depth),
+    ok = py_nif:set_bytes_tuples(
+           case application:get_env(erlang_python, bytes_tuples, false) of
+               Bool when is_boolean(Bool) ->
+                   Bool;
+               NotBool ->
+                   logger:warning("erlang_python: bytes_tuples ~0p is not a boolean; using false",
+                                  [NotBool], #{domain => [erlang_python]}),
+                   false
+           end),
     ok = py_nif:set_none_atom(
            case application:get_env(erlang_python, none_atom, none) of
                Atom when Atom =:= none; Atom =:= nil; Atom =:= undefined ->
@@ -989,6 +1027,50 @@ with_pool_ref(Ref, Opts, Run) ->
         true -> with_pool_opts(#{timeout => Opts}, [timeout], Run);
         false -> {error, {badarg, ref}}
     end.
+
+%% `binary => bytes | str | auto' (taken out of Opts): every binary of the
+%% arguments (Args deep, the values of Kwargs or Locals deep) marked to
+%% become bytes, or str (c_src/convert.c), or left to become str when it is
+%% UTF-8 text and bytes otherwise.
+with_binaries(Opts, {Args, Named}, Run) when is_map(Opts) ->
+    case maps:take(binary, Opts) of
+        error -> Run({Args, Named}, Opts);
+        {auto, Rest} -> Run({Args, Named}, Rest);
+        {bytes, Rest} -> Run({mark(?BYTES_MARKER, Args), mark_values(?BYTES_MARKER, Named)}, Rest);
+        {str, Rest} -> Run({mark(?STR_MARKER, Args), mark_values(?STR_MARKER, Named)}, Rest);
+        {_, _} -> {error, {badarg, opts}}
+    end;
+with_binaries(Opts, Terms, Run) ->
+    Run(Terms, Opts).
+
+mark(Marker, Binary) when is_binary(Binary) ->
+    {Marker, Binary};
+mark(_Marker, {M, Binary} = Marked) when (M =:= ?BYTES_MARKER orelse M =:= ?STR_MARKER),
+                                         is_binary(Binary) ->
+    Marked;
+mark(Marker, List) when is_list(List) ->
+    mark_list(Marker, List);
+mark(Marker, Tuple) when is_tuple(Tuple) ->
+    list_to_tuple([mark(Marker, E) || E <- tuple_to_list(Tuple)]);
+mark(Marker, Map) when is_map(Map) ->
+    maps:from_list([{mark(Marker, K), mark(Marker, V)} || {K, V} <- maps:to_list(Map)]);
+mark(_Marker, Term) ->
+    Term.
+
+%% An improper list keeps its tail, for the conversion to refuse.
+mark_list(Marker, [H | T]) -> [mark(Marker, H) | mark_list(Marker, T)];
+mark_list(_Marker, Tail) -> Tail.
+
+mark_values(Marker, Map) when is_map(Map) ->
+    maps:map(fun(_Name, V) -> mark(Marker, V) end, Map);
+mark_values(_Marker, Other) ->
+    Other.
+
+kwargs_of(#{kwargs := Kwargs}) -> Kwargs;
+kwargs_of(_Opts) -> #{}.
+
+with_kwargs(#{kwargs := _} = Opts, Kwargs) -> Opts#{kwargs := Kwargs};
+with_kwargs(Opts, _Kwargs) -> Opts.
 
 %% A context's name stands for the context.
 with_context(Name, Run) when is_atom(Name) ->

@@ -14,7 +14,8 @@
          subinterp_supported/0, context_call/8, context_eval/6, context_exec/4]).
 -export([channel_new/2, channel_send/2, channel_close/1, channel_info/1, is_channel/1]).
 -export([worker_bind/2, worker_handler/1, worker_reply/3, worker_async_reply/3]).
--export([set_dirty_limit/1, set_pool_limit/1, set_max_depth/1, set_none_atom/1]).
+-export([set_dirty_limit/1, set_pool_limit/1, set_max_depth/1, set_none_atom/1,
+         set_bytes_tuples/1]).
 -export([priv_dir/0]).
 
 -on_load(load/0).
@@ -140,6 +141,10 @@ worker_async_reply(_Worker, _Id, _Reply) -> erlang:nif_error(not_loaded).
 
 -spec set_max_depth(pos_integer()) -> ok.
 set_max_depth(_Depth) -> erlang:nif_error(not_loaded).
+
+%% @doc Whether a `{bytes, Bin}' tuple becomes Python bytes.
+-spec set_bytes_tuples(boolean()) -> ok.
+set_bytes_tuples(_Bool) -> erlang:nif_error(not_loaded).
 
 %% @doc What Python's None becomes: `none', `nil' or `undefined'.
 -spec set_none_atom(none | nil | undefined) -> ok.

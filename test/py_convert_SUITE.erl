@@ -38,7 +38,9 @@
          python_bytes_and_bytearray_become_binaries/1,
          partial_byte_bitstring_is_a_type_error/1, lone_surrogate_is_a_unicode_error/1,
          large_results_outlive_their_python_objects/1,
-         python_object_is_released_once_erlang_drops_its_binary/1]).
+         python_object_is_released_once_erlang_drops_its_binary/1,
+         bytes_marker_always_arrives_as_bytes/1, binary_option_says_what_every_binary_becomes/1,
+         bytes_tuples_env_honours_the_reference_tuples/1]).
 -export([booleans_roundtrip/1, undefined_none_and_nil_become_python_none/1,
          none_atom_env_says_what_none_becomes/1,
          atom_becomes_an_erlang_atom_str/1, atoms_roundtrip/1, unicode_atoms_roundtrip/1,
@@ -62,7 +64,8 @@
          kwargs_key_must_be_a_name/1, locals_names_may_be_atoms_or_binaries/1]).
 -export([numpy_array_becomes_a_list/1, numpy_matrix_becomes_nested_lists/1,
          numpy_int_scalar_becomes_an_integer/1, numpy_float_scalar_becomes_a_float/1,
-         numpy_bool_becomes_a_boolean/1, numpy_nan_is_an_atom/1]).
+         numpy_bool_becomes_a_boolean/1, numpy_nan_is_an_atom/1,
+         numpy_frombuffer_takes_any_binary_marked_as_bytes/1]).
 
 all() ->
     [{group, integers}, {group, floats}, {group, text}, {group, atoms},
@@ -83,7 +86,9 @@ groups() ->
        invalid_utf8_binary_becomes_bytes, python_bytes_and_bytearray_become_binaries,
        partial_byte_bitstring_is_a_type_error, lone_surrogate_is_a_unicode_error,
        large_results_outlive_their_python_objects,
-       python_object_is_released_once_erlang_drops_its_binary]},
+       python_object_is_released_once_erlang_drops_its_binary,
+       bytes_marker_always_arrives_as_bytes, binary_option_says_what_every_binary_becomes,
+       bytes_tuples_env_honours_the_reference_tuples]},
      {atoms, [],
       [booleans_roundtrip, undefined_none_and_nil_become_python_none,
        none_atom_env_says_what_none_becomes,
@@ -113,7 +118,8 @@ groups() ->
      {numpy, [],
       [numpy_array_becomes_a_list, numpy_matrix_becomes_nested_lists,
        numpy_int_scalar_becomes_an_integer, numpy_float_scalar_becomes_a_float,
-       numpy_bool_becomes_a_boolean, numpy_nan_is_an_atom]}].
+       numpy_bool_becomes_a_boolean, numpy_nan_is_an_atom,
+       numpy_frombuffer_takes_any_binary_marked_as_bytes]}].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start_with_fixtures(Config),
@@ -685,9 +691,94 @@ numpy_bool_becomes_a_boolean(_Config) ->
     {ok, true} = py:eval(<<"__import__('numpy').bool_(True)">>),
     {ok, [true, false]} = py:eval(<<"__import__('numpy').array([1, 0]) > 0">>).
 
+%% The case that asked for the marker: frombuffer refuses the str a UTF-8
+%% binary becomes, and takes it marked.
+numpy_frombuffer_takes_any_binary_marked_as_bytes(_Config) ->
+    Code = <<"list(__import__('numpy').frombuffer(b, dtype=__import__('numpy').uint8))">>,
+    {error, {'TypeError', _}} = py:eval(Code, #{b => <<"abcdefgh">>}),
+    {ok, "abcdefgh"} = py:eval(Code, #{b => py:bytes(<<"abcdefgh">>)}),
+    {ok, [255, 1, 2]} = py:eval(Code, #{b => <<255, 1, 2>>}),
+    {ok, "abc"} = py:eval(Code, #{b => <<"abc">>}, #{binary => bytes}).
+
 numpy_nan_is_an_atom(_Config) ->
     {ok, nan} = py:eval(<<"__import__('numpy').float32('nan')">>),
     {ok, [1.0, infinity]} = py:eval(<<"__import__('numpy').array([1.0, float('inf')])">>).
+
+%%% binaries that must be bytes
+
+bytes_marker_always_arrives_as_bytes(_Config) ->
+    Type = <<"type(x).__name__">>,
+    {ok, <<"str">>} = py:eval(Type, #{x => <<"abc">>}),
+    [{ok, <<"bytes">>} = py:eval(Type, #{x => py:bytes(B)})
+     || B <- [<<"abc">>, <<>>, <<255, 0>>, ["ab", <<"c">>, $d], <<"h", 16#e9, "llo">>]],
+    {ok, <<"abcd">>} = py:eval(<<"x">>, #{x => py:bytes(["ab", <<"c">>, $d])}),
+    %% Anywhere in a value; and back as a binary.
+    {ok, [<<"bytes">>, <<"bytes">>, <<"bytes">>, <<"str">>]} =
+        py:eval(<<"[type(v).__name__ for v in (x[0], x[1]['k'], x[2][0], x[3])]">>,
+                #{x => [py:bytes(<<"a">>), #{<<"k">> => py:bytes(<<"b">>)}, {py:bytes(<<"c">>)},
+                        <<"d">>]}),
+    {ok, 6} = py:call(builtins, len, [py:bytes(<<"h", 16#c3, 16#a9, "llo">>)]),
+    {ok, <<"abc">>} = py:call('__main__', ident, [py:bytes(<<"abc">>)]),
+    %% A large one.
+    Large = binary:copy(<<"0123456789abcdef">>, 65536),
+    {ok, {<<"bytes">>, 1048576}} = py:eval(<<"(type(x).__name__, len(x))">>,
+                                           #{x => py:bytes(Large)}),
+    {'EXIT', {badarg, _}} = catch py:bytes(123),
+    {'EXIT', {badarg, _}} = catch py:bytes([foo]),
+    ok.
+
+binary_option_says_what_every_binary_becomes(_Config) ->
+    Types = <<"[type(v).__name__ for v in x]">>,
+    Values = #{x => [<<"a">>, <<255>>, [<<"b">>], #{<<"k">> => <<"v">>}]},
+    {ok, [<<"str">>, <<"bytes">>, <<"list">>, <<"dict">>]} = py:eval(Types, Values),
+    {ok, [<<"str">>, <<"bytes">>, <<"list">>, <<"dict">>]} =
+        py:eval(Types, Values, #{binary => auto}),
+    {ok, [<<"bytes">>, <<"bytes">>]} =
+        py:eval(<<"[type(x[0]).__name__, type(x[2][0]).__name__]">>, Values, #{binary => bytes}),
+    {ok, <<"bytes">>} = py:eval(<<"type(list(x[3].values())[0]).__name__">>, Values,
+                                #{binary => bytes}),
+    %% str: text or an error naming where the binary was.
+    {ok, [<<"str">>, <<"str">>]} = py:eval(<<"[type(v).__name__ for v in x]">>,
+                                           #{x => [<<"a">>, <<"h", 16#c3, 16#a9>>]},
+                                           #{binary => str}),
+    {error, {'ValueError', Why}} = py:eval(Types, Values, #{binary => str}),
+    {match, _} = re:run(Why, "not UTF-8 text .*at locals\\[x\\]\\[1\\]"),
+    %% A marked binary keeps its mark.
+    {ok, <<"bytes">>} = py:eval(<<"type(x).__name__">>, #{x => py:bytes(<<"a">>)},
+                                #{binary => str}),
+    %% call/5: positional and keyword arguments (the keywords' names stay names).
+    ok = py:exec(<<"def convert_suite_types(*a, **k): "
+                   "return [type(v).__name__ for v in a + tuple(k.values())]">>),
+    {ok, [<<"bytes">>, <<"bytes">>]} =
+        py:call('__main__', convert_suite_types, [<<"a">>], #{<<"kw">> => <<"b">>},
+                #{binary => bytes}),
+    {ok, Ctx} = py_context:new(),
+    ok = py:exec(Ctx, <<"def types(*a, **k): return [type(v).__name__ for v in a + tuple(k.values())]">>),
+    {ok, [<<"bytes">>, <<"bytes">>]} =
+        py:call(Ctx, '__main__', types, [<<"a">>], #{kwargs => #{kw => <<"b">>}, binary => bytes}),
+    {ok, [<<"bytes">>]} = py:eval(Ctx, <<"[type(x).__name__]">>, #{x => <<"a">>},
+                                  #{binary => bytes}),
+    ok = py_context:stop(Ctx),
+    [{error, {badarg, opts}} = R
+     || R <- [py:eval(<<"1">>, #{}, #{binary => text}),
+              py:call(math, sqrt, [4], #{}, #{binary => "bytes"}),
+              py:exec(<<"pass">>, #{binary => bytes})]].
+
+bytes_tuples_env_honours_the_reference_tuples(_Config) ->
+    Type = <<"type(x).__name__">>,
+    {ok, <<"tuple">>} = py:eval(Type, #{x => {bytes, <<"a">>}}),
+    try
+        py_test_lib:restart_with(bytes_tuples, true),
+        {ok, <<"bytes">>} = py:eval(Type, #{x => {bytes, <<"a">>}}),
+        {ok, [<<"bytes">>, <<"tuple">>, <<"tuple">>]} =
+            py:eval(<<"[type(v).__name__ for v in x]">>,
+                    #{x => [{bytes, <<"é"/utf8>>}, {bytes, 1}, {bytes, <<"a">>, <<"b">>}]}),
+        py_test_lib:restart_with(bytes_tuples, yes),
+        {ok, <<"tuple">>} = py:eval(Type, #{x => {bytes, <<"a">>}})
+    after
+        py_test_lib:restart_without(bytes_tuples)
+    end,
+    {ok, <<"tuple">>} = py:eval(Type, #{x => {bytes, <<"a">>}}).
 
 %%% helpers
 
