@@ -23,7 +23,6 @@
 
 -import(py_test_lib, [wait_until/2]).
 
--export([log/2]).
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2]).
 
@@ -358,28 +357,13 @@ none_atom_env_says_what_none_becomes(_Config) ->
         ok = py:unregister_function(convert_suite_echo),
         py_test_lib:restart_with(none_atom, undefined),
         {ok, undefined} = py:eval(<<"None">>),
-        ok = logger:add_handler(convert_suite, ?MODULE, #{config => #{pid => self()}}),
-        try
-            py_test_lib:restart_with(none_atom, null),
-            receive
-                {logged, #{level := warning, msg := {F, A2}}} ->
-                    {match, _} = re:run(io_lib:format(F, A2), "none_atom null")
-            after py_test_lib:scaled(5000) ->
-                ct:fail(no_warning)
-            end
-        after
-            logger:remove_handler(convert_suite)
-        end,
+        Warning = py_test_lib:warning_of(fun() -> py_test_lib:restart_with(none_atom, null) end),
+        {match, _} = re:run(Warning, "none_atom null"),
         {ok, none} = py:eval(<<"None">>)
     after
         py_test_lib:restart_without(none_atom)
     end,
     {ok, none} = py:eval(<<"None">>).
-
-%% logger handler callback: the event to the case.
-log(Event, #{config := #{pid := Pid}}) ->
-    Pid ! {logged, Event},
-    ok.
 
 atom_becomes_an_erlang_atom_str(_Config) ->
     {ok, true} = py:eval(<<"isinstance(x, str)">>, #{x => hello}),

@@ -29,8 +29,6 @@
          streams_keep_their_other_attributes/1]).
 %% Run in a peer, and as a group leader.
 -export([print_from_here/2, capture/1]).
-%% logger handler callback
--export([log/2]).
 
 suite() ->
     [{timetrap, {minutes, 2}}].
@@ -186,10 +184,6 @@ stuck_group_leader_does_not_hold_a_call_past_its_timeout(_Config) ->
     py_test_lib:wait_calls_done(10000).
 
 output_env_sets_the_default_and_a_bad_one_is_logged(Config) ->
-    ok = logger:add_handler(py_output_suite, ?MODULE,
-                            #{config => #{pid => self()}, filter_default => stop,
-                              filters => [{ours, {fun logger_filters:domain/2,
-                                                  {log, sub, [erlang_python]}}}]}),
     try
         py_test_lib:restart_with(output, terminal),
         as_caller(Config, fun() ->
@@ -197,17 +191,11 @@ output_env_sets_the_default_and_a_bad_one_is_logged(Config) ->
             ok = py:exec(<<"print('marker 1')">>, #{output => group_leader})
         end),
         ?assertEqual(<<"marker 1\n">>, captured(Config, <<"marker 1\n">>)),
-        py_test_lib:restart_with(output, loudly),
-        receive
-            {logged, #{level := warning, msg := {Format, Args}}} ->
-                {match, _} = re:run(io_lib:format(Format, Args), "output loudly")
-        after py_test_lib:scaled(5000) ->
-            ct:fail(no_warning)
-        end,
+        Warning = py_test_lib:warning_of(fun() -> py_test_lib:restart_with(output, loudly) end),
+        {match, _} = re:run(Warning, "output loudly"),
         as_caller(Config, fun() -> ok = py:exec(<<"print('marker 2')">>) end),
         ?assertEqual(<<"marker 2\n">>, captured(Config, <<"marker 2\n">>))
     after
-        _ = logger:remove_handler(py_output_suite),
         py_test_lib:restart_without(output)
     end.
 
@@ -314,7 +302,3 @@ captured(Capture, Last, Deadline, Got) ->
                 false -> timer:sleep(10), captured(Capture, Last, Deadline, All)
             end
     end.
-
-log(Event, #{config := #{pid := Pid}}) ->
-    Pid ! {logged, Event},
-    ok.

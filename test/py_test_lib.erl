@@ -21,6 +21,8 @@
 -export([fan_out/2, fan_out_start/2, fan_out_results/1]).
 %% Commands and copies, for the suites that build what a user builds.
 -export([command/4, copy_dir/3]).
+%% What the application logs.
+-export([warning_of/1, log/2]).
 
 -export_type([fan_out/0]).
 
@@ -352,4 +354,33 @@ copy_dir(From, To, Skip) ->
                               false -> {ok, _} = file:copy(Src, Dst)
                           end
                   end, [N || N <- Names, not lists:member(N, Skip)]),
+    ok.
+
+%%% What the application logs
+
+%% @doc Runs Fun and returns the text of the first warning erlang_python
+%% logs meanwhile (domain [erlang_python]); fails the case if none comes
+%% within scaled(5000) ms of Fun's return.
+-spec warning_of(fun(() -> term())) -> binary().
+warning_of(Fun) ->
+    Handler = list_to_atom("py_test_lib_" ++ integer_to_list(erlang:unique_integer([positive]))),
+    ok = logger:add_handler(Handler, ?MODULE,
+                            #{config => #{pid => self()}, filter_default => stop,
+                              filters => [{ours, {fun logger_filters:domain/2,
+                                                  {log, sub, [erlang_python]}}}]}),
+    try
+        _ = Fun(),
+        receive
+            {py_test_lib_logged, #{level := warning, msg := {Format, Args}}} ->
+                unicode:characters_to_binary(io_lib:format(Format, Args))
+        after scaled(5000) ->
+            ct:fail(no_warning_from_erlang_python)
+        end
+    after
+        logger:remove_handler(Handler)
+    end.
+
+%% @private The logger handler of warning_of/1.
+log(Event, #{config := #{pid := Pid}}) ->
+    Pid ! {py_test_lib_logged, Event},
     ok.
