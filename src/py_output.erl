@@ -32,8 +32,7 @@ put_chars([Owner, Text]) when is_pid(Owner), is_binary(Text) ->
     case erlang:process_info(Owner, group_leader) of
         {group_leader, Leader} ->
             try io:put_chars(Leader, Text) of
-                ok -> true;
-                _ -> false
+                ok -> true
             catch
                 _:_ -> false
             end;
