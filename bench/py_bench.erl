@@ -869,7 +869,7 @@ write(Format, Stem, Machine, Rows) ->
 -define(ROW_H, 26).
 -define(LABEL_W, 600).
 -define(BAR_W, 300).
--define(NOTE_W, 300).
+-define(NOTE_W, 380).
 
 %% The table as an SVG chart: a line per row, with two bars, the row's
 %% median (blue) over its baseline's (grey), both drawn to the scale of
