@@ -54,9 +54,11 @@ pyerl_async_submit(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (pyerl_worker_async_send(w, req.caller_env, req.name, req.args, &req.frame, &id) < 0) {
+        pyerl_worker_end_use(w);
         pyerl_set_not_running();
         return NULL;
     }
+    pyerl_worker_end_use(w);
     watch_interrupts(w);
     return PyLong_FromUnsignedLongLong(id);
 }

@@ -137,18 +137,27 @@ pyerl_encode_request(struct pyerl_ctx *ctx, PyObject *const *args, Py_ssize_t na
     if (!(w = pyerl_thread_worker(usage))) {
         return NULL;
     }
+    if (!pyerl_worker_begin_use(w)) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "%s: made by Python code that runs while this thread converts the "
+                     "values of another call to Erlang",
+                     usage);
+        return NULL;
+    }
     out->frame.depth = (call ? call->frame.depth : 0) + 1;
     out->frame.has_output = call && call->frame.has_output;
     if (out->frame.has_output) {
         out->frame.output = call->frame.output;
     }
     if (out->frame.depth > limit) {
+        pyerl_worker_end_use(w);
         PyErr_Format(PyExc_RecursionError,
                      "Python -> Erlang -> Python nesting deeper than %d levels", limit);
         return NULL;
     }
     env = pyerl_worker_env(w);
     if (!(list = PyList_New(nargs - 1))) {
+        pyerl_worker_end_use(w);
         return NULL;
     }
     for (i = 1; i < nargs; i++) {
@@ -159,6 +168,7 @@ pyerl_encode_request(struct pyerl_ctx *ctx, PyObject *const *args, Py_ssize_t na
     Py_DECREF(list);
     if (!rc) {
         enif_clear_env(env);
+        pyerl_worker_end_use(w);
         return NULL;
     }
     out->call = call;
@@ -181,6 +191,7 @@ pyerl_erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     struct pyerl_inflight *call;
     ErlNifEnv *reply_env;
     ERL_NIF_TERM reply;
+    PyObject *result = NULL;
     int rc;
 
     if (!ctx || !(w = pyerl_encode_request(ctx, args, nargs, "erlang.call(name, *args)", &req))) {
@@ -191,17 +202,16 @@ pyerl_erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                            &reply_env);
     if (rc == PYERL_WORKER_NOT_RUNNING) {
         pyerl_set_not_running();
-        return NULL;
-    }
-    if (rc == PYERL_WORKER_FAILED) {
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    if (rc == PYERL_WORKER_INTERRUPTED) {
+    } else if (rc == PYERL_WORKER_FAILED) {
+        PyErr_SetFromErrno(PyExc_OSError);
+    } else if (rc == PYERL_WORKER_INTERRUPTED) {
         pyerl_inflight_disarm(call);
         PyErr_SetNone(ctx->state->call_interrupted);
-        return NULL;
+    } else {
+        result = pyerl_decode_reply(ctx, reply_env, reply, args[0]);
     }
-    return pyerl_decode_reply(ctx, reply_env, reply, args[0]);
+    pyerl_worker_end_use(w);
+    return result;
 }
 
 /* ---- erlang.send ------------------------------------------------------ */

@@ -28,8 +28,10 @@ struct pyerl_worker *pyerl_thread_worker(const char *usage);
 
 /* Checks and converts (name, *args) of erlang.call or async_call (usage
  * names it in errors) into the thread's worker env. Returns the thread's
- * worker, or NULL with an exception set (bad name or argument, nesting too
- * deep, no memory). ctx's GIL held. */
+ * worker, in use (pyerl_worker_begin_use) until the caller is done with
+ * the request and its reply, or NULL with an exception set (bad name or
+ * argument, nesting too deep, no memory, a request of this thread's
+ * already in the making). ctx's GIL held. */
 struct pyerl_worker *pyerl_encode_request(struct pyerl_ctx *ctx, PyObject *const *args,
                                           Py_ssize_t nargs, const char *usage,
                                           struct pyerl_encoded_request *out);

@@ -77,6 +77,7 @@ struct pyerl_worker {
     uint64_t live_from;         /* lower ids were sent by a thread now gone */
     ErlNifResourceType *type;   /* what it was made as; set once */
     /* bound thread only: */
+    int in_use;                     /* a request is being made or its reply read */
     ErlNifEnv *taken_env;           /* owns the batch last taken from async_replies */
     struct pyerl_worker *next_free; /* guarded by free_lock */
 };
@@ -317,6 +318,22 @@ ErlNifEnv *
 pyerl_worker_env(struct pyerl_worker *w)
 {
     return w->send_env;
+}
+
+int
+pyerl_worker_begin_use(struct pyerl_worker *w)
+{
+    if (w->in_use) {
+        return 0;
+    }
+    w->in_use = 1;
+    return 1;
+}
+
+void
+pyerl_worker_end_use(struct pyerl_worker *w)
+{
+    w->in_use = 0;
 }
 
 /* A request's destination, read under the lock together with what the

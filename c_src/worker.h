@@ -33,6 +33,15 @@ struct pyerl_worker *pyerl_worker_for_thread(void);
 /* The env in which to make a request's terms; owned by the worker's thread. */
 ErlNifEnv *pyerl_worker_env(struct pyerl_worker *w);
 
+/* A request of the thread's uses the worker's envs from the first term of
+ * its arguments to the last of its reply. Python code that runs meanwhile
+ * on the same thread (a __del__ during a conversion, a print in it) must
+ * not make another, which would clear them: begin_use returns 0 then, and
+ * 1 once it has marked the worker in use until end_use. Bound thread
+ * only. */
+int pyerl_worker_begin_use(struct pyerl_worker *w);
+void pyerl_worker_end_use(struct pyerl_worker *w);
+
 /* Sends an erlang_call request (Name and Args made in the worker's env) to
  * the worker's handler and waits for the reply with the GIL released (GIL
  * held on entry and on return). Returns 0 with the reply in *reply (in

@@ -122,6 +122,7 @@
 %% The markers of binaries that must be bytes, or str (c_src/convert.c).
 -define(BYTES_MARKER, '$py_bytes').
 -define(STR_MARKER, '$py_str').
+-define(BYTES_TUPLES_KEY, {?MODULE, bytes_tuples}).
 %% As DEFAULT_MAX_THREADS in c_src/pool.c.
 -define(MAX_POOL_THREADS, 4096).
 
@@ -851,15 +852,16 @@ configure() ->
     ok = py_nif:set_pool_limit(integer_env(max_pool_threads, 1, infinity, ?MAX_POOL_THREADS)),
     Depth = application:get_env(erlang_python, max_callback_depth, 64),
     ok = py_nif:set_max_depth(Depth),
-    ok = py_nif:set_bytes_tuples(
-           case application:get_env(erlang_python, bytes_tuples, false) of
-               Bool when is_boolean(Bool) ->
-                   Bool;
-               NotBool ->
-                   logger:warning("erlang_python: bytes_tuples ~0p is not a boolean; using false",
-                                  [NotBool], #{domain => [erlang_python]}),
-                   false
-           end),
+    BytesTuples = case application:get_env(erlang_python, bytes_tuples, false) of
+                      Bool when is_boolean(Bool) ->
+                          Bool;
+                      NotBool ->
+                          logger:warning("erlang_python: bytes_tuples ~0p is not a boolean; "
+                                         "using false", [NotBool], #{domain => [erlang_python]}),
+                          false
+                  end,
+    ok = py_nif:set_bytes_tuples(BytesTuples),
+    persistent_term:put(?BYTES_TUPLES_KEY, BytesTuples),
     ok = py_nif:set_none_atom(
            case application:get_env(erlang_python, none_atom, none) of
                Atom when Atom =:= none; Atom =:= nil; Atom =:= undefined ->
@@ -1045,6 +1047,13 @@ with_binaries(Opts, Terms, Run) ->
 
 mark(Marker, Binary) when is_binary(Binary) ->
     {Marker, Binary};
+mark(Marker, {bytes, Binary} = Tuple) when is_binary(Binary) ->
+    %% bytes already when the application honours these tuples; else a
+    %% tuple whose binary is a binary like any.
+    case persistent_term:get(?BYTES_TUPLES_KEY, false) of
+        true -> Tuple;
+        false -> {bytes, mark(Marker, Binary)}
+    end;
 mark(_Marker, {M, Binary} = Marked) when (M =:= ?BYTES_MARKER orelse M =:= ?STR_MARKER),
                                          is_binary(Binary) ->
     Marked;

@@ -15,7 +15,14 @@
 %%
 %% The interpreter outlives the application: starting again replaces the
 %% handler, so a restart leaves one; stopping removes it (this process
-%% traps exits for that), and Python's default applies again.
+%% traps exits for that), and Python's default applies again. A restart of
+%% this process alone puts the handler back in the own-GIL contexts that
+%% py_registry knows to be running.
+%%
+%% Python never waits, so a program logging faster than logger's handlers
+%% take it would grow this process's mailbox without end: past ?MAX_QUEUE
+%% waiting records, records are dropped, and a warning says how many once
+%% the queue is short again.
 -module(py_logger).
 -behaviour(gen_server).
 
@@ -31,6 +38,7 @@
 -define(DEFAULTS, #{level => warning}).
 %% How long stopping waits for each interpreter to drop the handler.
 -define(UNINSTALL_TIMEOUT, 2000).
+-define(MAX_QUEUE, 10000).
 
 %% @doc Starts the process, registered as py_logger, with the application
 %% environment's `logging' options.
@@ -72,8 +80,12 @@ init([]) ->
     %% OTP's default handler logs only events of no domain or of OTP's
     %% own: records of [python] get through it too.
     _ = logger:add_handler_filter(default, ?MODULE, {fun logger_filters:domain/2, {log, sub, [python]}}),
+    Contexts = case erlang:whereis(py_registry) of
+                   undefined -> [];
+                   _ -> py_registry:contexts()
+               end,
     case apply_config(main, Config) of
-        ok -> {ok, #{config => Config, contexts => []}};
+        ok -> {ok, #{config => Config, contexts => in_contexts(Contexts, Config), dropped => 0}};
         {error, Reason2} -> {stop, {logging, Reason2}}
     end.
 
@@ -82,7 +94,8 @@ handle_call({configure, Config}, _From, #{contexts := Contexts} = State) ->
     Reply = apply_config(main, Config),
     {reply, Reply, State#{config := Config, contexts := in_contexts(Contexts, Config)}};
 handle_call({add_context, Context}, _From, #{config := Config, contexts := Contexts} = State) ->
-    {reply, ok, State#{contexts := in_contexts([Context], Config) ++ Contexts}};
+    Running = [C || C <- Contexts, maps:get(state, py_context:info(C)) =/= stopped],
+    {reply, ok, State#{contexts := in_contexts([Context], Config) ++ Running}};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_request}, State}.
 
@@ -92,9 +105,18 @@ handle_cast(_Message, State) ->
 
 %% @private
 handle_info({<<"py_log">>, LevelNo, Name, Message, Module, Function, Line, Path, Thread, Created,
-             Exception}, State) ->
-    log(LevelNo, Name, Message, Module, Function, Line, Path, Thread, Created, Exception),
-    {noreply, State};
+             Exception}, #{dropped := Dropped} = State) ->
+    case erlang:process_info(self(), message_queue_len) of
+        {message_queue_len, Waiting} when Waiting > ?MAX_QUEUE ->
+            {noreply, State#{dropped := Dropped + 1}};
+        _ ->
+            _ = Dropped > 0 andalso
+                logger:warning("erlang_python: ~b Python log records dropped: Python logged them "
+                               "faster than logger took them", [Dropped],
+                               #{domain => [erlang_python]}),
+            log(LevelNo, Name, Message, Module, Function, Line, Path, Thread, Created, Exception),
+            {noreply, State#{dropped := 0}}
+    end;
 handle_info(_Message, State) ->
     {noreply, State}.
 

@@ -43,29 +43,33 @@ priv_dir() ->
             Dir
     end.
 
-%% Depth: how deep in Python -> Erlang -> Python nesting the caller is.
+%% Frame: how deep in Python -> Erlang -> Python nesting the caller is,
+%% with, when the call's output goes to a group leader, the process whose
+%% group leader that is (frame(), c_src/protocol.h).
 %% Return: value (the result converted) or ref (a reference to it).
--spec call(py:name(), py:name(), list(), map(), timeout(), non_neg_integer(), value | ref) ->
+
+-type frame() :: non_neg_integer() | {non_neg_integer(), pid()}.
+-spec call(py:name(), py:name(), list(), map(), timeout(), frame(), value | ref) ->
           term().
-call(_Module, _Function, _Args, _Kwargs, _Timeout, _Depth, _Return) ->
+call(_Module, _Function, _Args, _Kwargs, _Timeout, _Frame, _Return) ->
     erlang:nif_error(not_loaded).
 
--spec eval(binary(), map(), timeout(), non_neg_integer(), value | ref) -> term().
-eval(_Code, _Locals, _Timeout, _Depth, _Return) -> erlang:nif_error(not_loaded).
+-spec eval(binary(), map(), timeout(), frame(), value | ref) -> term().
+eval(_Code, _Locals, _Timeout, _Frame, _Return) -> erlang:nif_error(not_loaded).
 
--spec call_method(py:ref(), py:name(), list(), map(), timeout(), non_neg_integer(),
+-spec call_method(py:ref(), py:name(), list(), map(), timeout(), frame(),
                   value | ref) -> term().
-call_method(_Ref, _Name, _Args, _Kwargs, _Timeout, _Depth, _Return) ->
+call_method(_Ref, _Name, _Args, _Kwargs, _Timeout, _Frame, _Return) ->
     erlang:nif_error(not_loaded).
 
--spec getattr(py:ref(), py:name(), timeout(), non_neg_integer(), value | ref) -> term().
-getattr(_Ref, _Name, _Timeout, _Depth, _Return) -> erlang:nif_error(not_loaded).
+-spec getattr(py:ref(), py:name(), timeout(), frame(), value | ref) -> term().
+getattr(_Ref, _Name, _Timeout, _Frame, _Return) -> erlang:nif_error(not_loaded).
 
--spec to_term(py:ref(), timeout(), non_neg_integer()) -> term().
-to_term(_Ref, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
+-spec to_term(py:ref(), timeout(), frame()) -> term().
+to_term(_Ref, _Timeout, _Frame) -> erlang:nif_error(not_loaded).
 
--spec release(py:ref(), timeout(), non_neg_integer()) -> term().
-release(_Ref, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
+-spec release(py:ref(), timeout(), frame()) -> term().
+release(_Ref, _Timeout, _Frame) -> erlang:nif_error(not_loaded).
 
 -spec is_ref(term()) -> boolean().
 is_ref(_Term) -> erlang:nif_error(not_loaded).
@@ -90,16 +94,16 @@ is_context(_Term) -> erlang:nif_error(not_loaded).
 subinterp_supported() -> erlang:nif_error(not_loaded).
 
 -spec context_call(py_context:context(), py:name(), py:name(), list(), map(), timeout(),
-                   non_neg_integer(), value | ref) -> term().
-context_call(_Context, _Module, _Function, _Args, _Kwargs, _Timeout, _Depth, _Return) ->
+                   frame(), value | ref) -> term().
+context_call(_Context, _Module, _Function, _Args, _Kwargs, _Timeout, _Frame, _Return) ->
     erlang:nif_error(not_loaded).
 
--spec context_eval(py_context:context(), binary(), map(), timeout(), non_neg_integer(),
+-spec context_eval(py_context:context(), binary(), map(), timeout(), frame(),
                    value | ref) -> term().
-context_eval(_Context, _Code, _Locals, _Timeout, _Depth, _Return) -> erlang:nif_error(not_loaded).
+context_eval(_Context, _Code, _Locals, _Timeout, _Frame, _Return) -> erlang:nif_error(not_loaded).
 
--spec context_exec(py_context:context(), binary(), timeout(), non_neg_integer()) -> term().
-context_exec(_Context, _Code, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
+-spec context_exec(py_context:context(), binary(), timeout(), frame()) -> term().
+context_exec(_Context, _Code, _Timeout, _Frame) -> erlang:nif_error(not_loaded).
 
 -spec channel_new(non_neg_integer(), pid()) -> py_channel:channel() | {error, {badarg, atom()}}.
 channel_new(_MaxSize, _Owner) -> erlang:nif_error(not_loaded).
@@ -116,8 +120,8 @@ channel_info(_Channel) -> erlang:nif_error(not_loaded).
 -spec is_channel(term()) -> boolean().
 is_channel(_Term) -> erlang:nif_error(not_loaded).
 
--spec exec(binary(), timeout(), non_neg_integer()) -> term().
-exec(_Code, _Timeout, _Depth) -> erlang:nif_error(not_loaded).
+-spec exec(binary(), timeout(), frame()) -> term().
+exec(_Code, _Timeout, _Frame) -> erlang:nif_error(not_loaded).
 
 -spec cancel(reference()) -> sent | cancelled.
 cancel(_Job) -> erlang:nif_error(not_loaded).
@@ -140,7 +144,7 @@ worker_reply(_Worker, _Serial, _Reply) -> erlang:nif_error(not_loaded).
 worker_async_reply(_Worker, _Id, _Reply) -> erlang:nif_error(not_loaded).
 
 -spec set_max_depth(pos_integer()) -> ok.
-set_max_depth(_Depth) -> erlang:nif_error(not_loaded).
+set_max_depth(_Frame) -> erlang:nif_error(not_loaded).
 
 %% @doc Whether a `{bytes, Bin}' tuple becomes Python bytes.
 -spec set_bytes_tuples(boolean()) -> ok.

@@ -33,7 +33,7 @@
 -behaviour(gen_server).
 
 -export([start_link/0, create_table/0, register/2, unregister/1, lookup/1, is_reserved/1,
-         add_context/1]).
+         add_context/1, contexts/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TABLE, py_functions).
@@ -75,6 +75,11 @@ unregister(Name) ->
 -spec add_context(py_context:context()) -> ok.
 add_context(Context) ->
     gen_server:call(?MODULE, {add_context, Context}, infinity).
+
+%% @doc The own-GIL contexts added and not found stopped.
+-spec contexts() -> [py_context:context()].
+contexts() ->
+    gen_server:call(?MODULE, contexts, infinity).
 
 %% @doc The function registered under Name (a binary, or an atom when
 %% Python passed an erlang.Atom).
@@ -123,6 +128,8 @@ handle_call({unregister, Name}, _From, #{contexts := Contexts} = State) ->
 handle_call({add_context, Context}, _From, #{contexts := Contexts} = State) ->
     Running = [C || C <- Contexts, maps:get(state, py_context:info(C)) =/= stopped],
     {reply, ok, State#{contexts := set_in_contexts([Context], names(), true) ++ Running}};
+handle_call(contexts, _From, #{contexts := Contexts} = State) ->
+    {reply, [C || C <- Contexts, maps:get(state, py_context:info(C)) =/= stopped], State};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 

@@ -28,7 +28,8 @@
          killed_forwarder_is_restarted_with_one_handler/1,
          logging_env_is_applied_at_start_and_a_bad_one_is_logged/1,
          bad_records_do_not_stop_the_ones_after/1,
-         many_records_from_many_threads_all_arrive/1]).
+         many_records_from_many_threads_all_arrive/1,
+         flood_past_the_queue_limit_is_dropped_and_counted/1]).
 %% logger handler callback
 -export([log/2]).
 
@@ -44,7 +45,8 @@ all() ->
      bad_options_are_rejected_and_change_nothing, level_none_gives_python_its_own_handling_back,
      application_restarts_leave_one_handler, killed_forwarder_is_restarted_with_one_handler,
      logging_env_is_applied_at_start_and_a_bad_one_is_logged,
-     bad_records_do_not_stop_the_ones_after, many_records_from_many_threads_all_arrive].
+     bad_records_do_not_stop_the_ones_after, many_records_from_many_threads_all_arrive,
+     flood_past_the_queue_limit_is_dropped_and_counted].
 
 %% Everything through logger's primary level; OTP's default handler (which
 %% the application lets [python] through) kept quiet.
@@ -210,7 +212,20 @@ records_from_an_owngil_context_reach_logger(_Config) ->
                 ok = py:configure_logging(#{level => info}),
                 {ok, 20} = py:eval(Ctx, <<"__import__('logging').getLogger().level">>),
                 ok = py:exec(Ctx, <<"logging.getLogger('suite.ctx').info('info in a context')">>),
-                {info, <<"info in a context">>, _} = next_record(<<"suite.ctx">>)
+                {info, <<"info in a context">>, _} = next_record(<<"suite.ctx">>),
+                %% A restarted py_logger takes the running context back.
+                Old = whereis(py_logger),
+                exit(Old, kill),
+                New = py_test_lib:wait_for(fun() ->
+                                                   case whereis(py_logger) of
+                                                       Old -> false;
+                                                       undefined -> false;
+                                                       Pid -> Pid
+                                                   end
+                                           end, 10000),
+                _ = sys:get_state(New),
+                ok = py:exec(Ctx, <<"logging.getLogger('suite.ctx').warning('after a restart')">>),
+                {warning, <<"after a restart">>, _} = next_record(<<"suite.ctx">>)
             after
                 py_context:stop(Ctx)
             end,
@@ -325,6 +340,44 @@ many_records_from_many_threads_all_arrive(_Config) ->
     [?assertEqual(lists:seq(0, Each - 1), [I || {T2, I} <- Got, T2 =:= T])
      || T <- lists:seq(0, Threads - 1)],
     no_more_records(<<"suite.many">>).
+
+%% py_logger held up (suspended) while Python logs 30 000 records: once it
+%% runs again it keeps 10 000 waiting at most, drops the rest and says how
+%% many; none goes missing unaccounted.
+flood_past_the_queue_limit_is_dropped_and_counted(_Config) ->
+    Total = 30000,
+    ok = sys:suspend(py_logger),
+    try
+        ok = py:exec(iolist_to_binary(["import logging\nl = logging.getLogger('suite.flood')\n"
+                                       "for i in range(", integer_to_list(Total), "): "
+                                       "l.warning('%d', i)\n"]))
+    after
+        ok = sys:resume(py_logger)
+    end,
+    Dropped = receive
+                  {logged, #{level := warning, msg := {Format, Args},
+                             meta := #{domain := [erlang_python]}}} ->
+                      Text = unicode:characters_to_binary(io_lib:format(Format, Args)),
+                      case re:run(Text, "^erlang_python: (\\d+) Python log records dropped",
+                                  [{capture, all_but_first, binary}]) of
+                          {match, [N]} -> binary_to_integer(N);
+                          nomatch -> ct:fail({unexpected_warning, Text})
+                      end
+              after py_test_lib:scaled(30000) ->
+                  ct:fail(no_drop_warning)
+              end,
+    Kept = count_records(<<"suite.flood">>, 0),
+    ct:log("~b records: ~b kept, ~b dropped", [Total, Kept, Dropped]),
+    ?assertEqual(Total, Kept + Dropped),
+    ?assert(Dropped > 0 andalso Kept >= 10000, {Kept, Dropped}).
+
+count_records(Name, N) ->
+    receive
+        {logged, #{meta := #{domain := [python], python_logger := Name}}} ->
+            count_records(Name, N + 1)
+    after py_test_lib:scaled(2000) ->
+        N
+    end.
 
 %%% Helpers
 

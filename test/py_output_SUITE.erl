@@ -26,7 +26,8 @@
          bad_output_option_is_rejected/1,
          contexts_print_to_the_callers_group_leader/1,
          many_lines_arrive_whole_and_in_order/1,
-         streams_keep_their_other_attributes/1]).
+         streams_keep_their_other_attributes/1,
+         print_while_a_call_converts_goes_to_the_terminal/1]).
 %% Run in a peer, and as a group leader.
 -export([print_from_here/2, capture/1]).
 
@@ -41,7 +42,7 @@ all() ->
      stuck_group_leader_does_not_hold_a_call_past_its_timeout,
      output_env_sets_the_default_and_a_bad_one_is_logged, bad_output_option_is_rejected,
      contexts_print_to_the_callers_group_leader, many_lines_arrive_whole_and_in_order,
-     streams_keep_their_other_attributes].
+     streams_keep_their_other_attributes, print_while_a_call_converts_goes_to_the_terminal].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erlang_python),
@@ -238,6 +239,30 @@ streams_keep_their_other_attributes(Config) ->
         {error, {'TypeError', _}} = py:exec(<<"sys.stdout.write(b'bytes')">>)
     end),
     ?assertEqual(<<"ab\n">>, captured(Config, <<"ab\n">>)).
+
+%% Python code that runs while a call to Erlang converts its values (an
+%% __index__ here; a __del__ during a collection the same) may print: the
+%% text goes to the terminal, since the thread's channel to Erlang is busy
+%% with the conversion, and the conversion goes on unharmed. An
+%% erlang.call made there is refused with a RuntimeError.
+print_while_a_call_converts_goes_to_the_terminal(Config) ->
+    ok = py:register_function(output_suite_echo, fun([X]) -> X end),
+    as_caller(Config, fun() ->
+        ok = py:exec(<<"import erlang\n"
+                       "class OutputSuiteNoisy:\n"
+                       "    def __index__(self):\n"
+                       "        print('during a conversion')\n"
+                       "        return 7\n"
+                       "class OutputSuiteCalling:\n"
+                       "    def __index__(self):\n"
+                       "        return erlang.call('output_suite_echo', 1)\n">>),
+        {ok, [7, 8]} = py:eval(<<"erlang.call('output_suite_echo', [OutputSuiteNoisy(), 8])">>),
+        {error, {_, Why}} =
+            py:eval(<<"erlang.call('output_suite_echo', [OutputSuiteCalling()])">>),
+        {match, _} = re:run(Why, "__index__"),
+        ok = py:exec(<<"print('marker')">>)
+    end),
+    ?assertEqual(<<"marker\n">>, captured(Config, <<"marker\n">>)).
 
 %%% Helpers
 

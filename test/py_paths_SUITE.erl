@@ -18,6 +18,7 @@
 -export([venv_packages_import_while_it_is_active_and_not_after/1,
          system_site_packages_venv_keeps_the_interpreters_packages/1,
          activating_a_second_venv_replaces_the_first/1,
+         concurrent_activations_leave_no_paths_behind/1,
          bad_venvs_are_rejected_and_change_nothing/1,
          add_path_puts_a_directory_in_front_once/1,
          reload_runs_a_changed_module_again/1,
@@ -36,7 +37,8 @@ suite() ->
 all() ->
     [venv_packages_import_while_it_is_active_and_not_after,
      system_site_packages_venv_keeps_the_interpreters_packages,
-     activating_a_second_venv_replaces_the_first, bad_venvs_are_rejected_and_change_nothing,
+     activating_a_second_venv_replaces_the_first, concurrent_activations_leave_no_paths_behind,
+     bad_venvs_are_rejected_and_change_nothing,
      add_path_puts_a_directory_in_front_once, reload_runs_a_changed_module_again,
      python_path_env_is_applied_in_order_and_bad_entries_are_logged,
      priv_python_of_loaded_applications_is_on_the_path,
@@ -138,6 +140,24 @@ activating_a_second_venv_replaces_the_first(Config) ->
     #{path := Second, paths := [SecondSite]} = py:venv_info(),
     ?assertEqual(?config(system_venv, Config), Second),
     ?assertEqual([SecondSite | Before], sys_path()),
+    ok = py:deactivate_venv(),
+    ?assertEqual(Before, sys_path()).
+
+%% Eight processes activating the two venvs at once, twenty times each:
+%% one venv is active at the end, with its own paths only, and
+%% deactivating it gives sys.path back as it was.
+concurrent_activations_leave_no_paths_behind(Config) ->
+    Before = sys_path(),
+    Venvs = [?config(venv, Config), ?config(system_venv, Config)],
+    py_test_lib:fan_out(fun(I) ->
+                                [ok = py:activate_venv(lists:nth((I + J) rem 2 + 1, Venvs))
+                                 || J <- lists:seq(1, 20)]
+                        end, lists:seq(1, 8)),
+    #{path := Active, paths := Paths} = py:venv_info(),
+    [Other] = Venvs -- [Active],
+    Now = sys_path(),
+    ?assertEqual(Paths, lists:sublist(Now, length(Paths))),
+    ?assertEqual([], [P || P <- Now, binary:longest_common_prefix([P, Other]) =:= byte_size(Other)]),
     ok = py:deactivate_venv(),
     ?assertEqual(Before, sys_path()).
 

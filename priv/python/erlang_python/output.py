@@ -36,9 +36,11 @@ class RoutedStream:
             try:
                 if erlang.call('_erlang_python.put_chars', owner, text):
                     return len(text)
-            except (RuntimeError, RecursionError):
-                # The application is not running, or the call is nested
-                # as deep as it may be: the terminal still takes it.
+            except (RuntimeError, RecursionError, ValueError):
+                # The application is not running, the call is nested as
+                # deep as it may be, this thread is converting another
+                # call's values, or the text cannot be UTF-8 (a lone
+                # surrogate): the terminal still takes it.
                 pass
         return self._original.write(text)
 

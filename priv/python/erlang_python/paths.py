@@ -12,9 +12,14 @@ import importlib
 import os
 import site
 import sys
+import threading
 
 # What the active venv changed: None, or a dict (see activate).
 _active = None
+# Held while a venv is activated or deactivated: site.addsitedir reads
+# files, letting other threads run, and two activations at once would
+# each miss the other's paths.
+_changing = threading.Lock()
 
 
 def add(path):
@@ -33,8 +38,13 @@ def activate(venv, site_packages, include_system):
     include_system, the interpreter's own site-packages directories out of
     sys.path, as a venv's own python would have them. Any venv active
     before is deactivated first."""
+    with _changing:
+        _activate(venv, site_packages, include_system)
+
+
+def _activate(venv, site_packages, include_system):
     global _active
-    deactivate()
+    _deactivate()
     before = list(sys.path)
     site.addsitedir(site_packages)
     added = [p for p in sys.path if p not in before]
@@ -64,6 +74,11 @@ def activate(venv, site_packages, include_system):
 def deactivate():
     """Undoes what activate() did, if a venv is active. Modules imported
     from it stay imported, as in any Python."""
+    with _changing:
+        _deactivate()
+
+
+def _deactivate():
     global _active
     if _active is None:
         return
