@@ -4,7 +4,9 @@
 # Python's own executable, as
 #     python bare_subinterpreters.py FIXTURES COUNT
 # Each interpreter runs the suite's fixtures (with a stand-in for the
-# erlang module) and one call, as the case's contexts do. Prints the
+# erlang module) and one call, as the case's contexts do, after what the
+# application sets up in each (a logging handler on the root logger, and
+# sys.stdout and sys.stderr wrapped: py_logger, py_output). Prints the
 # growth of this process's resident memory, in kB, over COUNT of them
 # after a first round of ten.
 import gc
@@ -30,10 +32,15 @@ except ImportError:
     def run(interp, code):
         interpreters.run_string(interp, code)
 
-STAND_IN = ("import sys, types\n"
+STAND_IN = ("import sys, types, logging\n"
             "erlang = types.ModuleType('erlang')\n"
             "erlang.Atom = str\n"
-            "sys.modules['erlang'] = erlang\n")
+            "sys.modules['erlang'] = erlang\n"
+            "logging.getLogger().addHandler(logging.Handler(30))\n"
+            "class Wrapped:\n"
+            "    def __init__(self, original): self.original = original\n"
+            "    def write(self, text): return self.original.write(text)\n"
+            "sys.stdout, sys.stderr = Wrapped(sys.stdout), Wrapped(sys.stderr)\n")
 
 
 def rss_kb():
