@@ -485,10 +485,9 @@ binary_to_py(const struct pyerl_conv *cv, ErlNifEnv *env, ERL_NIF_TERM term, con
         fail_at(PyExc_TypeError, p, "a bitstring whose size is not whole bytes has no Python form");
         return NULL;
     }
-    ascii = as == AS_BYTES ? 0 : pyerl_ascii_prefix(bin.data, bin.size);
     if (as == AS_BYTES) {
         obj = PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
-    } else if (ascii == bin.size) {
+    } else if ((ascii = pyerl_ascii_prefix(bin.data, bin.size)) == bin.size) {
         /* What the decoder would do, without reading the text again. */
         if ((obj = PyUnicode_New((Py_ssize_t)bin.size, 127))) {
             memcpy(PyUnicode_DATA(obj), bin.data, bin.size);

@@ -116,7 +116,8 @@ dispatch(ErlNifEnv *env, struct pyerl_request *req)
     return run.result;
 }
 
-/* A call's frame (protocol.h): Depth or {Depth, GroupLeader}. */
+/* A call's frame (protocol.h): Depth, or {Depth, Pid} where Pid is the
+ * process whose group leader the call's output goes to. */
 static int
 get_frame(ErlNifEnv *env, ERL_NIF_TERM term, struct pyerl_frame *frame)
 {

@@ -837,40 +837,17 @@ configure() ->
     Timeout = application:get_env(erlang_python, default_timeout, ?DEFAULT_TIMEOUT),
     persistent_term:put(?DEFAULT_TIMEOUT_KEY, Timeout),
     persistent_term:put(?DEFAULT_OUTPUT_KEY,
-                        case application:get_env(erlang_python, output, ?DEFAULT_OUTPUT) of
-                            Output when Output =:= group_leader; Output =:= terminal ->
-                                Output;
-                            Other ->
-                                logger:warning("erlang_python: output ~0p is neither group_leader "
-                                               "nor terminal; using ~p", [Other, ?DEFAULT_OUTPUT],
-                                               #{domain => [erlang_python]}),
-                                ?DEFAULT_OUTPUT
-                        end),
+                        choice_env(output, [group_leader, terminal], ?DEFAULT_OUTPUT)),
     %% One dirty I/O scheduler always stays free to admit new calls.
     Max = erlang:system_info(dirty_io_schedulers) - 1,
     ok = py_nif:set_dirty_limit(integer_env(dirty_call_limit, 0, Max, Max)),
     ok = py_nif:set_pool_limit(integer_env(max_pool_threads, 1, infinity, ?MAX_POOL_THREADS)),
     Depth = application:get_env(erlang_python, max_callback_depth, 64),
     ok = py_nif:set_max_depth(Depth),
-    BytesTuples = case application:get_env(erlang_python, bytes_tuples, false) of
-                      Bool when is_boolean(Bool) ->
-                          Bool;
-                      NotBool ->
-                          logger:warning("erlang_python: bytes_tuples ~0p is not a boolean; "
-                                         "using false", [NotBool], #{domain => [erlang_python]}),
-                          false
-                  end,
+    BytesTuples = choice_env(bytes_tuples, [false, true], false),
     ok = py_nif:set_bytes_tuples(BytesTuples),
     persistent_term:put(?BYTES_TUPLES_KEY, BytesTuples),
-    ok = py_nif:set_none_atom(
-           case application:get_env(erlang_python, none_atom, none) of
-               Atom when Atom =:= none; Atom =:= nil; Atom =:= undefined ->
-                   Atom;
-               NotNone ->
-                   logger:warning("erlang_python: none_atom ~0p is none of none, nil and "
-                                  "undefined; using none", [NotNone], #{domain => [erlang_python]}),
-                   none
-           end),
+    ok = py_nif:set_none_atom(choice_env(none_atom, [none, nil, undefined], none)),
     add_own_python_path(),
     ok = py_output:install(main),
     py_paths:apply_env().
@@ -884,6 +861,19 @@ integer_env(Key, Min, Max, Default) ->
         Other ->
             logger:warning("erlang_python: ~p ~p is not an integer from ~b to ~p; using ~b",
                            [Key, Other, Min, Max, Default]),
+            Default
+    end.
+
+%% The application environment's Key if it is one of Choices, else
+%% Default, with a warning.
+choice_env(Key, Choices, Default) ->
+    Value = application:get_env(erlang_python, Key, Default),
+    case lists:member(Value, Choices) of
+        true ->
+            Value;
+        false ->
+            logger:warning("erlang_python: ~p ~0p is none of ~0p; using ~p",
+                           [Key, Value, Choices, Default], #{domain => [erlang_python]}),
             Default
     end.
 
@@ -907,12 +897,6 @@ add_own_python_path() ->
 %% frame of the call that function runs in (py_handler): a call it makes
 %% is one deeper, and its output goes where that call's goes unless it
 %% says otherwise.
-frame(#{output := Output}) when Output =:= group_leader; Output =:= terminal ->
-    {ok, frame(Output)};
-frame(#{output := _}) ->
-    error;
-frame(Opts) when is_map(Opts) ->
-    {ok, frame(default)};
 frame(Output) ->
     {Depth, Inherited} = case get(?FRAME_KEY) of
                              undefined -> {0, undefined};
@@ -923,6 +907,15 @@ frame(Output) ->
         undefined -> Depth;
         Owner -> {Depth, Owner}
     end.
+
+%% The frame an options map asks for: {ok, Frame}, or error for an
+%% output that is none.
+opts_frame(#{output := Output}) when Output =:= group_leader; Output =:= terminal ->
+    {ok, frame(Output)};
+opts_frame(#{output := _}) ->
+    error;
+opts_frame(_Opts) ->
+    {ok, frame(default)}.
 
 output_to(terminal, _Inherited) -> undefined;
 output_to(group_leader, undefined) -> self();
@@ -979,7 +972,7 @@ gather_item(_Call) ->
 
 %% Opts: a timeout, or a map of options.
 with_opts(Opts, Run) when is_map(Opts) ->
-    case {maps:size(maps:without([timeout, return, output], Opts)), frame(Opts)} of
+    case {maps:size(maps:without([timeout, return, output], Opts)), opts_frame(Opts)} of
         {0, {ok, Frame}} ->
             Run(maps:get(timeout, Opts, default_timeout()), maps:get(return, Opts, value), Frame);
         _ ->
@@ -990,7 +983,7 @@ with_opts(Timeout, Run) ->
 
 %% A context's options: kwargs, timeout, return and output.
 with_context_opts(Context, Opts, Run) when is_map(Opts) ->
-    case {maps:size(maps:without([kwargs, timeout, return, output], Opts)), frame(Opts)} of
+    case {maps:size(maps:without([kwargs, timeout, return, output], Opts)), opts_frame(Opts)} of
         {0, {ok, Frame}} ->
             with_context(Context, fun(Ctx) ->
                 Run(Ctx, maps:get(kwargs, Opts, #{}), maps:get(timeout, Opts, default_timeout()),

@@ -26,10 +26,7 @@
 -spec add_path(file:filename_all()) ->
           ok | {error, {not_a_directory, binary()} | {badarg, path} | term()}.
 add_path(Path) ->
-    case directory(Path) of
-        {ok, Dir} -> done(call(add, [Dir], default));
-        {error, _} = Error -> Error
-    end.
+    add_path(Path, default).
 
 %% @doc Activates the virtual environment whose root is `Path' (made by
 %% `python -m venv' for this Python's version).
@@ -105,7 +102,7 @@ apply_env() ->
     case is_list(Paths) andalso lists:all(fun is_path/1, Paths) of
         true ->
             lists:foreach(fun(Path) ->
-                                  warn_on_error(python_path, Path, add_path_at_start(Path))
+                                  warn_on_error(python_path, Path, add_path(Path, infinity))
                           end, lists:reverse(Paths));
         false ->
             warn_on_error(python_path, Paths, {error, {badarg, python_path}})
@@ -135,9 +132,9 @@ preload() ->
 
 %%% Internals
 
-add_path_at_start(Path) ->
+add_path(Path, Timeout) ->
     case directory(Path) of
-        {ok, Dir} -> call(add, [Dir], infinity);
+        {ok, Dir} -> done(call(add, [Dir], Timeout));
         {error, _} = Error -> Error
     end.
 
