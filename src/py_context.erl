@@ -29,6 +29,7 @@
 
 -export([new/0, new/1, stop/1, stop/2, is_context/1, info/1, whereis/1]).
 -export([start_link/1, child_spec/1]).
+-export([running/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -export_type([context/0, mode/0]).
@@ -114,6 +115,12 @@ is_context(Term) ->
             calls := non_neg_integer()} | {error, {badarg, context}}.
 info(Context) ->
     py_nif:context_info(Context).
+
+%% @private
+%% @doc Those of Contexts that are not stopped.
+-spec running([context()]) -> [context()].
+running(Contexts) ->
+    [C || C <- Contexts, maps:get(state, info(C)) =/= stopped].
 
 %% @doc The context started under the name `Name' by start_link/1, or
 %% `undefined'.

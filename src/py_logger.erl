@@ -94,8 +94,8 @@ handle_call({configure, Config}, _From, #{contexts := Contexts} = State) ->
     Reply = apply_config(main, Config),
     {reply, Reply, State#{config := Config, contexts := in_contexts(Contexts, Config)}};
 handle_call({add_context, Context}, _From, #{config := Config, contexts := Contexts} = State) ->
-    Running = [C || C <- Contexts, maps:get(state, py_context:info(C)) =/= stopped],
-    {reply, ok, State#{contexts := in_contexts([Context], Config) ++ Running}};
+    {reply, ok,
+     State#{contexts := in_contexts([Context], Config) ++ py_context:running(Contexts)}};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_request}, State}.
 

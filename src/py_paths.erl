@@ -96,7 +96,7 @@ apply_env() ->
         {ok, Venv} -> warn_on_error(venv, Venv, activate_venv(Venv));
         undefined -> ok
     end,
-    lists:foreach(fun(Dir) -> warn_on_error(priv_python, Dir, call(add, [Dir], infinity)) end,
+    lists:foreach(fun(Dir) -> warn_on_error(priv_python, Dir, add_path(Dir, infinity)) end,
                   application_priv_dirs()),
     Paths = application:get_env(erlang_python, python_path, []),
     case is_list(Paths) andalso lists:all(fun is_path/1, Paths) of

@@ -126,10 +126,10 @@ handle_call({unregister, Name}, _From, #{contexts := Contexts} = State) ->
     true = ets:delete(?TABLE, Name),
     {reply, ok, State#{contexts := Live}};
 handle_call({add_context, Context}, _From, #{contexts := Contexts} = State) ->
-    Running = [C || C <- Contexts, maps:get(state, py_context:info(C)) =/= stopped],
+    Running = py_context:running(Contexts),
     {reply, ok, State#{contexts := set_in_contexts([Context], names(), true) ++ Running}};
 handle_call(contexts, _From, #{contexts := Contexts} = State) ->
-    {reply, [C || C <- Contexts, maps:get(state, py_context:info(C)) =/= stopped], State};
+    {reply, py_context:running(Contexts), State};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 

@@ -214,16 +214,7 @@ records_from_an_owngil_context_reach_logger(_Config) ->
                 ok = py:exec(Ctx, <<"logging.getLogger('suite.ctx').info('info in a context')">>),
                 {info, <<"info in a context">>, _} = next_record(<<"suite.ctx">>),
                 %% A restarted py_logger takes the running context back.
-                Old = whereis(py_logger),
-                exit(Old, kill),
-                New = py_test_lib:wait_for(fun() ->
-                                                   case whereis(py_logger) of
-                                                       Old -> false;
-                                                       undefined -> false;
-                                                       Pid -> Pid
-                                                   end
-                                           end, 10000),
-                _ = sys:get_state(New),
+                kill_and_await_logger(),
                 ok = py:exec(Ctx, <<"logging.getLogger('suite.ctx').warning('after a restart')">>),
                 {warning, <<"after a restart">>, _} = next_record(<<"suite.ctx">>)
             after
@@ -271,17 +262,7 @@ application_restarts_leave_one_handler(_Config) ->
     no_more_records(<<"suite.restart">>).
 
 killed_forwarder_is_restarted_with_one_handler(_Config) ->
-    Old = whereis(py_logger),
-    exit(Old, kill),
-    New = py_test_lib:wait_for(fun() ->
-                                       case whereis(py_logger) of
-                                           undefined -> false;
-                                           Old -> false;
-                                           Pid -> Pid
-                                       end
-                               end, 10000),
-    %% Registered before its init has run: answering, it has.
-    _ = sys:get_state(New),
+    kill_and_await_logger(),
     1 = our_handlers(),
     ok = py:exec(<<"import logging\nlogging.getLogger('suite.killed').warning('after')">>),
     {warning, <<"after">>, _} = next_record(<<"suite.killed">>).
@@ -380,6 +361,21 @@ count_records(Name, N) ->
     end.
 
 %%% Helpers
+
+%% Kills py_logger and returns once its successor has run its init.
+kill_and_await_logger() ->
+    Old = whereis(py_logger),
+    exit(Old, kill),
+    New = py_test_lib:wait_for(fun() ->
+                                       case whereis(py_logger) of
+                                           undefined -> false;
+                                           Old -> false;
+                                           Pid -> Pid
+                                       end
+                               end, 10000),
+    %% Registered before its init has run: answering, it has.
+    _ = sys:get_state(New),
+    ok.
 
 %% The next record logged under Name: {Level, Text, Metadata}; fails the
 %% case if none comes within 5 s (scaled).

@@ -54,12 +54,13 @@ init_per_suite(Config) ->
     {ok, Exe} = py:eval(<<"__import__('sys').executable">>),
     Venv = filename:join(Dir, "venv"),
     SystemVenv = filename:join(Dir, "system_venv"),
-    run(Exe, ["-m", "venv", Venv]),
-    run(Exe, ["-m", "venv", "--without-pip", "--system-site-packages", SystemVenv]),
+    ok = py_test_lib:command_ok(Exe, ["-m", "venv", Venv], ".", []),
+    ok = py_test_lib:command_ok(Exe, ["-m", "venv", "--without-pip", "--system-site-packages",
+                                      SystemVenv], ".", []),
     Wheel = make_wheel(Dir),
-    run(filename:join([Venv, "bin", "python"]),
-        ["-m", "pip", "install", "--no-index", "--no-deps", "--disable-pip-version-check",
-         "--quiet", Wheel]),
+    ok = py_test_lib:command_ok(filename:join([Venv, "bin", "python"]),
+                                ["-m", "pip", "install", "--no-index", "--no-deps",
+                                 "--disable-pip-version-check", "--quiet", Wheel], ".", []),
     {ok, SysPath} = py:eval(<<"list(__import__('sys').path)">>),
     [{venv, list_to_binary(Venv)}, {system_venv, list_to_binary(SystemVenv)},
      {sys_path, SysPath} | Config].
@@ -342,13 +343,6 @@ preload_runs_at_every_start_and_a_failing_one_is_logged(_Config) ->
     end.
 
 %%% Helpers
-
-%% Runs Exe with Args; fails the case with its output unless it exits 0.
-run(Exe, Args) ->
-    case py_test_lib:command(Exe, Args, ".", []) of
-        {0, _} -> ok;
-        {Status, Output} -> ct:fail({command_failed, Exe, Args, Status, Output})
-    end.
 
 %% A wheel of the package vpkg_demo, written by hand (a wheel is a zip
 %% file), so that pip installs it with nothing to build: vpkg_demo, a

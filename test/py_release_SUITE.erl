@@ -30,12 +30,12 @@ init_per_suite(Config) ->
                               ["_build", "_checkouts"]),
     ok = filelib:ensure_dir(filename:join([Dir, "_checkouts", "x"])),
     ok = file:make_symlink(Source, filename:join([Dir, "_checkouts", "erlang_python"])),
-    run(Dir, os:find_executable("rebar3"), ["release"], []),
+    ok = py_test_lib:command_ok(os:find_executable("rebar3"), ["release"], Dir, []),
     Bin = filename:join([Dir, "_build", "default", "rel", "greeter", "bin", "greeter"]),
     Env = [{"GREETER_NODE", "greeter_ct_" ++ os:getpid()},
            {"GREETER_COOKIE", "ct_" ++ integer_to_list(erlang:unique_integer([positive]))},
            {"RELX_REPLACE_OS_VARS", "true"}],
-    run(Dir, Bin, ["daemon"], Env),
+    ok = py_test_lib:command_ok(Bin, ["daemon"], Dir, Env),
     py_test_lib:wait_until(fun() -> command(Dir, Bin, ["ping"], Env) =:= {0, <<"pong\n">>} end,
                            30000),
     [{release_dir, Dir}, {bin, Bin}, {env, Env} | Config].
@@ -93,13 +93,6 @@ eval(Config, Expr) ->
                  ?config(env, Config)) of
         {0, Output} -> Output;
         Failed -> ct:fail({eval_failed, Expr, Failed})
-    end.
-
-%% Runs Exe in Dir; fails the case with its output unless it exits 0.
-run(Dir, Exe, Args, Env) ->
-    case command(Dir, Exe, Args, Env) of
-        {0, _} -> ok;
-        {Status, Output} -> ct:fail({command_failed, Exe, Args, Status, Output})
     end.
 
 command(Dir, Exe, Args, Env) ->

@@ -20,7 +20,7 @@
 %% Many processes at once.
 -export([fan_out/2, fan_out_start/2, fan_out_results/1]).
 %% Commands and copies, for the suites that build what a user builds.
--export([command/4, copy_dir/3]).
+-export([command/4, command_ok/4, copy_dir/3]).
 %% What the application logs.
 -export([warning_of/1, log/2]).
 
@@ -329,6 +329,15 @@ command(Exe, Args, Dir, Env) ->
                      [{args, Args}, {cd, Dir}, {env, Env}, exit_status, stderr_to_stdout, binary]),
     Deadline = deadline(240000),
     command_output(Port, Exe, Args, Deadline, []).
+
+%% @doc command/4, failing the case with the command's output unless it
+%% exits 0.
+-spec command_ok(file:filename(), [string()], file:filename(), [{string(), string()}]) -> ok.
+command_ok(Exe, Args, Dir, Env) ->
+    case command(Exe, Args, Dir, Env) of
+        {0, _} -> ok;
+        {Status, Output} -> ct:fail({command_failed, Exe, Args, Status, Output})
+    end.
 
 command_output(Port, Exe, Args, Deadline, Output) ->
     receive
